@@ -1,0 +1,69 @@
+# ibc: `make` builds bin/ibc; `make test` installs dependencies, builds and runs every test.
+BUILD   ?= build
+BIN     ?= bin/ibc
+CC      := mpicc
+PKGS    := jansson openblas libpcre2-8 libutf8proc inih hdf5-openmpi
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# GSL without its own CBLAS: OpenBLAS provides cblas_* for both.
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgsl -lcsv -lm
+TESTLIBS := -lcmocka
+
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/%.o)
+TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+
+.PHONY: all deps test asan bench fuzz demo clean
+all: $(BIN)
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/%.o: src/%.c $(wildcard include/ibc/*.h) | $(BUILD)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libibc.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BIN): $(BUILD)/main.o $(BUILD)/libibc.a
+	@mkdir -p $(dir $(BIN))
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libibc.a
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(CFLAGS) $< $(BUILD)/libibc.a -o $@ $(LDFLAGS) $(LDLIBS) $(TESTLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libibc.a
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(CFLAGS) $< $(BUILD)/libibc.a -o $@ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD):
+	@mkdir -p $(BUILD)
+
+# The README's test command: fresh Debian 12 -> dependencies, build, every test.
+test: deps
+	@$(MAKE) --no-print-directory all tests
+	@BUILD=$(BUILD) IBC_BIN=$(BIN) bash scripts/run-tests.sh
+
+tests: $(BIN) $(TESTS)
+
+# AddressSanitizer + UndefinedBehaviorSanitizer build of everything, then the whole test run.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/ibc \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" all tests
+	@BUILD=build-asan IBC_BIN=build-asan/ibc ASAN_OPTIONS=detect_leaks=0 bash scripts/run-tests.sh
+
+bench: all $(BENCHES)
+	@bash bench/run.sh
+
+fuzz: deps
+	@bash fuzz/run.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/demo.sh
+
+clean:
+	rm -rf build build-asan build-fuzz bin

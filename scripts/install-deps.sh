@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ibc builds, tests and runs with. Idempotent: a package already
+# installed is not touched, and nothing is fetched when all are present.
+set -euo pipefail
+
+PKGS=(
+  build-essential pkg-config clang
+  libopenmpi-dev openmpi-bin          # MPI
+  libopenblas-dev                     # sgemm
+  libhdf5-openmpi-dev hdf5-tools      # parallel HDF5, h5dump
+  libcsv-dev                          # benchmark tables
+  libjansson-dev                      # JSON: safetensors headers, config.json, tokenizer.json
+  libpcre2-dev libutf8proc-dev        # tokenizer regexes and normalisers
+  libinih-dev                         # job files
+  libgsl-dev                          # statistics
+  libcmocka-dev                       # unit tests
+  gnuplot-nox                         # plots
+  fortunes                            # the demo corpus
+  python3-numpy python3-scipy         # reference values in tests
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,128 @@
+// ibc: the command-line program. Each subcommand parses its arguments, calls the library, and
+// turns an error into one line on stderr and exit status 2 (bad input) or 1 (system failure).
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ibc/err.h"
+#include "ibc/io.h"
+#include "ibc/model.h"
+#include "ibc/npy.h"
+
+static const char USAGE[] =
+    "usage: ibc COMMAND [ARGS]\n"
+    "  inspect DIR                               architecture, sizes and dtype of a checkpoint\n"
+    "  hidden DIR --ids 1,2,3 --out FILE.npy [--logits FILE.npy]\n"
+    "                                            hidden states [L+1, T, d] of one sequence\n";
+
+static int fail(const ibc_err *e) {
+    fprintf(stderr, "ibc: %s\n", e->msg);
+    return ibc_exit_status(e->code);
+}
+
+static int usage_error(const char *msg) {
+    fprintf(stderr, "ibc: %s\n%s", msg, USAGE);
+    return 2;
+}
+
+static int cmd_inspect(int argc, char **argv) {
+    if (argc != 1) return usage_error("inspect takes one checkpoint folder");
+    ibc_err e = {0};
+    model m;
+    if (model_load(argv[0], &m, &e)) return fail(&e);
+    const model_config *c = &m.c;
+    printf("checkpoint   %s\n", argv[0]);
+    printf("architecture %s\n", config_arch_name(c->arch));
+    printf("parameters   %lld\n", (long long)m.n_params);
+    printf("d            %d\n", c->d);
+    printf("layers       %d\n", c->n_layers);
+    printf("heads        %d\n", c->n_heads);
+    printf("kv_heads     %d\n", c->n_kv_heads);
+    printf("head_dim     %d\n", c->head_dim);
+    printf("d_ff         %d\n", c->d_ff);
+    printf("vocab        %d\n", c->vocab);
+    printf("tied         %s\n", c->tied ? "yes" : "no");
+    printf("dtype        %s\n", m.file_dtype);
+    printf("bytes        %lld\n", (long long)m.file_bytes);
+    model_free(&m);
+    return 0;
+}
+
+// Parses "1,2,3" into a malloc'd array.
+static int parse_ids(const char *s, int32_t **ids, int *n) {
+    int cap = 16;
+    *n = 0;
+    *ids = malloc(sizeof(int32_t) * (size_t)cap);
+    while (*ids && *s) {
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (end == s || errno || v < 0 || v > INT32_MAX || (*end && *end != ',')) return -1;
+        if (*n == cap) {
+            int32_t *p = realloc(*ids, sizeof(int32_t) * (size_t)(cap *= 2));
+            if (!p) return -1;
+            *ids = p;
+        }
+        (*ids)[(*n)++] = (int32_t)v;
+        s = *end ? end + 1 : end;
+    }
+    return *ids && *n > 0 ? 0 : -1;
+}
+
+static int write_layer(void *ctx, int l, const float *h, int T, int d) {
+    (void)l;
+    return fwrite(h, sizeof(float), (size_t)T * d, ((io_file *)ctx)->f) == (size_t)T * d ? 0 : IBC_ESYS;
+}
+
+static int cmd_hidden(int argc, char **argv) {
+    const char *dir = NULL, *ids_s = NULL, *out = NULL, *lout = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--ids") && i + 1 < argc) ids_s = argv[++i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--logits") && i + 1 < argc) lout = argv[++i];
+        else if (argv[i][0] != '-' && !dir) dir = argv[i];
+        else return usage_error("hidden: unexpected argument");
+    }
+    if (!dir || !ids_s || !out) return usage_error("hidden needs DIR, --ids and --out");
+    int32_t *ids = NULL;
+    int T;
+    if (parse_ids(ids_s, &ids, &T)) {
+        free(ids);
+        return usage_error("--ids: expected comma-separated non-negative integers");
+    }
+    ibc_err e = {0};
+    model m;
+    if (model_load(dir, &m, &e)) { free(ids); return fail(&e); }
+    float *logits = lout ? malloc(sizeof(float) * (size_t)T * m.c.vocab) : NULL;
+    io_file w;
+    int rc = io_begin(&w, out, &e);
+    if (rc == 0) {
+        int64_t shape[3] = {m.c.n_layers + 1, T, m.c.d};
+        npy_write_header(w.f, 3, shape);
+        rc = model_forward(&m, ids, T, write_layer, &w, logits, &e);
+        if (rc == IBC_ESYS && !e.code) ibc_fail(&e, rc, "%s: write failed", out);
+        if (rc == 0) rc = io_commit(&w, &e);
+        else io_abort(&w);
+    }
+    if (rc == 0 && lout) {
+        int64_t shape[2] = {T, m.c.vocab};
+        rc = npy_write(lout, 2, shape, logits, &e);
+    }
+    free(logits);
+    free(ids);
+    model_free(&m);
+    return rc ? fail(&e) : 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
+    if (!strcmp(cmd, "hidden")) return cmd_hidden(argc - 2, argv + 2);
+    fprintf(stderr, "ibc: unknown command %s\n%s", cmd, USAGE);
+    return 2;
+}
