@@ -21,22 +21,22 @@ deps:
 	@bash scripts/install-deps.sh
 
 $(BUILD)/%.o: src/%.c $(wildcard include/ibc/*.h) | $(BUILD)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "CC $<"; $(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libibc.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BIN): $(BUILD)/main.o $(BUILD)/libibc.a
 	@mkdir -p $(dir $(BIN))
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+	@echo "LD $@"; $(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libibc.a
 	@mkdir -p $(BUILD)/tests
-	$(CC) $(CFLAGS) $< $(BUILD)/libibc.a -o $@ $(LDFLAGS) $(LDLIBS) $(TESTLIBS)
+	@echo "CC $<"; $(CC) $(CFLAGS) $< $(BUILD)/libibc.a -o $@ $(LDFLAGS) $(LDLIBS) $(TESTLIBS)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libibc.a
 	@mkdir -p $(BUILD)/bench
-	$(CC) $(CFLAGS) $< $(BUILD)/libibc.a -o $@ $(LDFLAGS) $(LDLIBS)
+	@echo "CC $<"; $(CC) $(CFLAGS) $< $(BUILD)/libibc.a -o $@ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD):
 	@mkdir -p $(BUILD)

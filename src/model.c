@@ -32,7 +32,9 @@ static const st_tensor *find(loader *ld, const char *name) {
 static float *load(loader *ld, const char *name, int64_t rows, int64_t cols) {
     const st_tensor *t = find(ld, name);
     if (!t) {
-        ibc_fail(ld->err, IBC_EINPUT, "%s: missing tensor %s%s", ld->m->dir, ld->prefix, name);
+        ibc_fail(ld->err, IBC_EINPUT, "%s%s: missing tensor %s%s", ld->m->dir,
+                 ld->st.nfiles == 1 ? "/model.safetensors" : "/model.safetensors.index.json",
+                 ld->prefix, name);
         return NULL;
     }
     int ok = cols ? (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols)

@@ -13,6 +13,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+// Test paths are short temp names; truncation warnings on them are noise.
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
 // The shared fixtures: $IBC_FIXTURES, else ../shared/fixtures from the project root (tests run
 // from there). NULL when absent; tests then skip with a visible message, never pass.
 static inline const char *fx_dir(void) {
