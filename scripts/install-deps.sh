@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config clang
   libopenmpi-dev openmpi-bin          # MPI
-  libopenblas-dev                     # sgemm
+  libopenblas-dev libopenblas-openmp-dev  # sgemm (the OpenMP build is the one ibc links)
   libhdf5-openmpi-dev hdf5-tools      # parallel HDF5, h5dump
   libcsv-dev                          # benchmark tables
   libjansson-dev                      # JSON: safetensors headers, config.json, tokenizer.json

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,7 +308,7 @@ typedef struct {
     float *o2;   // [T, d] second sub-block output (parallel residual)
     float *qkv;  // [T, (H+2KV)*D]
     float *att;  // [T, H*D]
-    float *s;    // [T, T] attention scores of one head
+    float *s;    // [threads, ATT_BLOCK, T] attention scores, one block per thread
     float *up;   // [T, F or 2F]
     float *cs;   // [T, rot/2] cos, then [T, rot/2] sin
 } scratch;
@@ -322,6 +323,7 @@ static void linear(const float *x, int T, int in, int ldx, const float *W, const
 
 // LayerNorm (biased variance) or RMSNorm over rows of length n, statistics in double.
 static void norm(const model_config *c, const float *x, int T, int n, const float *w, const float *b, float *y) {
+#pragma omp parallel for if (T > 1) schedule(static)
     for (int t = 0; t < T; t++) {
         const float *xr = x + (size_t)t * n;
         float *yr = y + (size_t)t * n;
@@ -348,6 +350,7 @@ static float act(model_act a, float x) {
 static void rope(float *v, int T, int ld, int heads, int D, int rot, const float *cs) {
     int half = rot / 2;
     const float *sn = cs + (size_t)T * half;
+#pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++)
         for (int h = 0; h < heads; h++) {
             float *p = v + (size_t)t * ld + (size_t)h * D;
@@ -367,18 +370,22 @@ static void attention(const model_config *c, scratch *s, int T) {
     int H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, ld = (H + 2 * KV) * D;
     int W = c->sliding_window;
     float scale = 1.0f / sqrtf((float)D);
+    int nblk = (T + ATT_BLOCK - 1) / ATT_BLOCK;
+    // (head, row block) pairs in parallel; sgemm runs on the calling thread inside the region.
+#pragma omp parallel for collapse(2) schedule(dynamic)
     for (int h = 0; h < H; h++) {
-        int g = h / (H / KV); // GQA: repeat_interleave of kv heads
-        const float *q = s->qkv + (size_t)h * D, *k = s->qkv + (size_t)(H + g) * D,
-                    *v = s->qkv + (size_t)(H + KV + g) * D;
-        for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
-            int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T;
+        for (int b = 0; b < nblk; b++) {
+            int g = h / (H / KV); // GQA: repeat_interleave of kv heads
+            const float *q = s->qkv + (size_t)h * D, *k = s->qkv + (size_t)(H + g) * D,
+                        *v = s->qkv + (size_t)(H + KV + g) * D;
+            float *sc = s->s + (size_t)omp_get_thread_num() * ATT_BLOCK * T;
+            int r0 = b * ATT_BLOCK, r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T;
             int k0 = W && r0 - W + 1 > 0 ? r0 - W + 1 : 0; // first key any row of the block sees
             int nk = r1 - k0;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, nk, D, scale,
-                        q + (size_t)r0 * ld, ld, k + (size_t)k0 * ld, ld, 0.0f, s->s, nk);
+                        q + (size_t)r0 * ld, ld, k + (size_t)k0 * ld, ld, 0.0f, sc, nk);
             for (int i = r0; i < r1; i++) {
-                float *row = s->s + (size_t)(i - r0) * nk;
+                float *row = sc + (size_t)(i - r0) * nk;
                 int lo = W && i - W + 1 > k0 ? i - W + 1 : k0; // keys lo..i are visible
                 float mx = -INFINITY, sum = 0;
                 for (int j = lo; j <= i; j++) mx = fmaxf(mx, row[j - k0]);
@@ -389,7 +396,7 @@ static void attention(const model_config *c, scratch *s, int T) {
                 }
                 for (int j = lo; j <= i; j++) row[j - k0] /= sum;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, nk, 1.0f, s->s, nk,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, nk, 1.0f, sc, nk,
                         v + (size_t)k0 * ld, ld, 0.0f, s->att + (size_t)r0 * H * D + (size_t)h * D, H * D);
         }
     }
@@ -423,6 +430,7 @@ static void mlp_block(const model *m, const model_layer *L, scratch *s, const fl
     int F = c->d_ff;
     if (c->gated_mlp) {
         linear(in, T, c->d, c->d, L->wup, L->bup, 2 * F, s->up);
+#pragma omp parallel for schedule(static)
         for (int t = 0; t < T; t++) { // act(gate) * up, into the gate half
             float *r = s->up + (size_t)t * 2 * F;
             for (int j = 0; j < F; j++) r[j] = act(c->act, r[j]) * r[F + j];
@@ -430,12 +438,14 @@ static void mlp_block(const model *m, const model_layer *L, scratch *s, const fl
         linear(s->up, T, F, 2 * F, L->wdown, L->bdown, c->d, out);
     } else {
         linear(in, T, c->d, c->d, L->wup, L->bup, F, s->up);
+#pragma omp parallel for schedule(static)
         for (size_t j = 0; j < (size_t)T * F; j++) s->up[j] = act(c->act, s->up[j]);
         linear(s->up, T, F, F, L->wdown, L->bdown, c->d, out);
     }
 }
 
 static void add(float *x, const float *y, size_t n) {
+#pragma omp parallel for if (n > 4096) schedule(static)
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
@@ -454,6 +464,7 @@ static void block(const model *m, const model_layer *L, scratch *s, int T) {
         attn_block(m, L, s, s->xn, T);
         norm(c, s->x, T, c->d, L->ln2_w, L->ln2_b, s->xn);
         mlp_block(m, L, s, s->xn, s->o2, T);
+#pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) s->x[i] += s->o2[i] + s->o[i];
     } else { // pre-norm: h += attn(ln1(h)); h += mlp(ln2(h))
         norm(c, s->x, T, c->d, L->ln1_w, L->ln1_b, s->xn);
@@ -476,7 +487,7 @@ int model_forward(const model *m, const int32_t *ids, int T, model_layer_cb cb, 
             return ibc_fail(err, IBC_EINPUT, "%s: token id %d at position %d is outside the vocabulary of %d",
                             m->dir, ids[t], t, c->vocab);
     int d = c->d, H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, F = c->d_ff;
-    size_t Td = (size_t)T * d, blk = (size_t)(T < ATT_BLOCK ? T : ATT_BLOCK);
+    size_t Td = (size_t)T * d, blk = (size_t)omp_get_max_threads() * ATT_BLOCK;
     size_t sizes[] = {Td, Td, Td, Td, (size_t)T * (H + 2 * KV) * D, (size_t)T * H * D, blk * T,
                       (size_t)T * (c->gated_mlp ? 2 : 1) * F, (size_t)T * (c->rot_dim + 1)};
     scratch s;

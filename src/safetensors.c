@@ -136,6 +136,29 @@ done:
     return rc;
 }
 
+// Validates the header of a whole file image buf[len] and fills f->tensors.
+static int validate(st_file *f, const uint8_t *p, size_t len, ibc_err *err) {
+    if (len < 8)
+        return ibc_fail(err, IBC_EINPUT, "%s: truncated: %zu bytes, no 8-byte header length", f->path, len);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = (n << 8) | p[i]; // little-endian u64
+    if (n > ST_MAX_HEADER)
+        return ibc_fail(err, IBC_EINPUT, "%s: header length %llu exceeds the %u-byte limit", f->path,
+                        (unsigned long long)n, ST_MAX_HEADER);
+    if (n > len - 8)
+        return ibc_fail(err, IBC_EINPUT, "%s: header length %llu runs past the end of the %zu-byte file",
+                        f->path, (unsigned long long)n, len);
+    return parse_header(f, p + 8, (size_t)n, p + 8 + n, len - 8 - n, err);
+}
+
+int st_open_buffer(const void *buf, size_t len, const char *name, st_file *f, ibc_err *err) {
+    memset(f, 0, sizeof *f);
+    if (!(f->path = strdup(name))) return ibc_fail(err, IBC_ESYS, "out of memory");
+    int rc = validate(f, buf, len, err);
+    if (rc) st_close(f);
+    return rc;
+}
+
 int st_open(const char *path, st_file *f, ibc_err *err) {
     memset(f, 0, sizeof *f);
     if (!(f->path = strdup(path))) return ibc_fail(err, IBC_ESYS, "out of memory");
@@ -161,19 +184,7 @@ int st_open(const char *path, st_file *f, ibc_err *err) {
         }
     }
     close(fd);
-    if (rc == 0) {
-        const uint8_t *p = f->map;
-        uint64_t n = 0;
-        for (int i = 7; i >= 0; i--) n = (n << 8) | p[i]; // little-endian u64
-        if (n > ST_MAX_HEADER)
-            rc = ibc_fail(err, IBC_EINPUT, "%s: header length %llu exceeds the %u-byte limit", path,
-                          (unsigned long long)n, ST_MAX_HEADER);
-        else if (n > f->map_len - 8)
-            rc = ibc_fail(err, IBC_EINPUT, "%s: header length %llu runs past the end of the %zu-byte file",
-                          path, (unsigned long long)n, f->map_len);
-        else
-            rc = parse_header(f, p + 8, (size_t)n, p + 8 + n, f->map_len - 8 - n, err);
-    }
+    if (rc == 0) rc = validate(f, f->map, f->map_len, err);
     if (rc != 0) st_close(f);
     return rc;
 }

@@ -58,6 +58,9 @@ typedef struct {
 // Maps and validates one file. On error nothing is left mapped.
 int st_open(const char *path, st_file *f, ibc_err *err);
 void st_close(st_file *f);
+// The same validation on a file image in memory (fuzzing); tensors point into buf, which the
+// caller keeps alive and frees.
+int st_open_buffer(const void *buf, size_t len, const char *name, st_file *f, ibc_err *err);
 
 // Opens DIR/model.safetensors, or DIR/model.safetensors.index.json and its shards.
 int st_set_open(const char *dir, st_set *s, ibc_err *err);

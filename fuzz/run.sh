@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds each fuzz/fuzz_*.c with clang's libFuzzer + ASan + UBSan and runs it for
+# FUZZ_SECONDS (default 60) from seeds generated here. Crashes land in build-fuzz/<target>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${FUZZ_SECONDS:-60}
+OUT=build-fuzz
+mkdir -p "$OUT"
+FLAGS="-g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iinclude $(pkg-config --cflags jansson libpcre2-8 libutf8proc)"
+LIBS="$(pkg-config --libs jansson libpcre2-8 libutf8proc) -lm"
+# Library sources each target needs (no MPI, no BLAS).
+declare -A SRCS=(
+  [fuzz_safetensors]="src/safetensors.c src/io.c src/err.c"
+  [fuzz_config]="src/config.c src/io.c src/err.c"
+)
+seed() { # target dir
+  case $1 in
+    fuzz_safetensors)
+      printf '%s' '{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"BF16","shape":[3],"data_offsets":[16,22]}}' >"$2/h.json"
+      /usr/bin/python3 - "$2" <<'PY'
+import struct, sys
+h = open(sys.argv[1] + "/h.json", "rb").read()
+open(sys.argv[1] + "/seed1", "wb").write(struct.pack("<Q", len(h)) + h + bytes(22))
+PY
+      rm "$2/h.json" ;;
+    fuzz_config)
+      for a in llama gpt2 gpt_neox gemma olmo2 qwen2 mistral; do
+        printf '{"model_type":"%s","hidden_size":8,"n_embd":8,"num_hidden_layers":1,"n_layer":1,"num_attention_heads":2,"n_head":2,"intermediate_size":16,"vocab_size":16,"n_positions":8,"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192}}' "$a" >"$2/$a.json"
+      done ;;
+  esac
+}
+status=0
+for t in "${!SRCS[@]}"; do
+  [ -n "${FUZZ_ONLY:-}" ] && [ "$t" != "$FUZZ_ONLY" ] && continue
+  clang $FLAGS "fuzz/$t.c" ${SRCS[$t]} -o "$OUT/bin-$t" $LIBS
+  mkdir -p "$OUT/$t/corpus"
+  seed "$t" "$OUT/$t/corpus"
+  echo "fuzz: $t for ${SECS}s"
+  if ! (cd "$OUT/$t" && "../bin-$t" -max_total_time="$SECS" -print_final_stats=1 corpus 2>&1 | tail -12); then status=1; fi
+  ls "$OUT/$t"/crash-* >/dev/null 2>&1 && { echo "fuzz: $t found crashes:"; ls "$OUT/$t"/crash-*; status=1; }
+done
+exit $status

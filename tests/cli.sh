@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Command-line tests: `ibc inspect` and `ibc hidden` on the shared fixtures. Prints TAP-style
+# "ok", "not ok" and "skip" lines that scripts/run-tests.sh counts.
+set -u
+IBC=${IBC_BIN:-bin/ibc}
+FX=${IBC_FIXTURES:-../shared/fixtures}
+PY=/usr/bin/python3   # Debian's, where python3-numpy is installed
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+check() { if eval "$2"; then echo "ok $1"; else echo "not ok $1"; fi; }
+
+if [ ! -d "$FX/hf-tiny" ]; then
+  echo "skip inspect/hidden: fixtures folder absent (set IBC_FIXTURES)"; exit 0
+fi
+
+out=$("$IBC" inspect "$FX/hf-tiny/gemma")
+check "inspect gemma reports its shape" \
+  'grep -q "architecture gemma" <<<"$out" && grep -q "head_dim     32" <<<"$out" && grep -q "kv_heads     1" <<<"$out"'
+out=$("$IBC" inspect "$FX/hf-tiny/llama_bf16")
+check "inspect llama_bf16 reports BF16" 'grep -q "dtype        BF16" <<<"$out"'
+
+# hidden: row 0 of the hf-tiny batch; compare every layer and the logits with numpy
+# (tolerance as in test_model: 1e-4 of each tensor's scale).
+for m in gpt2 llama3 olmo2; do
+  ids=$($PY -c "import json;print(','.join(map(str,json.load(open('$FX/hf-tiny/index.json'))['input_ids'][0])))")
+  "$IBC" hidden "$FX/hf-tiny/$m" --ids "$ids" --out "$tmp/$m.npy" --logits "$tmp/$m.logits.npy"
+  check "hidden $m matches transformers" "$PY - '$FX/hf-tiny/$m' '$tmp/$m' <<'PY'
+import sys, glob, numpy as np
+d, out = sys.argv[1], sys.argv[2]
+h = np.load(out + '.npy'); lg = np.load(out + '.logits.npy')
+files = sorted(glob.glob(d + '/hidden_state_*.bin'))
+assert h.dtype == np.float32 and h.shape[0] == len(files) and h.shape[1] == 32, h.shape
+for l, f in enumerate(files):
+    g = np.fromfile(f, np.float32).reshape(2, 32, -1)[0]
+    assert np.abs(h[l] - g).max() <= 1e-4 * max(1, np.abs(g).max()), (f, np.abs(h[l] - g).max())
+g = np.fromfile(d + '/logits.bin', np.float32).reshape(2, 32, -1)[0]
+assert lg.shape == g.shape and np.abs(lg - g).max() <= 1e-4 * max(1, np.abs(g).max())
+PY"
+done
+
+"$IBC" hidden "$FX/hf-tiny/gpt2" --ids 1,2,999 --out "$tmp/bad.npy" 2>"$tmp/err"; st=$?
+check "hidden: id past the vocabulary is exit 2, one line, no file left" \
+  '[ $st -eq 2 ] && [ $(wc -l <"$tmp/err") -eq 1 ] && grep -q "999" "$tmp/err" && ! ls "$tmp"/bad.npy* >/dev/null 2>&1'
+"$IBC" inspect /nonexistent 2>"$tmp/err"; st=$?
+check "inspect of a folder without config.json is exit 2" '[ $st -eq 2 ] && grep -q "config.json" "$tmp/err"'
