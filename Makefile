@@ -6,9 +6,11 @@ PKGS    := jansson libpcre2-8 libutf8proc inih hdf5-openmpi
 # OpenBLAS's OpenMP build, pinned by rpath whatever the system's BLAS alternative is: inside
 # ibc's own OpenMP regions its sgemm runs on the calling thread instead of oversubscribing.
 BLASDIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c17 -D_GNU_SOURCE -fopenmp -Wall -Wextra -Werror -Iinclude \
+OPT     ?= -O2 -g
+SAN     ?=
+CFLAGS  := $(OPT) $(SAN) -std=c17 -D_GNU_SOURCE -fopenmp -Wall -Wextra -Werror -Iinclude \
            -I/usr/include/x86_64-linux-gnu/openblas-openmp $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS := $(SAN)
 # GSL without its own CBLAS: OpenBLAS provides cblas_* for both.
 LDLIBS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgsl -lcsv -lm
 TESTLIBS := -lcmocka
@@ -55,8 +57,8 @@ tests: $(BIN) $(TESTS)
 # AddressSanitizer + UndefinedBehaviorSanitizer build of everything, then the whole test run.
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/ibc \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fsanitize=address,undefined" all tests
+	  OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all tests
 	@BUILD=build-asan IBC_BIN=build-asan/ibc ASAN_OPTIONS=detect_leaks=0 bash scripts/run-tests.sh
 
 bench: all $(BENCHES)

@@ -1,0 +1,148 @@
+// softent: the soft-entropy estimator of method.md §2-§6.
+//
+// Anchors W [n, d]: rows of N(0, I_d) drawn from ibc's rng (rng.h) in row-major order, each
+// row scaled to unit length in double and stored as f32. Loaded anchors (.npy) are used as
+// given (rows must be unit length within 1e-3), which is how tests reproduce soft_h exactly.
+//
+// Temperature eps: `leading` 1/sqrt(2 d ln n); `bound` (default, soft_h's find_eps) the root
+// in [1e-5, 1] of KL_lb(eps) = ln n, by Brent's method to |d eps| <= 1e-12 (needs d > 2).
+//
+// Soft assignment, per counted position: zbar = z/||z||, s = W zbar (one sgemm [P, d] x
+// [d, n] per layer and document), a = softmax(s / eps) in f32 with the max subtracted.
+//
+// Exact counts: every a_j is rounded once to fixed point Q32.32 (int64, resolution 2^-32 =
+// 2.3e-10 of one position's mass) and every count is an integer sum of those, so totals do
+// not depend on the order in which documents are added or on how they are split between
+// accumulators or ranks. Capacity: 2^31 positions per accumulator. The conditional sums
+// sum_x N_x h(C_x) are exact too: each double term is truncated to a multiple of 2^-64 and
+// split into three 32-bit limbs (bits 0-31 of the fraction, 32-63, and the integer part),
+// each limb summed in int64 (SE_COND_LIMBS per value), so they reduce across ranks with a
+// plain integer sum in any order.
+//
+// Label sets (method.md §5): X_k(t) = tok[t-k+1..t], Y_k(t) = tok[t+1..t+k] for each order
+// k of the job, plus the per-document preference label. Labels are whole tuples, hashed with
+// the full tuple compared on collision. Counted positions: t = n_max-1 .. T-n_max-1.
+//
+// Memory: per tracked layer C [n] int64; per label set a table with, per distinct label,
+// the tuple (16 B), N_x (8 B), one hash slot (4-8 B) and C_x [layers, n] int64
+// (8 n bytes per layer): 800 B per label and layer at n = 100 (docs/scaling.md).
+#ifndef IBC_SOFTENT_H
+#define IBC_SOFTENT_H
+
+#include <stdint.h>
+
+#include "ibc/err.h"
+
+#define SE_MAX_ORDER 4
+#define SE_MAX_SETS (2 * SE_MAX_ORDER + 1)
+#define SE_FIX_ONE 4294967296.0 // 2^32: one unit of soft mass in fixed point
+
+// ---- anchors and temperature ----
+// W [n, d] from seed.
+void se_anchors(int n, int d, uint64_t seed, float *W);
+// Loads W from a float32 .npy of shape [n, d] (either may be 0 = take the file's).
+int se_anchors_load(const char *path, int *n, int *d, float **W, ibc_err *err);
+
+double se_eps_leading(int n, int d);
+// The `bound` root; IBC_EINPUT when d <= 2 or the bracket holds no root.
+int se_eps_bound(int n, int d, double *eps, ibc_err *err);
+
+// ---- soft assignment ----
+// a [P, n] = softmax(W normalize(z) / eps) for rows z of h [P, d] (row stride ldh).
+void se_assign(const float *W, int n, int d, double eps, const float *h, int P, int ldh, float *a);
+
+// Normalised entropy of counts c [n] (method.md §4): -sum p ln max(p, 1e-9) / ln n.
+double se_entropy_fix(const int64_t *c, int n);
+
+// ---- label sets ----
+typedef enum { SE_INPUT, SE_OUTPUT, SE_PREF } se_kind;
+
+typedef struct {
+    se_kind kind;
+    int k;             // tuple length (1..4); 1 for SE_PREF
+    char name[8];      // "X1".."X4", "Y1".."Y4", "pref"
+} se_set;
+
+typedef struct {
+    int32_t key[SE_MAX_ORDER];
+} se_label;
+
+typedef struct {
+    se_label *keys;  // [n_labels]
+    int64_t *Nx;     // [n_labels]
+    int64_t *Cx;     // [n_labels, n_layers, n]
+    uint32_t *slots; // [n_slots] open addressing, label index + 1, 0 = empty
+    int64_t n_labels, cap, n_slots;
+} se_table;
+
+// ---- the accumulator ----
+typedef struct {
+    int n, d;                // bins, width
+    int n_layers;            // tracked hidden-state indices
+    int n_max;               // largest order: decides the counted positions
+    int n_sets;
+    se_set sets[SE_MAX_SETS];
+    int64_t N;               // counted positions
+    int64_t n_docs, n_skipped; // documents added; those with no counted position
+    int64_t *C;              // [n_layers, n]
+    se_table tables[SE_MAX_SETS];
+    // per-document scratch
+    int P;                   // counted positions of the current document
+    int64_t *doc_idx;        // [n_sets, P] label index of each position
+    float *a;                // [P, n]
+    int cap_P;
+} se_acc;
+
+// orders: bitmask of n-gram orders (bit k-1 for order k), each order giving X_k and Y_k;
+// pref: also keep the preference label set. n_max = the largest order (1 if none).
+int se_acc_init(se_acc *acc, int n, int d, int n_layers, unsigned orders, int pref, ibc_err *err);
+void se_acc_free(se_acc *acc);
+
+// Starts a document: computes its labels and returns the number of counted positions P
+// (0: nothing to add; the document is counted as skipped). pref_label: 0/1, or -1 if none.
+int se_doc_begin(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_err *err);
+// Adds layer slot `layer` of the current document: h [T, d] is the whole document's
+// hidden state, of which rows n_max-1 .. T-n_max-1 are counted.
+void se_doc_layer(se_acc *acc, int layer, const float *W, double eps, const float *h, int T);
+
+// dst += src (same shape): exact.
+int se_acc_merge(se_acc *dst, const se_acc *src, ibc_err *err);
+
+#define SE_COND_LIMBS 3
+// Exact limb sums over every label x held of N_x h(C_x): out [n_sets, n_layers, SE_COND_LIMBS].
+void se_cond_sums(const se_acc *acc, int64_t *out);
+
+// ---- results ----
+typedef struct {
+    int n_layers, n_sets;
+    int64_t N;
+    double *H;   // [n_layers]
+    double *HS;  // [n_sets, n_layers] H(Z|S)
+    double *mi;  // [n_sets, n_layers] I(S;Z) = H - H(Z|S)
+} se_result;
+
+// From global counts C [n_layers, n], N and conditional limb sums [n_sets, n_layers, LIMBS].
+int se_result_from(se_result *r, int n, int n_layers, int n_sets, const int64_t *C, int64_t N,
+                   const int64_t *cond, ibc_err *err);
+// Single-accumulator shortcut: se_cond_sums + se_result_from.
+int se_result_compute(const se_acc *acc, se_result *r, ibc_err *err);
+void se_result_free(se_result *r);
+
+#endif
+
+#ifndef IBC_SOFTENT_SUMMARY
+#define IBC_SOFTENT_SUMMARY
+// Layer means and the Information Bottleneck metrics (method.md §6), averaging the tracked
+// slots whose hidden-state index (layer_ids[slot]) is >= 1. Entries for absent orders are NaN.
+typedef struct {
+    double H_mean;
+    double complexity[SE_MAX_ORDER + 1];   // [k], k = 1..4: mean_l I(X_k; Z_l)
+    double expressivity[SE_MAX_ORDER + 1]; // [k]: mean_l I(Y_k; Z_l)
+    double optimality[SE_MAX_ORDER + 1];   // [k]: expressivity_k / complexity_k
+    double pref_info;                      // mean_l I(pref; Z_l)
+} se_summary;
+
+void se_summarize(const se_acc *acc, const se_result *r, const int *layer_ids, se_summary *s);
+// Index of the set of that kind and order, or -1.
+int se_set_index(const se_acc *acc, se_kind kind, int k);
+#endif

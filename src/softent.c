@@ -1,0 +1,394 @@
+#include "ibc/softent.h"
+
+#include <cblas.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_roots.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ibc/npy.h"
+#include "ibc/rng.h"
+
+// ---------------------------------------------------------------------------------------------
+// Anchors and temperature (method.md §2)
+
+void se_anchors(int n, int d, uint64_t seed, float *W) {
+    rng r;
+    rng_seed(&r, seed);
+    double *row = malloc(sizeof(double) * (size_t)d);
+    for (int i = 0; i < n; i++) {
+        double ss = 0;
+        for (int j = 0; j < d; j++) {
+            row[j] = rng_normal(&r);
+            ss += row[j] * row[j];
+        }
+        double inv = 1.0 / sqrt(ss);
+        for (int j = 0; j < d; j++) W[(size_t)i * d + j] = (float)(row[j] * inv);
+    }
+    free(row);
+}
+
+int se_anchors_load(const char *path, int *n, int *d, float **W, ibc_err *err) {
+    npy_array a;
+    int rc = npy_read(path, &a, err);
+    if (rc) return rc;
+    if (a.ndim != 2 || a.shape[0] < 2 || a.shape[1] < 1 || (*n && a.shape[0] != *n) || (*d && a.shape[1] != *d)) {
+        rc = ibc_fail(err, IBC_EINPUT, "%s: anchors have shape [%lld, %lld], expected [%d, %d]", path,
+                      (long long)a.shape[0], a.ndim > 1 ? (long long)a.shape[1] : 0LL, *n, *d);
+        npy_free(&a);
+        return rc;
+    }
+    for (int64_t i = 0; i < a.shape[0]; i++) {
+        double ss = 0;
+        for (int64_t j = 0; j < a.shape[1]; j++) ss += (double)a.data[i * a.shape[1] + j] * a.data[i * a.shape[1] + j];
+        if (!(fabs(sqrt(ss) - 1.0) <= 1e-3)) {
+            rc = ibc_fail(err, IBC_EINPUT, "%s: anchor row %lld has norm %g, not 1", path, (long long)i, sqrt(ss));
+            npy_free(&a);
+            return rc;
+        }
+    }
+    *n = (int)a.shape[0];
+    *d = (int)a.shape[1];
+    *W = a.data;
+    return 0;
+}
+
+double se_eps_leading(int n, int d) { return 1.0 / sqrt(2.0 * d * log((double)n)); }
+
+typedef struct { int n, d; } eps_ctx;
+
+// KL_lb(eps) - ln n, with kappa = 1/eps (method.md §2):
+//   G(a, b, k) = k / (a + sqrt(k^2 + b^2)), PhiPlus = r - nu + nu ln((d-2)/(nu + r)),
+//   nu = d/2 - 1, r = sqrt(kappa^2 + nu^2), KL_lb = G(d/2, d/2, kappa)/eps - PhiPlus.
+static double kl_gap(double eps, void *p) {
+    const eps_ctx *c = p;
+    double d = c->d, kappa = 1.0 / eps, half = d / 2.0, nu = half - 1.0;
+    double G = kappa / (half + sqrt(kappa * kappa + half * half));
+    double r = sqrt(kappa * kappa + nu * nu);
+    double phi = r - nu + nu * log((d - 2.0) / (nu + r));
+    return G / eps - phi - log((double)c->n);
+}
+
+int se_eps_bound(int n, int d, double *eps, ibc_err *err) {
+    if (d <= 2 || n < 2)
+        return ibc_fail(err, IBC_EINPUT, "temperature bound needs d > 2 and n >= 2 (d = %d, n = %d)", d, n);
+    eps_ctx c = {n, d};
+    gsl_function f = {kl_gap, &c};
+    double lo = 1e-5, hi = 1.0;
+    if (!(kl_gap(lo, &c) > 0 && kl_gap(hi, &c) < 0))
+        return ibc_fail(err, IBC_EINPUT, "temperature bound: no root in [1e-5, 1] for d = %d, n = %d", d, n);
+    gsl_error_handler_t *old = gsl_set_error_handler_off();
+    gsl_root_fsolver *s = gsl_root_fsolver_alloc(gsl_root_fsolver_brent);
+    gsl_root_fsolver_set(s, &f, lo, hi);
+    int status = GSL_CONTINUE;
+    for (int it = 0; it < 200 && status == GSL_CONTINUE; it++) {
+        gsl_root_fsolver_iterate(s);
+        status = gsl_root_test_interval(gsl_root_fsolver_x_lower(s), gsl_root_fsolver_x_upper(s), 1e-12, 0);
+    }
+    *eps = gsl_root_fsolver_root(s);
+    gsl_root_fsolver_free(s);
+    gsl_set_error_handler(old);
+    return status == GSL_SUCCESS ? 0 : ibc_fail(err, IBC_EINPUT, "temperature bound did not converge");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Soft assignment and entropy (method.md §3-§4)
+
+void se_assign(const float *W, int n, int d, double eps, const float *h, int P, int ldh, float *a) {
+    // s = z W^T for the raw rows; dividing row i by ||z_i|| afterwards equals W zbar.
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, n, d, 1.0f, h, ldh, W, d, 0.0f, a, n);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < P; i++) {
+        const float *z = h + (size_t)i * ldh;
+        float *r = a + (size_t)i * n;
+        double ss = 0;
+        for (int j = 0; j < d; j++) ss += (double)z[j] * z[j];
+        if (ss == 0) { // a zero vector has no direction: spread its mass evenly
+            for (int j = 0; j < n; j++) r[j] = 1.0f / (float)n;
+            continue;
+        }
+        float scale = (float)(1.0 / (sqrt(ss) * eps)), mx = -INFINITY, sum = 0;
+        for (int j = 0; j < n; j++) mx = fmaxf(mx, r[j] * scale);
+        for (int j = 0; j < n; j++) sum += (r[j] = expf(r[j] * scale - mx));
+        float inv = 1.0f / sum;
+        for (int j = 0; j < n; j++) r[j] *= inv;
+    }
+}
+
+double se_entropy_fix(const int64_t *c, int n) {
+    int64_t tot = 0;
+    for (int j = 0; j < n; j++) tot += c[j];
+    if (tot <= 0) return 0;
+    double S = (double)tot, h = 0;
+    for (int j = 0; j < n; j++) {
+        double p = (double)c[j] / S;
+        h -= p * log(p > 1e-9 ? p : 1e-9);
+    }
+    return h / log((double)n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Label tables: open addressing keyed by the whole tuple
+
+static uint64_t hash_label(const se_label *k) {
+    uint64_t a, b;
+    memcpy(&a, k->key, 8);
+    memcpy(&b, k->key + 2, 8);
+    uint64_t z = a ^ (b * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL; // splitmix64 finaliser
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static int table_grow_slots(se_table *t) {
+    int64_t ns = t->n_slots ? 2 * t->n_slots : 1024;
+    uint32_t *s = calloc((size_t)ns, sizeof(uint32_t));
+    if (!s) return -1;
+    for (int64_t i = 0; i < t->n_labels; i++) {
+        uint64_t h = hash_label(&t->keys[i]) & (uint64_t)(ns - 1);
+        while (s[h]) h = (h + 1) & (uint64_t)(ns - 1);
+        s[h] = (uint32_t)(i + 1);
+    }
+    free(t->slots);
+    t->slots = s;
+    t->n_slots = ns;
+    return 0;
+}
+
+// Index of label k in t, inserting it (zero counts) if new; -1 when out of memory.
+static int64_t table_find(se_table *t, const se_label *k, int row) {
+    if ((t->n_labels + 1) * 10 > t->n_slots * 7 && table_grow_slots(t)) return -1;
+    uint64_t mask = (uint64_t)t->n_slots - 1, h = hash_label(k) & mask;
+    for (;; h = (h + 1) & mask) {
+        uint32_t s = t->slots[h];
+        if (!s) break;
+        if (!memcmp(&t->keys[s - 1], k, sizeof *k)) return s - 1; // full tuple compared
+    }
+    if (t->n_labels == t->cap) {
+        int64_t cap = t->cap ? 2 * t->cap : 256;
+        if (cap > UINT32_MAX - 1) return -1;
+        se_label *keys = realloc(t->keys, sizeof(se_label) * (size_t)cap);
+        if (keys) t->keys = keys;
+        int64_t *Nx = keys ? realloc(t->Nx, sizeof(int64_t) * (size_t)cap) : NULL;
+        if (Nx) t->Nx = Nx;
+        int64_t *Cx = Nx ? realloc(t->Cx, sizeof(int64_t) * (size_t)cap * row) : NULL;
+        if (!Cx) return -1;
+        t->Cx = Cx;
+        t->cap = cap;
+    }
+    int64_t i = t->n_labels++;
+    t->keys[i] = *k;
+    t->Nx[i] = 0;
+    memset(t->Cx + i * row, 0, sizeof(int64_t) * (size_t)row);
+    t->slots[h] = (uint32_t)(i + 1);
+    return i;
+}
+
+static void table_free(se_table *t) {
+    free(t->keys); free(t->Nx); free(t->Cx); free(t->slots);
+    memset(t, 0, sizeof *t);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accumulator
+
+int se_acc_init(se_acc *acc, int n, int d, int n_layers, unsigned orders, int pref, ibc_err *err) {
+    memset(acc, 0, sizeof *acc);
+    if (n < 2 || d < 1 || n_layers < 1 || (orders >> SE_MAX_ORDER))
+        return ibc_fail(err, IBC_EINPUT, "estimator: bad sizes (bins %d, d %d, layers %d, orders 0x%x)", n, d, n_layers, orders);
+    acc->n = n;
+    acc->d = d;
+    acc->n_layers = n_layers;
+    acc->n_max = 1;
+    for (int k = 1; k <= SE_MAX_ORDER; k++) {
+        if (!(orders & (1u << (k - 1)))) continue;
+        acc->n_max = k;
+        se_set *x = &acc->sets[acc->n_sets++], *y = &acc->sets[acc->n_sets++];
+        *x = (se_set){SE_INPUT, k, ""};
+        *y = (se_set){SE_OUTPUT, k, ""};
+        snprintf(x->name, sizeof x->name, "X%d", k);
+        snprintf(y->name, sizeof y->name, "Y%d", k);
+    }
+    if (pref) acc->sets[acc->n_sets++] = (se_set){SE_PREF, 1, "pref"};
+    acc->C = calloc((size_t)n_layers * n, sizeof(int64_t));
+    if (!acc->C) return ibc_fail(err, IBC_ESYS, "estimator: out of memory");
+    return 0;
+}
+
+void se_acc_free(se_acc *acc) {
+    for (int s = 0; s < acc->n_sets; s++) table_free(&acc->tables[s]);
+    free(acc->C); free(acc->doc_idx); free(acc->a);
+    memset(acc, 0, sizeof *acc);
+}
+
+int se_set_index(const se_acc *acc, se_kind kind, int k) {
+    for (int s = 0; s < acc->n_sets; s++)
+        if (acc->sets[s].kind == kind && (kind == SE_PREF || acc->sets[s].k == k)) return s;
+    return -1;
+}
+
+int se_doc_begin(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_err *err) {
+    int t0 = acc->n_max - 1, t1 = T - acc->n_max - 1; // counted positions t0..t1 (method.md §1)
+    acc->n_docs++;
+    acc->P = t1 >= t0 ? t1 - t0 + 1 : 0;
+    if (acc->P == 0) { acc->n_skipped++; return 0; }
+    if (se_set_index(acc, SE_PREF, 1) >= 0 && pref_label < 0)
+        return ibc_fail(err, IBC_EINPUT, "estimator: a document without a preference label in a preference job");
+    if (acc->P > acc->cap_P) {
+        free(acc->doc_idx);
+        free(acc->a);
+        acc->doc_idx = malloc(sizeof(int64_t) * (size_t)acc->P * SE_MAX_SETS);
+        // a [P, n] floats, then q [P, n] int64 fixed-point masses
+        acc->a = malloc((sizeof(float) + sizeof(int64_t)) * (size_t)acc->P * acc->n);
+        if (!acc->doc_idx || !acc->a) { acc->cap_P = 0; return ibc_fail(err, IBC_ESYS, "estimator: out of memory"); }
+        acc->cap_P = acc->P;
+    }
+    int row = acc->n_layers * acc->n;
+    for (int s = 0; s < acc->n_sets; s++) {
+        const se_set *set = &acc->sets[s];
+        for (int p = 0; p < acc->P; p++) {
+            int t = t0 + p;
+            se_label k = {{-1, -1, -1, -1}};
+            if (set->kind == SE_PREF) k.key[0] = pref_label;
+            else
+                for (int j = 0; j < set->k; j++) // X_k: tok[t-k+1..t]; Y_k: tok[t+1..t+k]
+                    k.key[j] = set->kind == SE_INPUT ? ids[t - set->k + 1 + j] : ids[t + 1 + j];
+            int64_t i = table_find(&acc->tables[s], &k, row);
+            if (i < 0) return ibc_fail(err, IBC_ESYS, "estimator: out of memory for label table %s", set->name);
+            acc->tables[s].Nx[i]++;
+            acc->doc_idx[(size_t)s * acc->P + p] = i;
+        }
+    }
+    acc->N += acc->P;
+    return 0;
+}
+
+void se_doc_layer(se_acc *acc, int layer, const float *W, double eps, const float *h, int T) {
+    (void)T;
+    int n = acc->n, P = acc->P, row = acc->n_layers * n;
+    if (P == 0) return;
+    float *a = acc->a;
+    int64_t *q = (int64_t *)(void *)(a + (size_t)P * n);
+    se_assign(W, n, acc->d, eps, h + (size_t)(acc->n_max - 1) * acc->d, P, acc->d, a);
+    for (size_t i = 0; i < (size_t)P * n; i++) // Q32.32, rounded once: exact from here on
+        q[i] = (int64_t)((double)a[i] * SE_FIX_ONE + 0.5);
+    // Each thread owns whole label sets (or the global counts): no two write one row.
+#pragma omp parallel for schedule(dynamic)
+    for (int s = -1; s < acc->n_sets; s++) {
+        for (int p = 0; p < P; p++) {
+            int64_t *dst = s < 0 ? acc->C + (size_t)layer * n
+                                 : acc->tables[s].Cx + acc->doc_idx[(size_t)s * P + p] * row + (size_t)layer * n;
+            const int64_t *src = q + (size_t)p * n;
+            for (int j = 0; j < n; j++) dst[j] += src[j];
+        }
+    }
+}
+
+int se_acc_merge(se_acc *dst, const se_acc *src, ibc_err *err) {
+    if (dst->n != src->n || dst->n_layers != src->n_layers || dst->n_sets != src->n_sets)
+        return ibc_fail(err, IBC_EINPUT, "estimator: merging accumulators of different shapes");
+    int row = dst->n_layers * dst->n;
+    for (int i = 0; i < row; i++) dst->C[i] += src->C[i];
+    dst->N += src->N;
+    dst->n_docs += src->n_docs;
+    dst->n_skipped += src->n_skipped;
+    for (int s = 0; s < dst->n_sets; s++) {
+        const se_table *st = &src->tables[s];
+        for (int64_t x = 0; x < st->n_labels; x++) {
+            int64_t i = table_find(&dst->tables[s], &st->keys[x], row);
+            if (i < 0) return ibc_fail(err, IBC_ESYS, "estimator: out of memory merging %s", dst->sets[s].name);
+            dst->tables[s].Nx[i] += st->Nx[x];
+            int64_t *d = dst->tables[s].Cx + i * row;
+            const int64_t *c = st->Cx + x * row;
+            for (int j = 0; j < row; j++) d[j] += c[j];
+        }
+    }
+    return 0;
+}
+
+void se_cond_sums(const se_acc *acc, int64_t *out) {
+    int L = acc->n_layers, n = acc->n, row = L * n, m = L * SE_COND_LIMBS;
+    memset(out, 0, sizeof(int64_t) * (size_t)acc->n_sets * m);
+    for (int s = 0; s < acc->n_sets; s++) {
+        const se_table *t = &acc->tables[s];
+        int64_t *o = out + (size_t)s * m;
+        // Integer sums are associative: any thread split gives the same bits.
+#pragma omp parallel for schedule(static) reduction(+ : o[:m])
+        for (int64_t x = 0; x < t->n_labels; x++)
+            for (int l = 0; l < L; l++) {
+                double v = (double)t->Nx[x] * se_entropy_fix(t->Cx + x * row + (size_t)l * n, n);
+                double ip = floor(v), frac = (v - ip) * 0x1p64; // v - ip is exact
+                uint64_t f = frac >= 0x1p64 ? UINT64_MAX : (uint64_t)frac;
+                o[l * SE_COND_LIMBS + 0] += (int64_t)(f & 0xffffffffu);
+                o[l * SE_COND_LIMBS + 1] += (int64_t)(f >> 32);
+                o[l * SE_COND_LIMBS + 2] += (int64_t)ip;
+            }
+    }
+}
+
+// The value of one limb triple: lo * 2^-64 + mid * 2^-32 + hi.
+static double limbs_value(const int64_t *c) {
+    return (double)c[2] + (double)c[1] * 0x1p-32 + (double)c[0] * 0x1p-64;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+int se_result_from(se_result *r, int n, int n_layers, int n_sets, const int64_t *C, int64_t N,
+                   const int64_t *cond, ibc_err *err) {
+    memset(r, 0, sizeof *r);
+    r->n_layers = n_layers;
+    r->n_sets = n_sets;
+    r->N = N;
+    r->H = calloc((size_t)n_layers, sizeof(double));
+    r->HS = calloc((size_t)(n_sets ? n_sets : 1) * n_layers, sizeof(double));
+    r->mi = calloc((size_t)(n_sets ? n_sets : 1) * n_layers, sizeof(double));
+    if (!r->H || !r->HS || !r->mi) { se_result_free(r); return ibc_fail(err, IBC_ESYS, "out of memory"); }
+    for (int l = 0; l < n_layers; l++) {
+        r->H[l] = se_entropy_fix(C + (size_t)l * n, n);
+        for (int s = 0; s < n_sets; s++) {
+            size_t i = (size_t)s * n_layers + l;
+            r->HS[i] = N ? limbs_value(cond + i * SE_COND_LIMBS) / (double)N : 0; // sum_x (N_x/N) h(C_x)
+            r->mi[i] = r->H[l] - r->HS[i];
+        }
+    }
+    return 0;
+}
+
+int se_result_compute(const se_acc *acc, se_result *r, ibc_err *err) {
+    int64_t *cond = malloc(sizeof(int64_t) * (size_t)(acc->n_sets ? acc->n_sets : 1) * acc->n_layers * SE_COND_LIMBS);
+    if (!cond) return ibc_fail(err, IBC_ESYS, "out of memory");
+    se_cond_sums(acc, cond);
+    int rc = se_result_from(r, acc->n, acc->n_layers, acc->n_sets, acc->C, acc->N, cond, err);
+    free(cond);
+    return rc;
+}
+
+void se_result_free(se_result *r) {
+    free(r->H); free(r->HS); free(r->mi);
+    memset(r, 0, sizeof *r);
+}
+
+void se_summarize(const se_acc *acc, const se_result *r, const int *layer_ids, se_summary *s) {
+    int cnt = 0;
+    double H = 0, mi[SE_MAX_SETS] = {0};
+    for (int l = 0; l < r->n_layers; l++) {
+        if (layer_ids[l] < 1) continue; // the embedding layer is reported, not averaged
+        cnt++;
+        H += r->H[l];
+        for (int k = 0; k < r->n_sets; k++) mi[k] += r->mi[(size_t)k * r->n_layers + l];
+    }
+    s->H_mean = cnt ? H / cnt : NAN;
+    s->pref_info = NAN;
+    for (int k = 0; k <= SE_MAX_ORDER; k++) s->complexity[k] = s->expressivity[k] = s->optimality[k] = NAN;
+    for (int k = 0; k < r->n_sets && cnt; k++) {
+        const se_set *set = &acc->sets[k];
+        double m = mi[k] / cnt;
+        if (set->kind == SE_PREF) s->pref_info = m;
+        else if (set->kind == SE_INPUT) s->complexity[set->k] = m;
+        else s->expressivity[set->k] = m;
+    }
+    for (int k = 1; k <= SE_MAX_ORDER; k++) // ratio of the means (method.md §6)
+        s->optimality[k] = s->expressivity[k] / s->complexity[k];
+}
