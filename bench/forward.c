@@ -13,16 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench.h"
 #include "ibc/ckpt.h"
 #include "ibc/model.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 // Useful FLOPs of one T-token pass: 2 per multiply-add of every projection, plus q.k and p.v
 // over the causal triangle (T(T+1)/2 pairs per head).
@@ -40,10 +34,10 @@ static double sgemm_gflops(int M, int N, int K, int reps) {
     for (size_t i = 0; i < (size_t)N * K; i++) b[i] = (float)(i % 5) * 0.1f;
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) { // first run warms up
-        double t0 = now();
+        double t0 = bench_now();
         for (int k = 0; k < 10; k++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N);
-        double dt = (now() - t0) / 10;
+        double dt = (bench_now() - t0) / 10;
         if (r && dt < best) best = dt;
     }
     free(a); free(b); free(c);
@@ -54,11 +48,11 @@ static void bench(const char *name, const model_config *c, const char *tmp, int 
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/ibc-bench-%s", tmp, name);
     ibc_err e = {0};
-    double t0 = now();
+    double t0 = bench_now();
     if (ckpt_write_random(dir, c, 1, &e)) { fprintf(stderr, "%s\n", e.msg); exit(1); }
     model m;
     if (model_load(dir, &m, &e)) { fprintf(stderr, "%s\n", e.msg); exit(1); }
-    fprintf(stderr, "%s: wrote and loaded %.0fM parameters in %.1fs\n", name, m.n_params / 1e6, now() - t0);
+    fprintf(stderr, "%s: wrote and loaded %.0fM parameters in %.1fs\n", name, m.n_params / 1e6, bench_now() - t0);
     int T = 512;
     int32_t *ids = malloc(sizeof(int32_t) * T);
     for (int t = 0; t < T; t++) ids[t] = (t * 7919) % c->vocab;
@@ -69,9 +63,9 @@ static void bench(const char *name, const model_config *c, const char *tmp, int 
         double peak = sgemm_gflops(T, c->d_ff, c->d, reps);
         double best = 1e30;
         for (int r = 0; r < reps + 1; r++) {
-            double s = now();
+            double s = bench_now();
             if (model_forward(&m, ids, T, NULL, NULL, NULL, &e)) { fprintf(stderr, "%s\n", e.msg); exit(1); }
-            double dt = now() - s;
+            double dt = bench_now() - s;
             if (r && dt < best) best = dt;
         }
         double gf = fl / best / 1e9;
@@ -88,12 +82,7 @@ static void bench(const char *name, const model_config *c, const char *tmp, int 
 int main(int argc, char **argv) {
     const char *tmp = argc > 1 ? argv[1] : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     int reps = argc > 2 ? atoi(argv[2]) : 3;
-    model_config smol = {.arch = ARCH_LLAMA, .d = 576, .n_layers = 30, .n_heads = 9, .n_kv_heads = 3,
-                         .head_dim = 64, .d_ff = 1536, .vocab = 49152, .norm_eps = 1e-5f,
-                         .rope_theta = 10000, .rot_dim = 64, .tied = 1, .gated_mlp = 1, .max_pos = 2048};
-    model_config pythia = {.arch = ARCH_GPT_NEOX, .d = 768, .n_layers = 12, .n_heads = 12, .n_kv_heads = 12,
-                           .head_dim = 64, .d_ff = 3072, .vocab = 50304, .norm_eps = 1e-5f,
-                           .rope_theta = 10000, .rot_dim = 16, .parallel_residual = 1, .max_pos = 2048};
+    model_config smol = bench_smollm(), pythia = bench_pythia();
     bench("smollm-135m", &smol, tmp, reps);
     bench("pythia-160m", &pythia, tmp, reps);
     return 0;

@@ -95,21 +95,28 @@ int se_eps_bound(int n, int d, double *eps, ibc_err *err) {
 // ---------------------------------------------------------------------------------------------
 // Soft assignment and entropy (method.md §3-§4)
 
+// Squared norm with 8 independent f32 partial sums: vectorises, and the order is fixed.
+static float sqnorm(const float *z, int d) {
+    float p[8] = {0};
+    int j = 0;
+    for (; j + 8 <= d; j += 8)
+        for (int k = 0; k < 8; k++) p[k] += z[j + k] * z[j + k];
+    for (; j < d; j++) p[0] += z[j] * z[j];
+    return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
+}
+
 void se_assign(const float *W, int n, int d, double eps, const float *h, int P, int ldh, float *a) {
     // s = z W^T for the raw rows; dividing row i by ||z_i|| afterwards equals W zbar.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, n, d, 1.0f, h, ldh, W, d, 0.0f, a, n);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < P; i++) {
-        const float *z = h + (size_t)i * ldh;
-        float *r = a + (size_t)i * n;
-        double ss = 0;
-        for (int j = 0; j < d; j++) ss += (double)z[j] * z[j];
+        float *r = a + (size_t)i * n, ss = sqnorm(h + (size_t)i * ldh, d);
         if (ss == 0) { // a zero vector has no direction: spread its mass evenly
             for (int j = 0; j < n; j++) r[j] = 1.0f / (float)n;
             continue;
         }
-        float scale = (float)(1.0 / (sqrt(ss) * eps)), mx = -INFINITY, sum = 0;
-        for (int j = 0; j < n; j++) mx = fmaxf(mx, r[j] * scale);
+        float scale = (float)(1.0 / (sqrt((double)ss) * eps)), mx = r[0] * scale, sum = 0;
+        for (int j = 1; j < n; j++) mx = r[j] * scale > mx ? r[j] * scale : mx;
         for (int j = 0; j < n; j++) sum += (r[j] = expf(r[j] * scale - mx));
         float inv = 1.0f / sum;
         for (int j = 0; j < n; j++) r[j] *= inv;
@@ -156,8 +163,9 @@ static int table_grow_slots(se_table *t) {
     return 0;
 }
 
-// Index of label k in t, inserting it (zero counts) if new; -1 when out of memory.
-static int64_t table_find(se_table *t, const se_label *k, int row) {
+// Index of label k in t; if absent, inserts it (N_x 0, no row) when `insert`, else returns -2.
+// -1 when out of memory.
+static int64_t table_find(se_table *t, const se_label *k, int insert) {
     if ((t->n_labels + 1) * 10 > t->n_slots * 7 && table_grow_slots(t)) return -1;
     uint64_t mask = (uint64_t)t->n_slots - 1, h = hash_label(k) & mask;
     for (;; h = (h + 1) & mask) {
@@ -165,6 +173,7 @@ static int64_t table_find(se_table *t, const se_label *k, int row) {
         if (!s) break;
         if (!memcmp(&t->keys[s - 1], k, sizeof *k)) return s - 1; // full tuple compared
     }
+    if (!insert) return -2;
     if (t->n_labels == t->cap) {
         int64_t cap = t->cap ? 2 * t->cap : 256;
         if (cap > UINT32_MAX - 1) return -1;
@@ -172,22 +181,51 @@ static int64_t table_find(se_table *t, const se_label *k, int row) {
         if (keys) t->keys = keys;
         int64_t *Nx = keys ? realloc(t->Nx, sizeof(int64_t) * (size_t)cap) : NULL;
         if (Nx) t->Nx = Nx;
-        int64_t *Cx = Nx ? realloc(t->Cx, sizeof(int64_t) * (size_t)cap * row) : NULL;
-        if (!Cx) return -1;
-        t->Cx = Cx;
+        int64_t *row = Nx ? realloc(t->row, sizeof(int64_t) * (size_t)cap) : NULL;
+        if (!row) return -1;
+        t->row = row;
         t->cap = cap;
     }
     int64_t i = t->n_labels++;
     t->keys[i] = *k;
     t->Nx[i] = 0;
-    memset(t->Cx + i * row, 0, sizeof(int64_t) * (size_t)row);
+    t->row[i] = -1;
     t->slots[h] = (uint32_t)(i + 1);
     return i;
 }
 
+// Gives label x a zeroed C_x row of `len` counts; -1 when out of memory.
+static int table_add_row(se_table *t, int64_t x, int len) {
+    if (t->n_rows == t->cap_rows) {
+        int64_t cap = t->cap_rows ? 2 * t->cap_rows : 256;
+        int64_t *Cx = realloc(t->Cx, sizeof(int64_t) * (size_t)cap * len);
+        if (!Cx) return -1;
+        t->Cx = Cx;
+        t->cap_rows = cap;
+    }
+    t->row[x] = t->n_rows++;
+    memset(t->Cx + t->row[x] * len, 0, sizeof(int64_t) * (size_t)len);
+    return 0;
+}
+
 static void table_free(se_table *t) {
-    free(t->keys); free(t->Nx); free(t->Cx); free(t->slots);
+    free(t->keys); free(t->Nx); free(t->row); free(t->Cx); free(t->slots);
     memset(t, 0, sizeof *t);
+}
+
+// A non-negative double as exact limbs: bits 0-31 and 32-63 of its fraction in units of
+// 2^-64 (truncated), and its integer part. Summing limbs is integer addition.
+static void fix_limbs(double v, int64_t *out) {
+    double ip = floor(v), frac = (v - ip) * 0x1p64; // v - ip is exact
+    uint64_t f = frac >= 0x1p64 ? UINT64_MAX : (uint64_t)frac;
+    out[0] = (int64_t)(f & 0xffffffffu);
+    out[1] = (int64_t)(f >> 32);
+    out[2] = (int64_t)ip;
+}
+
+// The value of one limb triple: lo * 2^-64 + mid * 2^-32 + hi.
+static double limbs_value(const int64_t *c) {
+    return (double)c[2] + (double)c[1] * 0x1p-32 + (double)c[0] * 0x1p-64;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -212,13 +250,14 @@ int se_acc_init(se_acc *acc, int n, int d, int n_layers, unsigned orders, int pr
     }
     if (pref) acc->sets[acc->n_sets++] = (se_set){SE_PREF, 1, "pref"};
     acc->C = calloc((size_t)n_layers * n, sizeof(int64_t));
-    if (!acc->C) return ibc_fail(err, IBC_ESYS, "estimator: out of memory");
+    acc->cond_direct = calloc((size_t)(acc->n_sets + 1) * n_layers * SE_COND_LIMBS, sizeof(int64_t));
+    if (!acc->C || !acc->cond_direct) { se_acc_free(acc); return ibc_fail(err, IBC_ESYS, "estimator: out of memory"); }
     return 0;
 }
 
 void se_acc_free(se_acc *acc) {
     for (int s = 0; s < acc->n_sets; s++) table_free(&acc->tables[s]);
-    free(acc->C); free(acc->doc_idx); free(acc->a);
+    free(acc->C); free(acc->cond_direct); free(acc->doc_idx); free(acc->a);
     memset(acc, 0, sizeof *acc);
 }
 
@@ -228,36 +267,84 @@ int se_set_index(const se_acc *acc, se_kind kind, int k) {
     return -1;
 }
 
-int se_doc_begin(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_err *err) {
-    int t0 = acc->n_max - 1, t1 = T - acc->n_max - 1; // counted positions t0..t1 (method.md §1)
-    acc->n_docs++;
-    acc->P = t1 >= t0 ? t1 - t0 + 1 : 0;
-    if (acc->P == 0) { acc->n_skipped++; return 0; }
+// Counted positions of a document of T tokens: t0 .. t0 + P - 1 (method.md §1).
+static int positions(const se_acc *acc, int T, int *t0) {
+    *t0 = acc->n_max - 1;
+    int t1 = T - acc->n_max - 1;
+    return t1 >= *t0 ? t1 - *t0 + 1 : 0;
+}
+
+static se_label label_at(const se_set *set, const int32_t *ids, int t, int pref_label) {
+    se_label k = {{-1, -1, -1, -1}};
+    if (set->kind == SE_PREF) k.key[0] = pref_label;
+    else
+        for (int j = 0; j < set->k; j++) // X_k: tok[t-k+1..t]; Y_k: tok[t+1..t+k]
+            k.key[j] = set->kind == SE_INPUT ? ids[t - set->k + 1 + j] : ids[t + 1 + j];
+    return k;
+}
+
+static int check_pref(const se_acc *acc, int pref_label, ibc_err *err) {
     if (se_set_index(acc, SE_PREF, 1) >= 0 && pref_label < 0)
         return ibc_fail(err, IBC_EINPUT, "estimator: a document without a preference label in a preference job");
+    return 0;
+}
+
+int se_precount_doc(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_err *err) {
+    int t0, P = positions(acc, T, &t0), rc;
+    if (acc->precounted) return ibc_fail(err, IBC_EINPUT, "estimator: precount after se_precount_done");
+    if (P == 0) return 0;
+    if ((rc = check_pref(acc, pref_label, err))) return rc;
+    for (int s = 0; s < acc->n_sets; s++)
+        for (int p = 0; p < P; p++) {
+            se_label k = label_at(&acc->sets[s], ids, t0 + p, pref_label);
+            int64_t x = table_find(&acc->tables[s], &k, 1);
+            if (x < 0) return ibc_fail(err, IBC_ESYS, "estimator: out of memory for label table %s", acc->sets[s].name);
+            acc->tables[s].Nx[x]++;
+        }
+    return 0;
+}
+
+int se_precount_done(se_acc *acc, ibc_err *err) {
+    int len = acc->n_layers * acc->n;
+    for (int s = 0; s < acc->n_sets; s++) {
+        se_table *t = &acc->tables[s];
+        int64_t rows = 0;
+        for (int64_t x = 0; x < t->n_labels; x++) t->row[x] = t->Nx[x] >= 2 ? rows++ : -1;
+        t->Cx = calloc((size_t)(rows ? rows : 1) * len, sizeof(int64_t));
+        if (!t->Cx) return ibc_fail(err, IBC_ESYS, "estimator: out of memory for %lld rows of %s", (long long)rows, acc->sets[s].name);
+        t->n_rows = t->cap_rows = rows;
+    }
+    acc->precounted = 1;
+    return 0;
+}
+
+int se_doc_begin(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_err *err) {
+    int t0, rc, len = acc->n_layers * acc->n;
+    acc->n_docs++;
+    acc->P = positions(acc, T, &t0);
+    if (acc->P == 0) { acc->n_skipped++; return 0; }
+    if ((rc = check_pref(acc, pref_label, err))) return rc;
     if (acc->P > acc->cap_P) {
         free(acc->doc_idx);
         free(acc->a);
         acc->doc_idx = malloc(sizeof(int64_t) * (size_t)acc->P * SE_MAX_SETS);
-        // a [P, n] floats, then q [P, n] int64 fixed-point masses
-        acc->a = malloc((sizeof(float) + sizeof(int64_t)) * (size_t)acc->P * acc->n);
+        // a [P, n] floats, q [P, n] int64 fixed-point masses, h(q) limbs [P, 3]
+        acc->a = malloc((sizeof(float) + sizeof(int64_t)) * (size_t)acc->P * acc->n +
+                        sizeof(int64_t) * SE_COND_LIMBS * (size_t)acc->P);
         if (!acc->doc_idx || !acc->a) { acc->cap_P = 0; return ibc_fail(err, IBC_ESYS, "estimator: out of memory"); }
         acc->cap_P = acc->P;
     }
-    int row = acc->n_layers * acc->n;
     for (int s = 0; s < acc->n_sets; s++) {
-        const se_set *set = &acc->sets[s];
+        se_table *t = &acc->tables[s];
         for (int p = 0; p < acc->P; p++) {
-            int t = t0 + p;
-            se_label k = {{-1, -1, -1, -1}};
-            if (set->kind == SE_PREF) k.key[0] = pref_label;
-            else
-                for (int j = 0; j < set->k; j++) // X_k: tok[t-k+1..t]; Y_k: tok[t+1..t+k]
-                    k.key[j] = set->kind == SE_INPUT ? ids[t - set->k + 1 + j] : ids[t + 1 + j];
-            int64_t i = table_find(&acc->tables[s], &k, row);
-            if (i < 0) return ibc_fail(err, IBC_ESYS, "estimator: out of memory for label table %s", set->name);
-            acc->tables[s].Nx[i]++;
-            acc->doc_idx[(size_t)s * acc->P + p] = i;
+            se_label k = label_at(&acc->sets[s], ids, t0 + p, pref_label);
+            int64_t x = table_find(t, &k, !acc->precounted);
+            if (x == -2)
+                return ibc_fail(err, IBC_EINPUT, "estimator: document %lld was not precounted", (long long)acc->n_docs - 1);
+            if (x < 0 || (!acc->precounted && t->row[x] < 0 && table_add_row(t, x, len)))
+                return ibc_fail(err, IBC_ESYS, "estimator: out of memory for label table %s", acc->sets[s].name);
+            if (!acc->precounted) t->Nx[x]++;
+            acc->doc_idx[(size_t)s * acc->P + p] = x;
         }
     }
     acc->N += acc->P;
@@ -266,70 +353,86 @@ int se_doc_begin(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_err
 
 void se_doc_layer(se_acc *acc, int layer, const float *W, double eps, const float *h, int T) {
     (void)T;
-    int n = acc->n, P = acc->P, row = acc->n_layers * n;
+    int n = acc->n, P = acc->P, len = acc->n_layers * n;
     if (P == 0) return;
     float *a = acc->a;
-    int64_t *q = (int64_t *)(void *)(a + (size_t)P * n);
+    int64_t *q = (int64_t *)(void *)(a + (size_t)P * n), *hq = q + (size_t)P * n;
     se_assign(W, n, acc->d, eps, h + (size_t)(acc->n_max - 1) * acc->d, P, acc->d, a);
-    for (size_t i = 0; i < (size_t)P * n; i++) // Q32.32, rounded once: exact from here on
-        q[i] = (int64_t)((double)a[i] * SE_FIX_ONE + 0.5);
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < P; p++) {
+        for (int j = 0; j < n; j++) // Q32.32, rounded once: exact from here on
+            q[(size_t)p * n + j] = (int64_t)((double)a[(size_t)p * n + j] * SE_FIX_ONE + 0.5);
+        if (acc->precounted) fix_limbs(se_entropy_fix(q + (size_t)p * n, n), hq + (size_t)p * SE_COND_LIMBS);
+    }
     // Each thread owns whole label sets (or the global counts): no two write one row.
 #pragma omp parallel for schedule(dynamic)
     for (int s = -1; s < acc->n_sets; s++) {
+        const se_table *t = s < 0 ? NULL : &acc->tables[s];
+        int64_t *direct = acc->cond_direct + ((size_t)(s < 0 ? 0 : s) * acc->n_layers + layer) * SE_COND_LIMBS;
         for (int p = 0; p < P; p++) {
-            int64_t *dst = s < 0 ? acc->C + (size_t)layer * n
-                                 : acc->tables[s].Cx + acc->doc_idx[(size_t)s * P + p] * row + (size_t)layer * n;
             const int64_t *src = q + (size_t)p * n;
+            int64_t *dst;
+            if (s < 0) {
+                dst = acc->C + (size_t)layer * n;
+            } else {
+                int64_t r = t->row[acc->doc_idx[(size_t)s * P + p]];
+                if (r < 0) { // precounted singleton: its whole term, N_x h(C_x) = h(q_t)
+                    for (int k = 0; k < SE_COND_LIMBS; k++) direct[k] += hq[(size_t)p * SE_COND_LIMBS + k];
+                    continue;
+                }
+                dst = t->Cx + r * len + (size_t)layer * n;
+            }
             for (int j = 0; j < n; j++) dst[j] += src[j];
         }
     }
 }
 
 int se_acc_merge(se_acc *dst, const se_acc *src, ibc_err *err) {
-    if (dst->n != src->n || dst->n_layers != src->n_layers || dst->n_sets != src->n_sets)
-        return ibc_fail(err, IBC_EINPUT, "estimator: merging accumulators of different shapes");
-    int row = dst->n_layers * dst->n;
-    for (int i = 0; i < row; i++) dst->C[i] += src->C[i];
+    if (dst->n != src->n || dst->n_layers != src->n_layers || dst->n_sets != src->n_sets ||
+        dst->precounted != src->precounted)
+        return ibc_fail(err, IBC_EINPUT, "estimator: merging accumulators of different shapes or modes");
+    int len = dst->n_layers * dst->n;
+    for (int i = 0; i < len; i++) dst->C[i] += src->C[i];
+    for (int i = 0; i < dst->n_sets * dst->n_layers * SE_COND_LIMBS; i++) dst->cond_direct[i] += src->cond_direct[i];
     dst->N += src->N;
     dst->n_docs += src->n_docs;
     dst->n_skipped += src->n_skipped;
     for (int s = 0; s < dst->n_sets; s++) {
         const se_table *st = &src->tables[s];
+        se_table *dt = &dst->tables[s];
         for (int64_t x = 0; x < st->n_labels; x++) {
-            int64_t i = table_find(&dst->tables[s], &st->keys[x], row);
-            if (i < 0) return ibc_fail(err, IBC_ESYS, "estimator: out of memory merging %s", dst->sets[s].name);
-            dst->tables[s].Nx[i] += st->Nx[x];
-            int64_t *d = dst->tables[s].Cx + i * row;
-            const int64_t *c = st->Cx + x * row;
-            for (int j = 0; j < row; j++) d[j] += c[j];
+            if (st->row[x] < 0) continue; // precounted singleton: already in cond_direct
+            int64_t i = table_find(dt, &st->keys[x], !dst->precounted);
+            if (i == -2 || (i >= 0 && dst->precounted && dt->row[i] < 0))
+                return ibc_fail(err, IBC_EINPUT, "estimator: merging accumulators precounted over different documents");
+            if (i < 0 || (dt->row[i] < 0 && table_add_row(dt, i, len)))
+                return ibc_fail(err, IBC_ESYS, "estimator: out of memory merging %s", dst->sets[s].name);
+            if (!dst->precounted) dt->Nx[i] += st->Nx[x]; // precounted N_x are global already
+            int64_t *d = dt->Cx + dt->row[i] * len;
+            const int64_t *c = st->Cx + st->row[x] * len;
+            for (int j = 0; j < len; j++) d[j] += c[j];
         }
     }
     return 0;
 }
 
 void se_cond_sums(const se_acc *acc, int64_t *out) {
-    int L = acc->n_layers, n = acc->n, row = L * n, m = L * SE_COND_LIMBS;
-    memset(out, 0, sizeof(int64_t) * (size_t)acc->n_sets * m);
+    int L = acc->n_layers, n = acc->n, len = L * n, m = L * SE_COND_LIMBS;
+    memcpy(out, acc->cond_direct, sizeof(int64_t) * (size_t)acc->n_sets * m);
     for (int s = 0; s < acc->n_sets; s++) {
         const se_table *t = &acc->tables[s];
         int64_t *o = out + (size_t)s * m;
         // Integer sums are associative: any thread split gives the same bits.
 #pragma omp parallel for schedule(static) reduction(+ : o[:m])
-        for (int64_t x = 0; x < t->n_labels; x++)
+        for (int64_t x = 0; x < t->n_labels; x++) {
+            if (t->row[x] < 0) continue;
             for (int l = 0; l < L; l++) {
-                double v = (double)t->Nx[x] * se_entropy_fix(t->Cx + x * row + (size_t)l * n, n);
-                double ip = floor(v), frac = (v - ip) * 0x1p64; // v - ip is exact
-                uint64_t f = frac >= 0x1p64 ? UINT64_MAX : (uint64_t)frac;
-                o[l * SE_COND_LIMBS + 0] += (int64_t)(f & 0xffffffffu);
-                o[l * SE_COND_LIMBS + 1] += (int64_t)(f >> 32);
-                o[l * SE_COND_LIMBS + 2] += (int64_t)ip;
+                int64_t v[SE_COND_LIMBS];
+                fix_limbs((double)t->Nx[x] * se_entropy_fix(t->Cx + t->row[x] * len + (size_t)l * n, n), v);
+                for (int k = 0; k < SE_COND_LIMBS; k++) o[l * SE_COND_LIMBS + k] += v[k];
             }
+        }
     }
-}
-
-// The value of one limb triple: lo * 2^-64 + mid * 2^-32 + hi.
-static double limbs_value(const int64_t *c) {
-    return (double)c[2] + (double)c[1] * 0x1p-32 + (double)c[0] * 0x1p-64;
 }
 
 // ---------------------------------------------------------------------------------------------

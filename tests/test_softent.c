@@ -56,7 +56,8 @@ static int add_layer(void *ctx, int l, const float *h, int T, int d) {
 }
 
 // Runs docs [first, last) of the soft_h corpus through the model into acc.
-static void run_docs(model *m, se_acc *acc, const float *W, double eps, const char *jsonl, int first, int last) {
+static void run_docs(model *m, se_acc *acc, const float *W, double eps, const char *jsonl, int first, int last,
+                     int precount_only) {
     FILE *f = fopen(jsonl, "r");
     assert_non_null(f);
     char *line = NULL;
@@ -69,8 +70,12 @@ static void run_docs(model *m, se_acc *acc, const float *W, double eps, const ch
         int T = (int)json_array_size(a);
         int32_t *ids = malloc(sizeof(int32_t) * (size_t)T);
         for (int t = 0; t < T; t++) ids[t] = (int32_t)json_integer_value(json_array_get(a, (size_t)t));
-        if (se_doc_begin(acc, ids, T, -1, &e)) fail_msg("%s", e.msg);
-        if (acc->P && model_forward(m, ids, T, add_layer, &ctx, NULL, &e)) fail_msg("%s", e.msg);
+        if (precount_only) {
+            if (se_precount_doc(acc, ids, T, -1, &e)) fail_msg("%s", e.msg);
+        } else {
+            if (se_doc_begin(acc, ids, T, -1, &e)) fail_msg("%s", e.msg);
+            if (acc->P && model_forward(m, ids, T, add_layer, &ctx, NULL, &e)) fail_msg("%s", e.msg);
+        }
         free(ids);
         json_decref(j);
     }
@@ -88,7 +93,7 @@ static void near(const char *what, int layer, double got, double want) {
     if (!(fabs(got - want) <= 1e-6)) fail_msg("%s layer %d: ibc %.12f soft_h %.12f (diff %.3g)", what, layer, got, want, got - want);
 }
 
-static void golden(const char *json_name, unsigned orders, int ndocs) {
+static void golden(const char *json_name, unsigned orders, int ndocs, int precount) {
     char dir[512], jsonl[512], anchors[512], gpath[512];
     FX_PATH(dir, "real/stories260K");
     FX_PATH(jsonl, "softh/fortunes300_stories260K.jsonl");
@@ -110,7 +115,11 @@ static void golden(const char *json_name, unsigned orders, int ndocs) {
     se_acc acc;
     int L = m.c.n_layers + 1;
     assert_int_equal(se_acc_init(&acc, n, d, L, orders, 0, &e), 0);
-    run_docs(&m, &acc, W, eps, jsonl, 0, ndocs);
+    if (precount) {
+        run_docs(&m, &acc, W, eps, jsonl, 0, ndocs, 1);
+        assert_int_equal(se_precount_done(&acc, &e), 0);
+    }
+    run_docs(&m, &acc, W, eps, jsonl, 0, ndocs, 0);
     se_result r;
     assert_int_equal(se_result_compute(&acc, &r, &e), 0);
     json_t *pl = json_object_get(g, "per_layer");
@@ -152,7 +161,8 @@ static void golden(const char *json_name, unsigned orders, int ndocs) {
         snprintf(kk, sizeof kk, "%d", k);
         if (opt) near("optimality", k, sm.optimality[k], jget(opt, kk));
     }
-    print_message("  %s: %lld positions, worst |ibc - soft_h| = %.2e\n", json_name, (long long)r.N, worst);
+    print_message("  %s (%s): %lld positions, worst |ibc - soft_h| = %.2e\n", json_name,
+                  precount ? "precount" : "streaming", (long long)r.N, worst);
     se_result_free(&r);
     se_acc_free(&acc);
     free(W);
@@ -160,9 +170,10 @@ static void golden(const char *json_name, unsigned orders, int ndocs) {
     json_decref(g);
 }
 
-static void test_golden_nmax4(void **s) { (void)s; golden("stories260K_fortunes300.json", 0xf, 300); }
-static void test_golden_nmax1(void **s) { (void)s; golden("stories260K_fortunes300_nmax1.json", 0x1, 300); }
-static void test_golden_first3(void **s) { (void)s; golden("stories260K_first3docs.json", 0xf, 3); }
+static void test_golden_nmax4(void **s) { (void)s; golden("stories260K_fortunes300.json", 0xf, 300, 0); }
+static void test_golden_nmax4_precount(void **s) { (void)s; golden("stories260K_fortunes300.json", 0xf, 300, 1); }
+static void test_golden_nmax1(void **s) { (void)s; golden("stories260K_fortunes300_nmax1.json", 0x1, 300, 1); }
+static void test_golden_first3(void **s) { (void)s; golden("stories260K_first3docs.json", 0xf, 3, 1); }
 
 // ---- properties on synthetic documents ----
 
@@ -177,6 +188,15 @@ static void synth_doc(int i, int32_t *ids, int *T, float *h) {
     *T = 5 + (int)rng_below(&r, 20);
     for (int t = 0; t < *T; t++) ids[t] = (int32_t)rng_below(&r, 6);
     for (int j = 0; j < PL * *T * PD; j++) h[j] = (float)rng_normal(&r);
+}
+
+static void precount_synth(se_acc *acc, int i) {
+    int32_t ids[32];
+    float h[PL * 32 * PD];
+    int T;
+    ibc_err e = {0};
+    synth_doc(i, ids, &T, h);
+    assert_int_equal(se_precount_doc(acc, ids, T, i % 2, &e), 0);
 }
 
 static void add_synth(se_acc *acc, const float *W, int i, int pref) {
@@ -231,8 +251,7 @@ static void test_properties(void **s) {
 
 // Splitting documents over 1, 2 or 3 accumulators (in different orders) and merging gives
 // bitwise the same counts and results.
-static void test_split_merge(void **s) {
-    (void)s;
+static void split_merge(int precount) {
     float W[PN * PD];
     se_anchors(PN, PD, 4, W);
     ibc_err e = {0};
@@ -240,7 +259,12 @@ static void test_split_merge(void **s) {
     se_acc ref_acc = {0};
     for (int parts = 1; parts <= 3; parts++) {
         se_acc acc[3];
-        for (int k = 0; k < parts; k++) se_acc_init(&acc[k], PN, PD, PL, 0xf, 1, &e);
+        for (int k = 0; k < parts; k++) {
+            se_acc_init(&acc[k], PN, PD, PL, 0xf, 1, &e);
+            if (!precount) continue;
+            for (int i = 0; i < 60; i++) precount_synth(&acc[k], i); // every accumulator: all documents
+            assert_int_equal(se_precount_done(&acc[k], &e), 0);
+        }
         for (int i = 59; i >= 0; i--) add_synth(&acc[(i * 7) % parts], W, (parts == 2 ? 59 - i : i), 1);
         for (int k = 1; k < parts; k++) assert_int_equal(se_acc_merge(&acc[0], &acc[k], &e), 0);
         se_result r;
@@ -260,7 +284,9 @@ static void test_split_merge(void **s) {
                 while (y < a->n_labels && memcmp(&a->keys[y], &b->keys[x], sizeof(se_label))) y++;
                 assert_true(y < a->n_labels);
                 assert_int_equal(a->Nx[y], b->Nx[x]);
-                assert_memory_equal(a->Cx + y * PL * PN, b->Cx + x * PL * PN, sizeof(int64_t) * PL * PN);
+                assert_int_equal(a->row[y] < 0, b->row[x] < 0); // singletons only when precounted
+                if (b->row[x] >= 0)
+                    assert_memory_equal(a->Cx + a->row[y] * PL * PN, b->Cx + b->row[x] * PL * PN, sizeof(int64_t) * PL * PN);
             }
         }
         assert_memory_equal(r.H, ref.H, sizeof(double) * PL);
@@ -272,15 +298,44 @@ static void test_split_merge(void **s) {
     se_acc_free(&ref_acc);
 }
 
+static void test_split_merge(void **s) { (void)s; split_merge(0); }
+static void test_split_merge_precount(void **s) { (void)s; split_merge(1); }
+
+// Precount and streaming give the same bits.
+static void test_precount_equals_streaming(void **s) {
+    (void)s;
+    float W[PN * PD];
+    se_anchors(PN, PD, 5, W);
+    ibc_err e = {0};
+    se_acc a, b;
+    se_acc_init(&a, PN, PD, PL, 0xf, 1, &e);
+    se_acc_init(&b, PN, PD, PL, 0xf, 1, &e);
+    for (int i = 0; i < 50; i++) precount_synth(&b, i);
+    assert_int_equal(se_precount_done(&b, &e), 0);
+    for (int i = 0; i < 50; i++) { add_synth(&a, W, i, 1); add_synth(&b, W, i, 1); }
+    se_result ra, rb;
+    se_result_compute(&a, &ra, &e);
+    se_result_compute(&b, &rb, &e);
+    assert_memory_equal(ra.H, rb.H, sizeof(double) * PL);
+    assert_memory_equal(ra.mi, rb.mi, sizeof(double) * PL * (size_t)a.n_sets);
+    int32_t ids[40] = {0};
+    assert_int_equal(se_doc_begin(&b, ids, 40, 1, &e), IBC_EINPUT); // not precounted
+    se_result_free(&ra); se_result_free(&rb);
+    se_acc_free(&a); se_acc_free(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eps),
         cmocka_unit_test(test_anchors),
         cmocka_unit_test(test_golden_nmax4),
+        cmocka_unit_test(test_golden_nmax4_precount),
         cmocka_unit_test(test_golden_nmax1),
         cmocka_unit_test(test_golden_first3),
         cmocka_unit_test(test_properties),
         cmocka_unit_test(test_split_merge),
+        cmocka_unit_test(test_split_merge_precount),
+        cmocka_unit_test(test_precount_equals_streaming),
     };
     return cmocka_run_group_tests_name("softent", tests, NULL, NULL);
 }

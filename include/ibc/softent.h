@@ -70,9 +70,10 @@ typedef struct {
 typedef struct {
     se_label *keys;  // [n_labels]
     int64_t *Nx;     // [n_labels]
-    int64_t *Cx;     // [n_labels, n_layers, n]
+    int64_t *row;    // [n_labels] row of C_x in Cx, or -1 for a precounted singleton
+    int64_t *Cx;     // [n_rows, n_layers, n]
     uint32_t *slots; // [n_slots] open addressing, label index + 1, 0 = empty
-    int64_t n_labels, cap, n_slots;
+    int64_t n_labels, cap, n_slots, n_rows, cap_rows;
 } se_table;
 
 // ---- the accumulator ----
@@ -86,6 +87,8 @@ typedef struct {
     int64_t n_docs, n_skipped; // documents added; those with no counted position
     int64_t *C;              // [n_layers, n]
     se_table tables[SE_MAX_SETS];
+    int precounted;          // labels and N_x fixed by se_precount_* (see below)
+    int64_t *cond_direct;    // [n_sets, n_layers, SE_COND_LIMBS] singleton terms h(q_t)
     // per-document scratch
     int P;                   // counted positions of the current document
     int64_t *doc_idx;        // [n_sets, P] label index of each position
@@ -105,7 +108,18 @@ int se_doc_begin(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_err
 // hidden state, of which rows n_max-1 .. T-n_max-1 are counted.
 void se_doc_layer(se_acc *acc, int layer, const float *W, double eps, const float *h, int T);
 
-// dst += src (same shape): exact.
+// Precount mode (what `ibc run` uses). Labels depend on token ids only, so a first pass over
+// the corpus's ids can fix every N_x before any hidden state exists. A label seen once then
+// needs no C_x row: C_x is that position's mass q_t, and its term N_x h(C_x) = h(q_t) is
+// added to exact limb sums on the spot. Only labels seen twice or more keep rows, allocated
+// once. Same numbers, bit for bit, as the streaming mode; memory and time fall by the share
+// of singletons (most trigrams and quadgrams of real text).
+//   se_precount_doc for every document (the same documents, all of them, on every
+//   accumulator that will be merged), then se_precount_done, then se_doc_begin/_layer.
+int se_precount_doc(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_err *err);
+int se_precount_done(se_acc *acc, ibc_err *err);
+
+// dst += src (same shape; both streaming, or both precounted over the same documents): exact.
 int se_acc_merge(se_acc *dst, const se_acc *src, ibc_err *err);
 
 #define SE_COND_LIMBS 3
