@@ -11,6 +11,8 @@ SAN     ?=
 CFLAGS  := $(OPT) $(SAN) -std=c17 -D_GNU_SOURCE -fopenmp -Wall -Wextra -Werror -Iinclude \
            -I/usr/include/x86_64-linux-gnu/openblas-openmp $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS := $(SAN)
+GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+CFLAGS  += -DIBC_GIT_REV='"$(GIT_REV)"'
 # GSL without its own CBLAS: OpenBLAS provides cblas_* for both.
 LDLIBS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgsl -lcsv -lm
 TESTLIBS := -lcmocka

@@ -14,4 +14,4 @@ int ibc_fail(ibc_err *err, int code, const char *fmt, ...) {
     return code;
 }
 
-int ibc_exit_status(int code) { return code == IBC_EINPUT ? 2 : 1; }
+int ibc_exit_status(int code) { return code == IBC_EINPUT ? 2 : code == IBC_ESTOP ? 75 : 1; }

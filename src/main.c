@@ -5,13 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mpi.h>
+
 #include "ibc/err.h"
 #include "ibc/io.h"
+#include "ibc/job.h"
 #include "ibc/model.h"
 #include "ibc/npy.h"
+#include "ibc/run.h"
 
 static const char USAGE[] =
     "usage: ibc COMMAND [ARGS]\n"
+    "  run JOB.ini [--quiet]                     the job: estimates for every checkpoint (mpirun -np N for N ranks)\n"
     "  inspect DIR                               architecture, sizes and dtype of a checkpoint\n"
     "  hidden DIR --ids 1,2,3 --out FILE.npy [--logits FILE.npy]\n"
     "                                            hidden states [L+1, T, d] of one sequence\n";
@@ -115,6 +120,31 @@ static int cmd_hidden(int argc, char **argv) {
     return rc ? fail(&e) : 0;
 }
 
+// `ibc run`: every rank runs the job; rank 0 reports. Exit status is the same on all ranks.
+static int cmd_run(int argc, char **argv) {
+    run_opts o = {.progress_s = 5};
+    const char *path = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--quiet")) o.quiet = 1;
+        else if (argv[i][0] != '-' && !path) path = argv[i];
+        else return usage_error("run: unexpected argument");
+    }
+    if (!path) return usage_error("run needs a job file");
+    MPI_Init(NULL, NULL);
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    ibc_err e = {0};
+    job j;
+    int rc = job_load(path, &j, &e);
+    if (rc == 0) {
+        rc = run_job(&j, &o, &e);
+        job_free(&j);
+    }
+    if (rc && rank == 0) fprintf(stderr, "ibc: %s\n", e.msg);
+    MPI_Finalize();
+    return rc ? ibc_exit_status(rc) : 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
@@ -123,6 +153,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(cmd, "hidden")) return cmd_hidden(argc - 2, argv + 2);
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     fprintf(stderr, "ibc: unknown command %s\n%s", cmd, USAGE);
     return 2;
 }

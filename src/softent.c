@@ -416,15 +416,16 @@ int se_acc_merge(se_acc *dst, const se_acc *src, ibc_err *err) {
     return 0;
 }
 
-void se_cond_sums(const se_acc *acc, int64_t *out) {
+void se_cond_sums(const se_acc *acc, int part, int nparts, int64_t *out) {
     int L = acc->n_layers, n = acc->n, len = L * n, m = L * SE_COND_LIMBS;
-    memcpy(out, acc->cond_direct, sizeof(int64_t) * (size_t)acc->n_sets * m);
+    if (part == 0) memcpy(out, acc->cond_direct, sizeof(int64_t) * (size_t)acc->n_sets * m);
+    else memset(out, 0, sizeof(int64_t) * (size_t)acc->n_sets * m);
     for (int s = 0; s < acc->n_sets; s++) {
         const se_table *t = &acc->tables[s];
         int64_t *o = out + (size_t)s * m;
         // Integer sums are associative: any thread split gives the same bits.
 #pragma omp parallel for schedule(static) reduction(+ : o[:m])
-        for (int64_t x = 0; x < t->n_labels; x++) {
+        for (int64_t x = part; x < t->n_labels; x += nparts) {
             if (t->row[x] < 0) continue;
             for (int l = 0; l < L; l++) {
                 int64_t v[SE_COND_LIMBS];
@@ -462,7 +463,7 @@ int se_result_from(se_result *r, int n, int n_layers, int n_sets, const int64_t 
 int se_result_compute(const se_acc *acc, se_result *r, ibc_err *err) {
     int64_t *cond = malloc(sizeof(int64_t) * (size_t)(acc->n_sets ? acc->n_sets : 1) * acc->n_layers * SE_COND_LIMBS);
     if (!cond) return ibc_fail(err, IBC_ESYS, "out of memory");
-    se_cond_sums(acc, cond);
+    se_cond_sums(acc, 0, 1, cond);
     int rc = se_result_from(r, acc->n, acc->n_layers, acc->n_sets, acc->C, acc->N, cond, err);
     free(cond);
     return rc;

@@ -12,6 +12,7 @@ enum {
     IBC_OK = 0,
     IBC_EINPUT = -2, // the input is wrong: bad file, bad value, unsupported feature
     IBC_ESYS = -3,   // the system failed: I/O, out of memory, MPI
+    IBC_ESTOP = -4,  // stopped by a signal after saving; running again resumes
 };
 
 typedef struct {
@@ -24,7 +25,7 @@ typedef struct {
 int ibc_fail(ibc_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-// Exit status for an error code: 2 for IBC_EINPUT, 1 otherwise.
+// Exit status for an error code: 2 for IBC_EINPUT, 75 (EX_TEMPFAIL) for IBC_ESTOP, 1 otherwise.
 int ibc_exit_status(int code);
 
 #endif

@@ -123,8 +123,10 @@ int se_precount_done(se_acc *acc, ibc_err *err);
 int se_acc_merge(se_acc *dst, const se_acc *src, ibc_err *err);
 
 #define SE_COND_LIMBS 3
-// Exact limb sums over every label x held of N_x h(C_x): out [n_sets, n_layers, SE_COND_LIMBS].
-void se_cond_sums(const se_acc *acc, int64_t *out);
+// Exact limb sums of N_x h(C_x) over the labels x held with x % nparts == part (plus the
+// precounted singleton terms when part == 0): out [n_sets, n_layers, SE_COND_LIMBS]. Summing
+// the outputs of parts 0..nparts-1 (e.g. one per rank) gives the whole, bit for bit.
+void se_cond_sums(const se_acc *acc, int part, int nparts, int64_t *out);
 
 // ---- results ----
 typedef struct {

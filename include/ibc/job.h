@@ -1,0 +1,65 @@
+// job: an INI job file (jobs/README.md documents every key) -> a validated `job`.
+//
+// Unknown sections or keys, and bad values, are IBC_EINPUT errors "FILE:LINE: what was
+// expected". Relative paths in the file are taken relative to the job file's folder.
+#ifndef IBC_JOB_H
+#define IBC_JOB_H
+
+#include <stdint.h>
+
+#include "ibc/err.h"
+
+#define JOB_PATH 4096
+
+typedef enum { CORPUS_TEXT, CORPUS_JSONL, CORPUS_JSONL_IDS, CORPUS_TOKENS_U16, CORPUS_TOKENS_U32 } corpus_format;
+typedef enum { TEMP_BOUND, TEMP_LEADING, TEMP_FIXED } temp_mode;
+
+typedef struct {
+    char name[128];
+    char path[JOB_PATH];
+} job_ckpt;
+
+typedef struct {
+    char file[JOB_PATH];    // the job file
+    char *text;             // its whole text (stored with the results)
+    // [job]
+    char name[128];
+    char output[JOB_PATH];  // results go to output/name/
+    int on_error_stop;      // a checkpoint that fails to load stops the job
+    // [checkpoints]
+    job_ckpt *ckpts;
+    int n_ckpts;
+    // [corpus]
+    corpus_format format;
+    char corpus[JOB_PATH];
+    char field[64];         // jsonl: text field; jsonl-ids: ids field
+    char separator[64];     // text: a line equal to this ends a document; "" = blank lines
+    char offsets[JOB_PATH]; // tokens-u16/u32: u64 document start offsets (in tokens)
+    char tokenizer[JOB_PATH]; // "" = each checkpoint's tokenizer.json
+    int add_special;        // the tokenizer's default special tokens (method.md §1)
+    int64_t documents;      // 0 = all, else a seeded sample
+    uint64_t corpus_seed;
+    int max_length;
+    int skip_bad;           // on_bad_document = skip
+    // [estimator]
+    int bins;
+    uint64_t seed;
+    temp_mode temp;
+    double temperature;     // TEMP_FIXED
+    char anchors[JOB_PATH];
+    unsigned orders;        // bit k-1: order k
+    int all_layers;
+    int layers[256];        // hidden-state indices when !all_layers
+    int n_layers_sel;
+    int64_t min_count;      // labels seen fewer times are dropped (0 = keep all)
+    // [preference]
+    char preference[JOB_PATH]; // JSONL {prompt, chosen, rejected}; "" = none
+} job;
+
+int job_load(const char *path, job *j, ibc_err *err);
+void job_free(job *j);
+
+// The results folder output/name.
+void job_results_dir(const job *j, char *out, size_t cap);
+
+#endif

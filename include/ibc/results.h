@@ -1,0 +1,61 @@
+// results: what a job produces, on disk (docs/results.md has the schema).
+//
+//   DIR/NAME.h5     parallel HDF5: /run (job text, version, revision), /anchors/d<d>,
+//                   /checkpoints/<name>/ {layers, N, H, I_X [4, layers], I_Y [4, layers],
+//                   I_pref} with the summary and model as attributes
+//   DIR/layers.csv  one row per checkpoint and tracked layer
+//   DIR/summary.csv one row per complete checkpoint
+// Every file is written under a temporary name and renamed. The HDF5 file is rewritten
+// after each checkpoint from all results so far, so a killed job leaves the last complete
+// state; results_load reads it back to resume.
+#ifndef IBC_RESULTS_H
+#define IBC_RESULTS_H
+
+#include <stdint.h>
+
+#include "ibc/err.h"
+#include "ibc/softent.h"
+
+#define RES_ORDERS SE_MAX_ORDER
+
+typedef enum { RES_PENDING = 0, RES_COMPLETE = 1, RES_FAILED = 2 } res_status;
+
+typedef struct {
+    char name[128];
+    res_status status;
+    char error[1024];         // RES_FAILED: why
+    char arch[16];
+    int64_t params;
+    int d, L;                 // width, blocks (hidden states 0..L)
+    int n_layers;             // tracked hidden states
+    int *layer_ids;           // [n_layers]
+    int64_t n_documents, n_skipped, n_positions;
+    double eps;
+    double *H;                // [n_layers]
+    double *I_X, *I_Y;        // [RES_ORDERS, n_layers], NaN for orders not computed
+    double *I_pref;           // [n_layers], NaN without preference labels
+    se_summary sum;
+} res_ckpt;
+
+typedef struct {
+    int d, n;
+    float *W;                 // [n, d]
+    double eps;
+} res_anchors;
+
+// Allocates the per-layer arrays of r for n_layers slots (NaN-filled).
+int res_ckpt_alloc(res_ckpt *r, int n_layers);
+void res_ckpt_free(res_ckpt *r);
+
+// Writes DIR/JOB.h5 (collectively over MPI_COMM_WORLD: every rank calls it with the same
+// data; rank 0 writes the bytes) and, from rank 0, layers.csv and summary.csv.
+int results_write(const char *dir, const char *job_name, const char *job_text, const res_ckpt *r, int n,
+                  const res_anchors *anchors, int n_anchors, ibc_err *err);
+
+// Reads DIR/JOB.h5 if it exists. *found = 0 if there is no file. Checkpoints whose status is
+// complete or failed are returned in r (n_max entries, matched by name, others left pending).
+// IBC_EINPUT if the file was made by a different job text.
+int results_load(const char *dir, const char *job_name, const char *job_text, res_ckpt *r, int n, int *found,
+                 ibc_err *err);
+
+#endif

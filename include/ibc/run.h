@@ -1,0 +1,26 @@
+// run: `ibc run JOB.ini`, the whole job, collectively over MPI_COMM_WORLD (design.md).
+//
+// For each checkpoint in order: every rank maps the weights; the documents (rank 0 read and
+// broadcast them) are precounted into identical label tables on every rank; work units of
+// RUN_BLOCK documents go to ranks round-robin (unit u to rank u mod P); after every round the
+// ranks agree on progress and on a stop request (SIGTERM, SIGUSR1); then counts merge by
+// integer all-reduce and the results (HDF5, CSV) are rewritten. Checkpoints already complete
+// in the results file are skipped, so running an interrupted job again resumes it.
+#ifndef IBC_RUN_H
+#define IBC_RUN_H
+
+#include "ibc/err.h"
+#include "ibc/job.h"
+
+#define RUN_BLOCK 4
+
+typedef struct {
+    int quiet;          // no progress lines
+    double progress_s;  // seconds between progress lines (default 5)
+} run_opts;
+
+// 0 on success; IBC_ESTOP when a signal stopped it after saving; else an error (the same
+// code and message on every rank).
+int run_job(const job *j, const run_opts *o, ibc_err *err);
+
+#endif

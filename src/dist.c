@@ -1,0 +1,126 @@
+#include "ibc/dist.h"
+
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+int dist_rank(void) {
+    int r;
+    MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    return r;
+}
+
+int dist_size(void) {
+    int s;
+    MPI_Comm_size(MPI_COMM_WORLD, &s);
+    return s;
+}
+
+void dist_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
+
+int dist_share_error(int rc, ibc_err *err) {
+    int code = rc;
+    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (code) {
+        MPI_Bcast(err->msg, sizeof err->msg, MPI_CHAR, 0, MPI_COMM_WORLD);
+        err->code = code;
+    }
+    return code;
+}
+
+int dist_any(int flag) {
+    int any = 0;
+    MPI_Allreduce(&flag, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return any;
+}
+
+void dist_sum(int64_t *v, int n) { MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD); }
+
+// In-place integer sum of a long array, in chunks that fit MPI's int counts.
+static void sum_long(int64_t *v, int64_t n) {
+    const int64_t chunk = 1 << 26;
+    for (int64_t i = 0; i < n; i += chunk)
+        MPI_Allreduce(MPI_IN_PLACE, v + i, (int)(n - i < chunk ? n - i : chunk), MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+}
+
+static void bcast_long(void *buf, int64_t bytes) {
+    const int64_t chunk = 1 << 30;
+    for (int64_t i = 0; i < bytes; i += chunk)
+        MPI_Bcast((char *)buf + i, (int)(bytes - i < chunk ? bytes - i : chunk), MPI_BYTE, 0, MPI_COMM_WORLD);
+}
+
+int dist_bcast_corpus(corpus *c, ibc_err *err) {
+    int root = dist_rank() == 0;
+    int64_t head[2] = {c->n, c->n_bad};
+    MPI_Bcast(head, 2, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    MPI_Bcast(c->source, sizeof c->source, MPI_CHAR, 0, MPI_COMM_WORLD);
+    // Per document: text length (-1: none), id count, pref, line.
+    int64_t *meta = malloc(sizeof(int64_t) * 4 * (size_t)(head[0] + 1));
+    int ok = meta != NULL;
+    if (root && ok)
+        for (int64_t i = 0; i < c->n; i++) {
+            corpus_doc *d = &c->docs[i];
+            meta[4 * i] = d->text ? (int64_t)strlen(d->text) : -1;
+            meta[4 * i + 1] = d->n_ids;
+            meta[4 * i + 2] = d->pref;
+            meta[4 * i + 3] = d->line;
+        }
+    if (dist_any(!ok)) { free(meta); return ibc_fail(err, IBC_ESYS, "out of memory for the corpus"); }
+    bcast_long(meta, 32 * head[0]);
+    if (!root) {
+        c->n = head[0];
+        c->n_bad = head[1];
+        c->docs = calloc((size_t)(c->n ? c->n : 1), sizeof(corpus_doc));
+        for (int64_t i = 0; c->docs && i < c->n; i++) {
+            corpus_doc *d = &c->docs[i];
+            d->n_ids = (int)meta[4 * i + 1];
+            d->pref = (int)meta[4 * i + 2];
+            d->line = meta[4 * i + 3];
+            if (meta[4 * i] >= 0) d->text = calloc((size_t)meta[4 * i] + 1, 1);
+            if (d->n_ids || meta[4 * i] < 0) d->ids = malloc(sizeof(int32_t) * (size_t)(d->n_ids + 1));
+        }
+    }
+    // Texts and ids travel as two packed buffers.
+    int64_t tb = 0, ib = 0;
+    for (int64_t i = 0; i < head[0]; i++) {
+        tb += meta[4 * i] > 0 ? meta[4 * i] : 0;
+        ib += meta[4 * i + 1];
+    }
+    char *tbuf = malloc((size_t)tb + 1);
+    int32_t *ibuf = malloc(sizeof(int32_t) * (size_t)(ib + 1));
+    if (dist_any(!tbuf || !ibuf || !c->docs)) {
+        free(tbuf); free(ibuf); free(meta);
+        return ibc_fail(err, IBC_ESYS, "out of memory for the corpus");
+    }
+    if (root)
+        for (int64_t i = 0, to = 0, io = 0; i < c->n; i++) {
+            if (meta[4 * i] > 0) memcpy(tbuf + to, c->docs[i].text, (size_t)meta[4 * i]), to += meta[4 * i];
+            if (c->docs[i].n_ids) memcpy(ibuf + io, c->docs[i].ids, sizeof(int32_t) * (size_t)c->docs[i].n_ids), io += c->docs[i].n_ids;
+        }
+    bcast_long(tbuf, tb);
+    bcast_long(ibuf, 4 * ib);
+    if (!root)
+        for (int64_t i = 0, to = 0, io = 0; i < c->n; i++) {
+            if (meta[4 * i] > 0) memcpy(c->docs[i].text, tbuf + to, (size_t)meta[4 * i]), to += meta[4 * i];
+            if (c->docs[i].n_ids) memcpy(c->docs[i].ids, ibuf + io, sizeof(int32_t) * (size_t)c->docs[i].n_ids), io += c->docs[i].n_ids;
+        }
+    free(tbuf); free(ibuf); free(meta);
+    return 0;
+}
+
+void dist_merge_acc(se_acc *acc) {
+    int len = acc->n_layers * acc->n;
+    sum_long(acc->C, len);
+    sum_long(acc->cond_direct, (int64_t)acc->n_sets * acc->n_layers * SE_COND_LIMBS);
+    int64_t v[3] = {acc->N, acc->n_docs, acc->n_skipped};
+    dist_sum(v, 3);
+    acc->N = v[0];
+    acc->n_docs = v[1];
+    acc->n_skipped = v[2];
+    for (int s = 0; s < acc->n_sets; s++) sum_long(acc->tables[s].Cx, acc->tables[s].n_rows * len);
+}
+
+void dist_cond_sums(const se_acc *acc, int64_t *out) {
+    se_cond_sums(acc, dist_rank(), dist_size(), out);
+    sum_long(out, (int64_t)acc->n_sets * acc->n_layers * SE_COND_LIMBS);
+}
