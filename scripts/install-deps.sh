@@ -19,6 +19,9 @@ PKGS=(
   python3-numpy python3-scipy         # reference values in tests
 )
 
+# `install-deps.sh slurm`: the one-node Slurm that tests/slurm.sh starts (slurmctld, slurmd, munge).
+if [ "${1:-}" = slurm ]; then PKGS=(slurm-wlm munge); fi
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

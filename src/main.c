@@ -16,7 +16,11 @@
 
 static const char USAGE[] =
     "usage: ibc COMMAND [ARGS]\n"
-    "  run JOB.ini [--quiet]                     the job: estimates for every checkpoint (mpirun -np N for N ranks)\n"
+    "  run JOB.ini [--quiet] [--only K] [--results DIR]\n"
+    "                                            the job: estimates for every checkpoint (mpirun -np N for N ranks);\n"
+    "                                            --only K runs checkpoint K (0-based) alone, into DIR\n"
+    "  merge JOB.ini DIR...                      merges results folders of one job (Slurm array tasks)\n"
+    "  checkpoints JOB.ini [--results-dir]       prints the job's checkpoint count (or results folder)\n"
     "  inspect DIR                               architecture, sizes and dtype of a checkpoint\n"
     "  hidden DIR --ids 1,2,3 --out FILE.npy [--logits FILE.npy]\n"
     "                                            hidden states [L+1, T, d] of one sequence\n";
@@ -122,10 +126,15 @@ static int cmd_hidden(int argc, char **argv) {
 
 // `ibc run`: every rank runs the job; rank 0 reports. Exit status is the same on all ranks.
 static int cmd_run(int argc, char **argv) {
-    run_opts o = {.progress_s = 5};
+    run_opts o = {.progress_s = 5, .only = -1};
     const char *path = NULL;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--quiet")) o.quiet = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            char *end;
+            o.only = (int)strtol(argv[++i], &end, 10);
+            if (*end || o.only < 0) return usage_error("--only: expected a checkpoint index (0-based)");
+        } else if (!strcmp(argv[i], "--results") && i + 1 < argc) o.results = argv[++i];
         else if (argv[i][0] != '-' && !path) path = argv[i];
         else return usage_error("run: unexpected argument");
     }
@@ -145,6 +154,39 @@ static int cmd_run(int argc, char **argv) {
     return rc ? ibc_exit_status(rc) : 0;
 }
 
+static int cmd_merge(int argc, char **argv) {
+    if (argc < 2) return usage_error("merge needs a job file and results folders");
+    MPI_Init(NULL, NULL);
+    ibc_err e = {0};
+    job j;
+    int rc = job_load(argv[0], &j, &e);
+    if (rc == 0) {
+        char out[4400];
+        job_results_dir(&j, out, sizeof out);
+        rc = run_merge(&j, (const char *const *)argv + 1, argc - 1, out, &e);
+        if (rc == 0) fprintf(stderr, "ibc: merged %d folders into %s\n", argc - 1, out);
+        job_free(&j);
+    }
+    if (rc) fprintf(stderr, "ibc: %s\n", e.msg);
+    MPI_Finalize();
+    return rc ? ibc_exit_status(rc) : 0;
+}
+
+// The job's checkpoint count, or with --results-dir its results folder (for scripts).
+static int cmd_checkpoints(int argc, char **argv) {
+    if (argc < 1 || argc > 2 || (argc == 2 && strcmp(argv[1], "--results-dir")))
+        return usage_error("checkpoints takes a job file [--results-dir]");
+    ibc_err e = {0};
+    job j;
+    if (job_load(argv[0], &j, &e)) return fail(&e);
+    char dir[4400];
+    job_results_dir(&j, dir, sizeof dir);
+    if (argc == 2) printf("%s\n", dir);
+    else printf("%d\n", j.n_ckpts);
+    job_free(&j);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
@@ -154,6 +196,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(cmd, "hidden")) return cmd_hidden(argc - 2, argv + 2);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "merge")) return cmd_merge(argc - 2, argv + 2);
+    if (!strcmp(cmd, "checkpoints")) return cmd_checkpoints(argc - 2, argv + 2);
     fprintf(stderr, "ibc: unknown command %s\n%s", cmd, USAGE);
     return 2;
 }

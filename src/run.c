@@ -23,21 +23,10 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-// The anchors of width d (generated from the seed, or the job's file), with their eps.
-typedef struct {
-    res_anchors *a;
-    int n;
-} anchor_cache;
-
-static int get_anchors(const job *j, anchor_cache *ac, int d, const res_anchors **out, ibc_err *err) {
-    for (int i = 0; i < ac->n; i++)
-        if (ac->a[i].d == d) { *out = &ac->a[i]; return 0; }
-    res_anchors *na = realloc(ac->a, sizeof(res_anchors) * (size_t)(ac->n + 1));
-    if (!na) return ibc_fail(err, IBC_ESYS, "out of memory");
-    ac->a = na;
-    res_anchors *a = &ac->a[ac->n];
+int run_anchors(const job *j, int d, res_anchors *a, ibc_err *err) {
     a->d = d;
     a->n = j->bins;
+    a->W = NULL;
     int rc = 0;
     if (j->anchors[0]) {
         int n = j->bins, dd = d;
@@ -49,13 +38,48 @@ static int get_anchors(const job *j, anchor_cache *ac, int d, const res_anchors 
         if (!a->W) return ibc_fail(err, IBC_ESYS, "out of memory");
         se_anchors(a->n, d, j->seed, a->W);
     }
-    if (rc) return rc;
-    if (j->temp == TEMP_FIXED) a->eps = j->temperature;
-    else if (j->temp == TEMP_LEADING) a->eps = se_eps_leading(a->n, d);
-    else if ((rc = se_eps_bound(a->n, d, &a->eps, err))) { free(a->W); return rc; }
-    ac->n++;
-    *out = a;
-    return 0;
+    if (rc == 0) {
+        if (j->temp == TEMP_FIXED) a->eps = j->temperature;
+        else if (j->temp == TEMP_LEADING) a->eps = se_eps_leading(a->n, d);
+        else rc = se_eps_bound(a->n, d, &a->eps, err);
+    }
+    if (rc) { free(a->W); a->W = NULL; }
+    return rc;
+}
+
+// Anchors per width, made once.
+typedef struct {
+    res_anchors *a;
+    int n;
+} anchor_cache;
+
+static int get_anchors(const job *j, anchor_cache *ac, int d, const res_anchors **out, ibc_err *err) {
+    for (int i = 0; i < ac->n; i++)
+        if (ac->a[i].d == d) { *out = &ac->a[i]; return 0; }
+    res_anchors *na = realloc(ac->a, sizeof(res_anchors) * (size_t)(ac->n + 1));
+    if (!na) return ibc_fail(err, IBC_ESYS, "out of memory");
+    ac->a = na;
+    int rc = run_anchors(j, d, &ac->a[ac->n], err);
+    if (rc == 0) *out = &ac->a[ac->n++];
+    return rc;
+}
+
+static void free_anchors(anchor_cache *ac) {
+    for (int i = 0; i < ac->n; i++) free(ac->a[i].W);
+    free(ac->a);
+    ac->a = NULL;
+    ac->n = 0;
+}
+
+// Rewrites the results with every checkpoint so far (anchors for each width present).
+static int save(const job *j, const char *dir, res_ckpt *res, int K, anchor_cache *ac, ibc_err *err) {
+    const res_anchors *tmp;
+    for (int i = 0; i < K; i++)
+        if (res[i].status == RES_COMPLETE) {
+            int rc = get_anchors(j, ac, res[i].d, &tmp, err);
+            if (rc) return rc;
+        }
+    return results_write(dir, j->name, j->text, res, K, ac->a, ac->n, err);
 }
 
 typedef struct {
@@ -231,7 +255,12 @@ int run_job(const job *j, const run_opts *o, ibc_err *err) {
                         c.source[0] ? c.source : j->corpus, 2 * n_max);
     }
     char dir[JOB_PATH + 200];
-    job_results_dir(j, dir, sizeof dir);
+    if (o->results) snprintf(dir, sizeof dir, "%s", o->results);
+    else job_results_dir(j, dir, sizeof dir);
+    if (o->only >= j->n_ckpts) {
+        corpus_free(&c);
+        return ibc_fail(err, IBC_EINPUT, "%s: --only %d: the job has %d checkpoints (0..%d)", j->file, o->only, j->n_ckpts, j->n_ckpts - 1);
+    }
     rc = rank == 0 ? io_mkdirs(dir, err) : 0;
     if ((rc = dist_share_error(rc, err))) { corpus_free(&c); return rc; }
 
@@ -245,6 +274,7 @@ int run_job(const job *j, const run_opts *o, ibc_err *err) {
     rc = results_load(dir, j->name, j->text, res, K, &found, err);
     if ((rc = dist_share_error(rc, err))) goto done;
     for (int k = 0; k < K && rc == 0; k++) {
+        if (o->only >= 0 && k != o->only) continue;
         progress pg = {o, now(), now(), k + 1, K, j->ckpts[k].name, 0};
         if (res[k].status != RES_PENDING) {
             if (!o->quiet && rank == 0) fprintf(stderr, "ibc: checkpoint %d/%d %s: already %s, skipped\n", k + 1, K,
@@ -275,12 +305,7 @@ int run_job(const job *j, const run_opts *o, ibc_err *err) {
             model_free(&m);
             if (rc == 0) report(&pg, c.n, c.n, -1, 1);
         }
-        if (rc == 0) { // rewrite the results with every checkpoint so far
-            const res_anchors *tmp;
-            for (int i = 0; i < K && rc == 0; i++)
-                if (res[i].status == RES_COMPLETE) rc = get_anchors(j, &ac, res[i].d, &tmp, err);
-            if (rc == 0) rc = results_write(dir, j->name, j->text, res, K, ac.a, ac.n, err);
-        }
+        if (rc == 0) rc = save(j, dir, res, K, &ac, err);
     }
     if (rc == IBC_ESTOP) {
         int complete = 0;
@@ -290,10 +315,40 @@ int run_job(const job *j, const run_opts *o, ibc_err *err) {
     }
 done:
     for (int k = 0; k < K; k++) res_ckpt_free(&res[k]);
-    for (int i = 0; i < ac.n; i++) free(ac.a[i].W);
-    free(ac.a);
+    free_anchors(&ac);
     free(res);
     free(ok);
     corpus_free(&c);
+    return rc;
+}
+
+int run_merge(const job *j, const char *const *dirs, int n_dirs, const char *out, ibc_err *err) {
+    int K = j->n_ckpts, rc = 0;
+    res_ckpt *res = calloc((size_t)K, sizeof(res_ckpt)), *part = calloc((size_t)K, sizeof(res_ckpt));
+    anchor_cache ac = {0};
+    if (!res || !part) { free(res); free(part); return ibc_fail(err, IBC_ESYS, "out of memory"); }
+    for (int k = 0; k < K; k++) snprintf(res[k].name, sizeof res[k].name, "%s", j->ckpts[k].name);
+    for (int i = 0; i < n_dirs && rc == 0; i++) {
+        int found = 0;
+        for (int k = 0; k < K; k++) {
+            res_ckpt_free(&part[k]);
+            memset(&part[k], 0, sizeof part[k]);
+            snprintf(part[k].name, sizeof part[k].name, "%s", j->ckpts[k].name);
+        }
+        rc = results_load(dirs[i], j->name, j->text, part, K, &found, err);
+        if (rc == 0 && !found) rc = ibc_fail(err, IBC_EINPUT, "%s: no %s.h5 results in this folder", dirs[i], j->name);
+        for (int k = 0; rc == 0 && k < K; k++) // a complete result wins over a failed one
+            if (part[k].status == RES_COMPLETE || (part[k].status == RES_FAILED && res[k].status == RES_PENDING)) {
+                res_ckpt_free(&res[k]);
+                res[k] = part[k];
+                memset(&part[k], 0, sizeof part[k]);
+            }
+    }
+    if (rc == 0) rc = dist_rank() == 0 ? io_mkdirs(out, err) : 0;
+    if ((rc = dist_share_error(rc, err)) == 0) rc = save(j, out, res, K, &ac, err);
+    for (int k = 0; k < K; k++) { res_ckpt_free(&res[k]); res_ckpt_free(&part[k]); }
+    free(res);
+    free(part);
+    free_anchors(&ac);
     return rc;
 }

@@ -84,6 +84,17 @@ for how in USR1 TERM KILL; do
 done
 check "no temporary file left in results" '! ls $tmp/r*/resume/*.tmp* >/dev/null 2>&1'
 
+# --- progress on rank 0 -----------------------------------------------------------------------
+$MPIRUN 2 "$IBC" run "$tmp/multi1.ini" 2>"$tmp/progress" >/dev/null
+check "progress: checkpoint k/K, documents, tokens/s and ETA on stderr (skips on resume)" \
+  'grep -q "already complete, skipped" $tmp/progress'
+rm -rf "$tmp/np1"
+$MPIRUN 2 "$IBC" run "$tmp/multi1.ini" 2>"$tmp/progress" >/dev/null
+check "progress line format" 'grep -qE "^ibc: checkpoint 6/6 gemma: documents 300/300, [0-9]+ tokens/s, ETA [0-9]+s$" $tmp/progress'
+rm -rf "$tmp/np1"
+$MPIRUN 2 "$IBC" run "$tmp/multi1.ini" --quiet 2>"$tmp/progress" >/dev/null
+check "--quiet silences progress" '[ ! -s $tmp/progress ]'
+
 # --- bad input and failures --------------------------------------------------------------------
 job bad "$tmp/bad" "s = $FX/real/stories260K"
 printf '[estimator]\nbinz = 100\n' >>"$tmp/bad.ini"

@@ -17,10 +17,21 @@
 typedef struct {
     int quiet;          // no progress lines
     double progress_s;  // seconds between progress lines (default 5)
+    int only;           // >= 0: run only checkpoint `only` (0-based, a Slurm array task)
+    const char *results; // results folder instead of output/name (NULL: the job's)
 } run_opts;
 
 // 0 on success; IBC_ESTOP when a signal stopped it after saving; else an error (the same
 // code and message on every rank).
 int run_job(const job *j, const run_opts *o, ibc_err *err);
+
+// Merges the results folders of separate runs of the same job (e.g. the tasks of a Slurm
+// array) into the job's results folder, in the job's checkpoint order. Collective (run it
+// on one rank or many). IBC_EINPUT if a folder holds results of another job file.
+int run_merge(const job *j, const char *const *dirs, int n_dirs, const char *out, ibc_err *err);
+
+#include "ibc/results.h"
+// The anchors of width d for this job (generated from its seed, or its file) and their eps.
+int run_anchors(const job *j, int d, res_anchors *a, ibc_err *err);
 
 #endif

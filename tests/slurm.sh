@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The sbatch scripts on a real one-node Slurm (installed from Debian and started here): one
+# job with 2 ranks, and the array + merge chain, each equal to a plain mpirun run.
+set -u
+ROOT=$(pwd)
+IBC=$(realpath "${IBC_BIN:-bin/ibc}")
+FX=$(realpath "${IBC_FIXTURES:-../shared/fixtures}" 2>/dev/null)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+check() { if eval "$2"; then echo "ok $1"; else echo "not ok $1"; fi; }
+if [ -z "$FX" ] || [ ! -d "$FX/softh" ]; then echo "skip slurm tests: fixtures folder absent (set IBC_FIXTURES)"; exit 0; fi
+if [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; then echo "skip slurm tests: need root to start slurmctld/slurmd"; exit 0; fi
+bash scripts/install-deps.sh slurm || { echo "not ok installing slurm-wlm and munge"; exit 1; }
+
+tmp=$(mktemp -d)
+cluster=$tmp/cluster
+export SLURM_CONF=$cluster/slurm.conf
+cleanup() { bash "$ROOT/scripts/slurm-local.sh" stop "$cluster"; rm -rf "$tmp"; }
+trap cleanup EXIT
+bash scripts/slurm-local.sh start "$cluster" || { echo "not ok starting a one-node Slurm"; exit 1; }
+echo "ok a one-node Slurm is up ($(sinfo -h -o '%P %T %c'))"
+
+job() { # FILE OUTPUT
+  cat >"$1" <<INI
+[job]
+name = tiny
+output = $2
+[checkpoints]
+stories260K = $FX/real/stories260K
+llama = $FX/hf-tiny/llama
+gpt2 = $FX/hf-tiny/gpt2
+[corpus]
+format = jsonl-ids
+path = $FX/softh/fortunes300_stories260K.jsonl
+documents = 120
+seed = 7
+[estimator]
+anchors = $FX/softh/anchors_d64_n100_seed0.npy
+INI
+}
+# Equal results: the CSVs byte for byte, and every HDF5 number (the job text differs only in
+# its output line).
+same() { cmp -s "$1/summary.csv" "$2/summary.csv" && cmp -s "$1/layers.csv" "$2/layers.csv" &&
+         diff <(h5dump -m %.17g "$1/tiny.h5" | grep -v "output =" | sed 1d) \
+              <(h5dump -m %.17g "$2/tiny.h5" | grep -v "output =" | sed 1d) >/dev/null; }
+wait_job() { # ID: waits, then prints its state and exit code
+  for _ in $(seq 600); do [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && break; sleep 1; done
+  scontrol show job "$1" | grep -oE "JobState=[A-Z]+|ExitCode=[0-9:]+" | tr '\n' ' '
+}
+
+job "$tmp/ref.ini" "$tmp/ref"
+mpirun -np 2 "$IBC" run "$tmp/ref.ini" --quiet
+
+job "$tmp/one.ini" "$tmp/one"
+id=$(IBC=$IBC sbatch --parsable --chdir="$tmp" --ntasks=2 "$ROOT/slurm/ibc.sbatch" "$tmp/one.ini")
+st=$(wait_job "$id")
+echo "   ibc.sbatch: $st"
+check "slurm/ibc.sbatch (2 ranks) completes and equals plain mpirun" '[[ $st == *COMPLETED*ExitCode=0:0* ]] && same $tmp/ref/tiny $tmp/one/tiny'
+
+job "$tmp/arr.ini" "$tmp/arr"
+out=$(cd "$tmp" && IBC=$IBC bash "$ROOT/slurm/submit-array.sh" "$tmp/arr.ini")
+echo "   submit-array.sh: $out"
+array=$(sed -n 's/^array \([0-9]*\).*/\1/p' <<<"$out"); merge=$(sed -n 's/.*merge \([0-9]*\)$/\1/p' <<<"$out")
+wait_job "$array" >/dev/null
+st=$(wait_job "$merge")
+echo "   ibc-merge.sbatch: $st"
+check "slurm/ibc-array.sbatch ran one task per checkpoint" '[ $(ls -d $tmp/arr/tiny/tasks/* | wc -l) -eq 3 ]'
+check "slurm/ibc-merge.sbatch after the array: merged results equal plain mpirun" '[[ $st == *COMPLETED*ExitCode=0:0* ]] && same $tmp/ref/tiny $tmp/arr/tiny'
