@@ -112,7 +112,7 @@ static int read_jsonl(const job *j, const char *path, int pref, corpus *c, ibc_e
         if (k == 0 || strspn(line, " \t\r\n") == (size_t)k) continue;
         if (!valid_utf8(line, (size_t)k)) { rc = bad_doc(j, c, err, path, lineno, "invalid UTF-8"); continue; }
         json_error_t je;
-        json_t *o = json_loadb(line, (size_t)k, 0, &je);
+        json_t *o = json_loadb(line, (size_t)k, JSON_ALLOW_NUL, &je);
         if (!json_is_object(o)) {
             json_decref(o);
             rc = bad_doc(j, c, err, path, lineno, "not a JSON object");

@@ -1,0 +1,91 @@
+// tokenizer.json BPE against Hugging Face tokenizers (../shared/fixtures/tokenizers): the
+// exact ids of every text with and without special tokens, and the exact decoded strings.
+// No tolerance: one different id is a failure.
+#include "testutil.h"
+
+#include <jansson.h>
+
+#include "ibc/tokenizer.h"
+
+static int ids_equal(const int32_t *a, int n, json_t *want) {
+    if ((size_t)n != json_array_size(want)) return 0;
+    for (int i = 0; i < n; i++)
+        if (a[i] != json_integer_value(json_array_get(want, (size_t)i))) return 0;
+    return 1;
+}
+
+static void golden(const char *name) {
+    char path[512], rel[128];
+    snprintf(rel, sizeof rel, "tokenizers/%s/tokenizer.json", name);
+    FX_PATH(path, rel);
+    tokenizer *t;
+    ibc_err e = {0};
+    if (tok_load(path, &t, &e)) fail_msg("%s", e.msg);
+    snprintf(rel, sizeof rel, "tokenizers/%s/ids.jsonl", name);
+    FX_PATH(path, rel);
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    int texts = 0, bad = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_t *j = json_loads(line, JSON_ALLOW_NUL, NULL);
+        const char *text = json_string_value(json_object_get(j, "text"));
+        size_t len = json_string_length(json_object_get(j, "text"));
+        texts++;
+        for (int special = 0; special < 2; special++) {
+            int32_t *ids;
+            int n;
+            if (tok_encode(t, text, len, special, &ids, &n, &e)) fail_msg("%s", e.msg);
+            json_t *want = json_object_get(j, special ? "ids_default" : "ids_nospecial");
+            if (!ids_equal(ids, n, want)) {
+                if (bad++ < 5) {
+                    char *w = json_dumps(want, JSON_COMPACT);
+                    print_message("  %s text %lld (%s) special=%d: %d ids, want %s\n", name,
+                                  (long long)json_integer_value(json_object_get(j, "id")),
+                                  json_string_value(json_object_get(j, "cat")), special, n, w);
+                    free(w);
+                }
+            }
+            free(ids);
+        }
+        static const char *dkeys[3][2] = {{"ids_nospecial", "decoded_nospecial"},
+                                          {"ids_default", "decoded_default"},
+                                          {"ids_default", "decoded_default_skip_special"}};
+        for (int k = 0; k < 3; k++) {
+            json_t *ids_j = json_object_get(j, dkeys[k][0]), *want = json_object_get(j, dkeys[k][1]);
+            if (!want) continue;
+            int n = (int)json_array_size(ids_j);
+            int32_t *ids = malloc(sizeof(int32_t) * (size_t)(n + 1));
+            for (int i = 0; i < n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(ids_j, (size_t)i));
+            char *out;
+            size_t olen;
+            if (tok_decode(t, ids, n, k == 2, &out, &olen, &e)) fail_msg("%s", e.msg);
+            if (olen != json_string_length(want) || memcmp(out, json_string_value(want), olen)) {
+                if (bad++ < 5) print_message("  %s text %lld: %s differs: got [%s] want [%s]\n", name,
+                                             (long long)json_integer_value(json_object_get(j, "id")), dkeys[k][1], out,
+                                             json_string_value(want));
+            }
+            free(out);
+            free(ids);
+        }
+        json_decref(j);
+    }
+    free(line);
+    fclose(f);
+    tok_free(t);
+    print_message("  %s: %d texts, %d mismatches\n", name, texts, bad);
+    assert_int_equal(bad, 0);
+}
+
+static void test_gpt2(void **s) { (void)s; golden("gpt2"); }
+static void test_neox(void **s) { (void)s; golden("gpt-neox-20b"); }
+static void test_lenml(void **s) { (void)s; golden("lenml-llama2"); }
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gpt2),
+        cmocka_unit_test(test_neox),
+        cmocka_unit_test(test_lenml),
+    };
+    return cmocka_run_group_tests_name("tokenizer", tests, NULL, NULL);
+}
