@@ -12,6 +12,8 @@ LIBS="$(pkg-config --libs jansson libpcre2-8 libutf8proc) -lm"
 declare -A SRCS=(
   [fuzz_safetensors]="src/safetensors.c src/io.c src/err.c"
   [fuzz_config]="src/config.c src/io.c src/err.c"
+  [fuzz_tokenizer_load]="src/tokenizer.c src/io.c src/err.c"
+  [fuzz_tokenizer_encode]="src/tokenizer.c src/io.c src/err.c"
 )
 seed() { # target dir
   case $1 in
@@ -27,6 +29,11 @@ PY
       for a in llama gpt2 gpt_neox gemma olmo2 qwen2 mistral; do
         printf '{"model_type":"%s","hidden_size":8,"n_embd":8,"num_hidden_layers":1,"n_layer":1,"num_attention_heads":2,"n_head":2,"intermediate_size":16,"vocab_size":16,"n_positions":8,"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192}}' "$a" >"$2/$a.json"
       done ;;
+    fuzz_tokenizer_load)
+      cp fuzz/tiny_tokenizer.json "$2/tiny.json" ;;
+    fuzz_tokenizer_encode)
+      printf 'Hello, World! 123 caf\xc3\xa9 -x- [x] <s>  a\tb\n' >"$2/s1"
+      printf 'ab ab\xe2\x96\x81a 9' >"$2/s2" ;;
   esac
 }
 status=0

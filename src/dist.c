@@ -124,3 +124,65 @@ void dist_cond_sums(const se_acc *acc, int64_t *out) {
     se_cond_sums(acc, dist_rank(), dist_size(), out);
     sum_long(out, (int64_t)acc->n_sets * acc->n_layers * SE_COND_LIMBS);
 }
+
+int dist_map_docs(corpus *c, dist_doc_fn fn, void *ctx, ibc_err *err) {
+    int P = dist_size(), r = dist_rank(), rc = 0;
+    int64_t mine = 0, total = 0;
+    int32_t **ids = calloc((size_t)c->n + 1, sizeof(int32_t *));
+    int *len = calloc((size_t)c->n + 1, sizeof(int));
+    if (!ids || !len) rc = ibc_fail(err, IBC_ESYS, "out of memory");
+    for (int64_t i = r; rc == 0 && i < c->n; i += P) rc = fn(ctx, &c->docs[i], &ids[i], &len[i], err);
+    // Everyone's first error wins in rank order: share rank-wise, then take the lowest.
+    int bad = rc != 0, first = P;
+    int *all = malloc(sizeof(int) * (size_t)P);
+    MPI_Allgather(&bad, 1, MPI_INT, all, 1, MPI_INT, MPI_COMM_WORLD);
+    for (int k = 0; k < P; k++) if (all[k] && first == P) first = k;
+    free(all);
+    if (first < P) {
+        int code = rc;
+        MPI_Bcast(&code, 1, MPI_INT, first, MPI_COMM_WORLD);
+        MPI_Bcast(err->msg, sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD);
+        err->code = code;
+        for (int64_t i = 0; i < c->n; i++) free(ids[i]);
+        free(ids); free(len);
+        return code;
+    }
+    // Lengths: each rank fills its own, an integer sum merges them (others are 0).
+    int64_t *lens = calloc((size_t)c->n + 1, sizeof(int64_t));
+    if (!lens) return ibc_fail(err, IBC_ESYS, "out of memory");
+    for (int64_t i = r; i < c->n; i += P) lens[i] = len[i], mine += len[i];
+    sum_long(lens, c->n);
+    for (int64_t i = 0; i < c->n; i++) total += lens[i];
+    // Ids: packed per rank in document order, gathered, then unpacked.
+    int32_t *packed = malloc(sizeof(int32_t) * (size_t)(mine + 1)), *everything = malloc(sizeof(int32_t) * (size_t)(total + 1));
+    int *counts = malloc(sizeof(int) * (size_t)P), *displs = malloc(sizeof(int) * (size_t)P);
+    if (!packed || !everything || !counts || !displs || total > INT32_MAX) rc = ibc_fail(err, IBC_ESYS, "out of memory for the token ids");
+    if (dist_any(rc != 0)) rc = rc ? rc : ibc_fail(err, IBC_ESYS, "out of memory on another rank");
+    if (rc == 0) {
+        int64_t o = 0;
+        for (int64_t i = r; i < c->n; i += P) memcpy(packed + o, ids[i], sizeof(int32_t) * (size_t)len[i]), o += len[i];
+        for (int k = 0, d = 0; k < P; k++) {
+            int64_t cnt = 0;
+            for (int64_t i = k; i < c->n; i += P) cnt += lens[i];
+            counts[k] = (int)cnt;
+            displs[k] = d;
+            d += (int)cnt;
+        }
+        MPI_Allgatherv(packed, (int)mine, MPI_INT32_T, everything, counts, displs, MPI_INT32_T, MPI_COMM_WORLD);
+        for (int k = 0; k < P && rc == 0; k++) {
+            int64_t o2 = displs[k];
+            for (int64_t i = k; i < c->n && rc == 0; i += P) {
+                corpus_doc *d = &c->docs[i];
+                free(d->ids);
+                d->n_ids = (int)lens[i];
+                d->ids = malloc(sizeof(int32_t) * (size_t)(d->n_ids + 1));
+                if (!d->ids) { rc = ibc_fail(err, IBC_ESYS, "out of memory"); break; }
+                memcpy(d->ids, everything + o2, sizeof(int32_t) * (size_t)d->n_ids);
+                o2 += d->n_ids;
+            }
+        }
+    }
+    for (int64_t i = 0; i < c->n; i++) free(ids[i]);
+    free(ids); free(len); free(lens); free(packed); free(everything); free(counts); free(displs);
+    return rc;
+}

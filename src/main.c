@@ -7,18 +7,28 @@
 
 #include <mpi.h>
 
+#include "ibc/ckpt.h"
 #include "ibc/err.h"
 #include "ibc/io.h"
 #include "ibc/job.h"
 #include "ibc/model.h"
 #include "ibc/npy.h"
 #include "ibc/run.h"
+#include "ibc/tokenizer.h"
+#include <jansson.h>
+#include <utf8proc.h>
 
 static const char USAGE[] =
     "usage: ibc COMMAND [ARGS]\n"
     "  run JOB.ini [--quiet] [--only K] [--results DIR]\n"
     "                                            the job: estimates for every checkpoint (mpirun -np N for N ranks);\n"
     "                                            --only K runs checkpoint K (0-based) alone, into DIR\n"
+    "  tokenize --tokenizer FILE [--no-special] [--jsonl IN]\n"
+    "                                            token ids of UTF-8 text on stdin (one line), or of each\n"
+    "                                            JSONL record's text field (one JSON array per line)\n"
+    "  random-checkpoint DIR [--arch llama|gpt_neox] [--d N] [--layers N] [--heads N] [--kv-heads N]\n"
+    "                    [--ff N] [--vocab N] [--seed S]\n"
+    "                                            a random-weight Hugging Face folder (tests, benchmarks)\n"
     "  merge JOB.ini DIR...                      merges results folders of one job (Slurm array tasks)\n"
     "  checkpoints JOB.ini [--results-dir]       prints the job's checkpoint count (or results folder)\n"
     "  inspect DIR                               architecture, sizes and dtype of a checkpoint\n"
@@ -154,6 +164,107 @@ static int cmd_run(int argc, char **argv) {
     return rc ? ibc_exit_status(rc) : 0;
 }
 
+static int print_ids(FILE *f, const int32_t *ids, int n, int json) {
+    fputs(json ? "[" : "", f);
+    for (int i = 0; i < n; i++) fprintf(f, i ? (json ? ", %d" : " %d") : "%d", ids[i]);
+    fputs(json ? "]\n" : "\n", f);
+    return ferror(f) ? -1 : 0;
+}
+
+static int valid_utf8(const char *s, size_t n) {
+    utf8proc_int32_t cp;
+    for (size_t i = 0; i < n;) {
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (k <= 0) return 0;
+        i += (size_t)k;
+    }
+    return 1;
+}
+
+static int cmd_tokenize(int argc, char **argv) {
+    const char *tpath = NULL, *jsonl = NULL;
+    int special = 1;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tpath = argv[++i];
+        else if (!strcmp(argv[i], "--jsonl") && i + 1 < argc) jsonl = argv[++i];
+        else if (!strcmp(argv[i], "--no-special")) special = 0;
+        else return usage_error("tokenize: unexpected argument");
+    }
+    if (!tpath) return usage_error("tokenize needs --tokenizer FILE");
+    ibc_err e = {0};
+    tokenizer *t;
+    if (tok_load(tpath, &t, &e)) return fail(&e);
+    int rc = 0;
+    int32_t *ids;
+    int n;
+    if (!jsonl) {
+        char *text;
+        size_t len;
+        rc = io_read_all("/dev/stdin", &text, &len, &e);
+        if (rc == 0 && !valid_utf8(text, len)) rc = ibc_fail(&e, IBC_EINPUT, "stdin: invalid UTF-8");
+        if (rc == 0 && (rc = tok_encode(t, text, len, special, &ids, &n, &e)) == 0) {
+            print_ids(stdout, ids, n, 0);
+            free(ids);
+        }
+        if (rc == 0) free(text);
+    } else {
+        FILE *f = fopen(jsonl, "r");
+        if (!f) rc = ibc_fail(&e, IBC_EINPUT, "%s: cannot open", jsonl);
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t k;
+        for (long ln = 1; rc == 0 && (k = getline(&line, &cap, f)) >= 0; ln++) {
+            json_error_t je;
+            json_t *o = valid_utf8(line, (size_t)k) ? json_loadb(line, (size_t)k, JSON_ALLOW_NUL, &je) : NULL;
+            json_t *tx = json_object_get(o, "text");
+            if (!json_is_string(tx)) rc = ibc_fail(&e, IBC_EINPUT, "%s:%ld: expected a JSON object with a string field text", jsonl, ln);
+            else if ((rc = tok_encode(t, json_string_value(tx), json_string_length(tx), special, &ids, &n, &e)) == 0) {
+                print_ids(stdout, ids, n, 1);
+                free(ids);
+            }
+            json_decref(o);
+        }
+        free(line);
+        if (f) fclose(f);
+    }
+    tok_free(t);
+    return rc ? fail(&e) : 0;
+}
+
+static int cmd_random_checkpoint(int argc, char **argv) {
+    model_config c = {.arch = ARCH_LLAMA, .d = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .d_ff = 128,
+                      .vocab = 512, .norm_eps = 1e-5f, .rope_theta = 10000, .tied = 1, .gated_mlp = 1, .max_pos = 2048};
+    const char *dir = NULL;
+    long long seed = 1;
+    for (int i = 0; i < argc; i++) {
+        int *iv = NULL;
+        if (!strcmp(argv[i], "--d")) iv = &c.d;
+        else if (!strcmp(argv[i], "--layers")) iv = &c.n_layers;
+        else if (!strcmp(argv[i], "--heads")) iv = &c.n_heads;
+        else if (!strcmp(argv[i], "--kv-heads")) iv = &c.n_kv_heads;
+        else if (!strcmp(argv[i], "--ff")) iv = &c.d_ff;
+        else if (!strcmp(argv[i], "--vocab")) iv = &c.vocab;
+        if ((iv || !strcmp(argv[i], "--seed") || !strcmp(argv[i], "--arch")) && i + 1 >= argc) return usage_error("random-checkpoint: a flag needs a value");
+        if (iv) {
+            *iv = atoi(argv[++i]);
+            if (*iv < 1 || *iv > (1 << 24)) return usage_error("random-checkpoint: sizes are positive integers");
+        } else if (!strcmp(argv[i], "--seed")) seed = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--arch")) {
+            const char *a = argv[++i];
+            if (!strcmp(a, "gpt_neox")) c.arch = ARCH_GPT_NEOX, c.tied = 0, c.gated_mlp = 0, c.parallel_residual = 1;
+            else if (strcmp(a, "llama")) return usage_error("random-checkpoint: --arch is llama or gpt_neox");
+        } else if (argv[i][0] != '-' && !dir) dir = argv[i];
+        else return usage_error("random-checkpoint: unexpected argument");
+    }
+    if (!dir || c.d % c.n_heads || c.n_heads % c.n_kv_heads) return usage_error("random-checkpoint needs DIR, heads dividing d and kv heads dividing heads");
+    if (c.arch == ARCH_GPT_NEOX) c.n_kv_heads = c.n_heads;
+    c.head_dim = c.d / c.n_heads;
+    c.rot_dim = c.arch == ARCH_GPT_NEOX ? (c.head_dim / 4) & ~1 : c.head_dim;
+    ibc_err e = {0};
+    if (ckpt_write_random(dir, &c, (uint64_t)seed, &e)) return fail(&e);
+    return 0;
+}
+
 static int cmd_merge(int argc, char **argv) {
     if (argc < 2) return usage_error("merge needs a job file and results folders");
     MPI_Init(NULL, NULL);
@@ -197,6 +308,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "hidden")) return cmd_hidden(argc - 2, argv + 2);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
+    if (!strcmp(cmd, "random-checkpoint")) return cmd_random_checkpoint(argc - 2, argv + 2);
     if (!strcmp(cmd, "checkpoints")) return cmd_checkpoints(argc - 2, argv + 2);
     fprintf(stderr, "ibc: unknown command %s\n%s", cmd, USAGE);
     return 2;

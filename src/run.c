@@ -13,6 +13,7 @@
 #include "ibc/model.h"
 #include "ibc/results.h"
 #include "ibc/softent.h"
+#include "ibc/tokenizer.h"
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { g_stop = sig; }
@@ -95,6 +96,58 @@ static int on_layer(void *ctx, int l, const float *h, int T, int d) {
     layer_ctx *c = ctx;
     if (c->slot[l] >= 0) se_doc_layer(c->acc, c->slot[l], c->W, c->eps, h, T);
     return l == c->last ? 1 : 0; // 1: no later layer is needed
+}
+
+// Token ids for text documents: the job's tokenizer or the checkpoint's tokenizer.json.
+// Re-tokenizes only when the tokenizer file's content changes (a training run shares one).
+typedef struct {
+    uint64_t hash;   // of the tokenizer file used for the current ids, 0 = none yet
+    tokenizer *tok;
+    int add_special;
+} tok_state;
+
+static int encode_doc(void *ctx, const corpus_doc *d, int32_t **ids, int *n, ibc_err *err) {
+    tok_state *ts = ctx;
+    return tok_encode(ts->tok, d->text, strlen(d->text), ts->add_special, ids, n, err);
+}
+
+static uint64_t fnv(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h | 1;
+}
+
+static int prepare_ids(const job *j, corpus *c, const char *ckpt_dir, tok_state *ts, ibc_err *err) {
+    if (!c->n || !c->docs[0].text) return 0; // pre-tokenized
+    char path[JOB_PATH + 32];
+    if (j->tokenizer[0]) snprintf(path, sizeof path, "%s", j->tokenizer);
+    else snprintf(path, sizeof path, "%s/tokenizer.json", ckpt_dir);
+    char *text;
+    size_t len;
+    int rc = io_read_all(path, &text, &len, err);
+    if (rc) return rc;
+    uint64_t h = fnv(text, len);
+    if (h == ts->hash) { free(text); return 0; }
+    tokenizer *t;
+    rc = tok_parse(text, len, path, &t, err);
+    free(text);
+    if (rc) return rc;
+    tok_free(ts->tok);
+    ts->tok = t;
+    ts->add_special = j->add_special;
+    ts->hash = 0;
+    rc = dist_map_docs(c, encode_doc, ts, err);
+    if (rc == 0) ts->hash = h;
+    return rc;
+}
+
+static int64_t countable(const job *j, const corpus *c, int n_max) {
+    int64_t k = 0;
+    for (int64_t i = 0; i < c->n; i++) {
+        int T = c->docs[i].n_ids < j->max_length ? c->docs[i].n_ids : j->max_length;
+        k += T - 2 * n_max + 1 > 0 ? T - 2 * n_max + 1 : 0;
+    }
+    return k;
 }
 
 static int n_max_of(unsigned orders) {
@@ -239,20 +292,18 @@ int run_job(const job *j, const run_opts *o, ibc_err *err) {
     if ((rc = dist_bcast_corpus(&c, err))) { corpus_free(&c); return rc; }
     corpus_sample(&c, j->documents, j->corpus_seed);
     int n_max = n_max_of(j->orders);
-    int64_t countable = 0;
-    for (int64_t i = 0; i < c.n; i++) {
-        if (c.docs[i].text) {
-            corpus_free(&c);
-            return ibc_fail(err, IBC_EINPUT, "%s: text documents need ibc's tokenizer, which is not built yet; "
-                            "give token ids (format jsonl-ids, tokens-u16 or tokens-u32)", j->file);
-        }
-        int T = c.docs[i].n_ids < j->max_length ? c.docs[i].n_ids : j->max_length;
-        countable += T - 2 * n_max + 1 > 0 ? T - 2 * n_max + 1 : 0;
-    }
-    if (!countable) {
+    tok_state ts = {0};
+    // No countable position is an error before any model is loaded (text: after tokenizing
+    // with the first checkpoint's tokenizer).
+    rc = prepare_ids(j, &c, j->ckpts[0].path, &ts, err);
+    if (rc == 0 && !countable(j, &c, n_max))
+        rc = ibc_fail(err, IBC_EINPUT, "%s: no document has a countable position (each needs at least %d tokens)",
+                      c.source[0] ? c.source : j->corpus, 2 * n_max);
+    rc = dist_share_error(rc, err);
+    if (rc) {
+        tok_free(ts.tok);
         corpus_free(&c);
-        return ibc_fail(err, IBC_EINPUT, "%s: no document has a countable position (each needs at least %d tokens)",
-                        c.source[0] ? c.source : j->corpus, 2 * n_max);
+        return rc;
     }
     char dir[JOB_PATH + 200];
     if (o->results) snprintf(dir, sizeof dir, "%s", o->results);
@@ -283,9 +334,11 @@ int run_job(const job *j, const run_opts *o, ibc_err *err) {
         }
         model m;
         ibc_err le = {0};
-        int lrc = model_load(j->ckpts[k].path, &m, &le);
+        int lrc = prepare_ids(j, &c, j->ckpts[k].path, &ts, &le); // text: this checkpoint's tokenizer
+        if (dist_any(lrc != 0)) lrc = dist_share_error(lrc ? lrc : IBC_EINPUT, &le);
+        else lrc = model_load(j->ckpts[k].path, &m, &le);
         if (dist_any(lrc != 0)) {
-            if (rank != 0 && lrc == 0) model_free(&m);
+            if (lrc == 0) model_free(&m);
             lrc = dist_share_error(lrc ? lrc : IBC_ESYS, &le);
             if (j->on_error_stop) { *err = le; rc = lrc; break; }
             res[k].status = RES_FAILED;
@@ -318,6 +371,7 @@ done:
     free_anchors(&ac);
     free(res);
     free(ok);
+    tok_free(ts.tok);
     corpus_free(&c);
     return rc;
 }

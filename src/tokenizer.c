@@ -189,6 +189,9 @@ struct tokenizer {
     unsigned char *special; // [nid] 1 for special added tokens
     node *norm, *pre, *dec;
     ivec post_pre, post_post; // ids the post-processor puts before / after the sequence
+    unsigned char first_byte[2][256]; // an added token (normalized = index) starts with this byte
+    char *word_split;         // no pre-tokenizer: words may be cut before this string (see load)
+    size_t word_split_n;
     smap cache;               // word -> index in cache_ids
     ivec *cache_ids;
     int ncache;
@@ -480,7 +483,7 @@ static int regex_replace(pcre2_code *re, const char *s, size_t n, const char *wi
     size_t pos = 0;
     int rc = 0;
     while (pos <= n) {
-        int m = pcre2_match(re, (PCRE2_SPTR)s, n, pos, 0, md, NULL);
+        int m = pcre2_match(re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, md, NULL); // checked once in tok_encode
         if (m < 0) break;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         if (sb_add(out, s + pos, ov[0] - pos) || sb_add(out, with, wn)) { rc = -1; break; }
@@ -501,6 +504,9 @@ static int normalize(const node *nd, const char *s, size_t n, sbuf *out) {
     if (sb_add(out, "", 0)) return -1;
     switch (nd->type) {
     case N_NFC: case N_NFD: case N_NFKC: case N_NFKD: {
+        size_t ascii = 0;
+        while (ascii < n && (unsigned char)s[ascii] < 0x80) ascii++;
+        if (ascii == n) return sb_add(out, s, n); // every normal form of ASCII is itself
         int opt = UTF8PROC_STABLE | (nd->type == N_NFC || nd->type == N_NFKC ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE) |
                   (nd->type >= N_NFKC ? UTF8PROC_COMPAT : 0);
         utf8proc_uint8_t *d = NULL;
@@ -630,7 +636,7 @@ static int find_segments(const node *nd, int pred, const char *s, size_t n, slis
         pcre2_match_data *md = pcre2_match_data_create_from_pattern(nd->re, NULL);
         size_t pos = 0;
         while (pos <= n) {
-            int m = pcre2_match(nd->re, (PCRE2_SPTR)s, n, pos, 0, md, NULL);
+            int m = pcre2_match(nd->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, md, NULL); // checked once in tok_encode
             if (m < 0) break;
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
             if (prev < ov[0]) sl_push(out, prev, ov[0], 0);
@@ -755,6 +761,74 @@ static int pretokenize(const node *nd, plist *in, plist *out) {
 
 static int32_t vocab_id(const tokenizer *t, const char *s, size_t n) { return smap_get(&t->vocab, s, n); }
 
+// Candidate merge of the symbol at pos with its right neighbour, ordered by (rank, pos): the
+// lowest rank first, the leftmost among equals, as the reference's heap.
+typedef struct { int32_t rank, pos, id; } cand;
+
+static int cand_less(cand a, cand b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
+
+typedef struct { cand *v; int n, cap; } heap;
+
+static int heap_push(heap *h, cand c) {
+    if (h->n == h->cap) {
+        int cap = h->cap ? 2 * h->cap : 64;
+        cand *v = realloc(h->v, sizeof(cand) * (size_t)cap);
+        if (!v) return -1;
+        h->v = v;
+        h->cap = cap;
+    }
+    int i = h->n++;
+    while (i > 0 && cand_less(c, h->v[(i - 1) / 2])) { h->v[i] = h->v[(i - 1) / 2]; i = (i - 1) / 2; }
+    h->v[i] = c;
+    return 0;
+}
+
+static cand heap_pop(heap *h) {
+    cand top = h->v[0], last = h->v[--h->n];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && cand_less(h->v[c + 1], h->v[c])) c++;
+        if (!cand_less(h->v[c], last)) break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n) h->v[i] = last;
+    return top;
+}
+
+// Applies merges to the symbols in place: a linked list and a heap of candidates, O(n log n);
+// a popped candidate whose pair has changed since it was pushed is skipped.
+static int merge_all(const tokenizer *t, ivec *sym) {
+    int n = sym->n, rc = 0;
+    int *next = malloc(sizeof(int) * (size_t)n), *prev = malloc(sizeof(int) * (size_t)n);
+    heap h = {0};
+    if (!next || !prev) { free(next); free(prev); return -1; }
+    for (int i = 0; i < n; i++) { next[i] = i + 1 < n ? i + 1 : -1; prev[i] = i - 1; }
+    int32_t r, id;
+    for (int i = 0; i + 1 < n && rc == 0; i++)
+        if (pmap_get(&t->merges, sym->p[i], sym->p[i + 1], &r, &id)) rc = heap_push(&h, (cand){r, i, id});
+    while (rc == 0 && h.n) {
+        cand c = heap_pop(&h);
+        int a = c.pos, b = next[a];
+        if (sym->p[a] < 0 || b < 0 || !pmap_get(&t->merges, sym->p[a], sym->p[b], &r, &id) || r != c.rank || id != c.id)
+            continue; // stale
+        sym->p[a] = c.id;
+        sym->p[b] = -1; // removed
+        next[a] = next[b];
+        if (next[b] >= 0) prev[next[b]] = a;
+        if (prev[a] >= 0 && pmap_get(&t->merges, sym->p[prev[a]], sym->p[a], &r, &id)) rc = heap_push(&h, (cand){r, prev[a], id});
+        if (rc == 0 && next[a] >= 0 && pmap_get(&t->merges, sym->p[a], sym->p[next[a]], &r, &id)) rc = heap_push(&h, (cand){r, a, id});
+    }
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (sym->p[i] >= 0) sym->p[m++] = sym->p[i];
+    sym->n = m;
+    free(next); free(prev); free(h.v);
+    return rc;
+}
+
 // One word to ids, appended to out.
 static int bpe_word(tokenizer *t, const char *w, size_t n, ivec *out) {
     int32_t id;
@@ -792,17 +866,7 @@ static int bpe_word(tokenizer *t, const char *w, size_t n, ivec *out) {
             last_unk = 1;
         }
     }
-    // Merge the adjacent pair of lowest rank, leftmost first, until none applies.
-    while (rc == 0 && sym.n > 1) {
-        int best = -1;
-        int32_t br = INT32_MAX, bid = -1, r, mid;
-        for (int i = 0; i + 1 < sym.n; i++)
-            if (pmap_get(&t->merges, sym.p[i], sym.p[i + 1], &r, &mid) && r < br) { br = r; bid = mid; best = i; }
-        if (best < 0) break;
-        sym.p[best] = bid;
-        memmove(sym.p + best + 1, sym.p + best + 2, sizeof(int32_t) * (size_t)(sym.n - best - 2));
-        sym.n--;
-    }
+    if (rc == 0 && sym.n > 1) rc = merge_all(t, &sym);
     for (int i = 0; i < sym.n && rc == 0; i++) rc = iv_push(out, sym.p[i]);
     free(sym.p);
     free(s.p);
@@ -862,6 +926,7 @@ static int split_added(const tokenizer *t, const char *s, size_t n, int normaliz
     for (size_t i = 0; i < n;) {
         int best = -1;
         size_t bl = 0;
+        if (!t->first_byte[normalized][(unsigned char)s[i]]) { i++; continue; }
         for (int k = 0; k < t->nadded; k++) {
             const added_tok *a = &t->added[k];
             if (a->normalized != normalized || a->n <= bl || i + a->n > n || memcmp(s + i, a->s, a->n)) continue;
@@ -908,6 +973,14 @@ static int encode_words(tokenizer *t, const char *s, size_t n, int first, ivec *
     int rc = pl_push(&in, s, n, first);
     if (rc == 0 && t->pre) {
         rc = pretokenize(t->pre, &in, &words);
+    } else if (rc == 0 && t->word_split) { // exact: no token spans the cut (see tok_parse)
+        size_t w = t->word_split_n, a = 0;
+        for (size_t i = w; i + w <= n && rc == 0; i++) // cut before a marker that follows a non-marker
+            if (!memcmp(s + i, t->word_split, w) && memcmp(s + i - w, t->word_split, w) && i > a) {
+                rc = pl_push(&words, s + a, i - a, first && a == 0);
+                a = i;
+            }
+        if (rc == 0) rc = pl_push(&words, s + a, n - a, first && a == 0);
     } else {
         words = in;
         memset(&in, 0, sizeof in);
@@ -919,6 +992,14 @@ static int encode_words(tokenizer *t, const char *s, size_t n, int first, ivec *
 }
 
 int tok_encode(tokenizer *t, const char *text, size_t len, int add_special, int32_t **ids, int *n, ibc_err *err) {
+    // Valid UTF-8 once here, so that every regex match can skip PCRE2's own check (which
+    // scans the whole subject on each call: quadratic).
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)text + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (k <= 0) return ibc_fail(err, IBC_EINPUT, "%s: text is not valid UTF-8 at byte %zu", t->name, i);
+        i += (size_t)k;
+    }
     ivec out = {0};
     hit *raw = NULL;
     int nraw = 0, rc = 0;
@@ -1191,8 +1272,11 @@ static int parse_added(pctx *c, tokenizer *t, json_t *arr) {
         json_t *a = json_array_get(arr, i), *id = json_object_get(a, "id");
         added_tok *k = &t->added[t->nadded];
         if (!(k->s = dupstr(json_object_get(a, "content"), &k->n)) || !json_is_integer(id) || json_integer_value(id) < 0 ||
-            json_integer_value(id) > (1 << 24) || !k->n)
+            json_integer_value(id) > (1 << 24) || !k->n) {
+            free(k->s);
+            k->s = NULL;
             return ibc_fail(c->err, IBC_EINPUT, "%s: added_tokens[%zu]: expected content and id", c->name, i);
+        }
         k->id = (int32_t)json_integer_value(id);
         k->special = bool_of(a, "special", 0);
         k->lstrip = bool_of(a, "lstrip", 0);
@@ -1299,6 +1383,21 @@ int tok_parse(const char *json, size_t len, const char *name, tokenizer **out, i
                 added_tok x = t->added[k]; t->added[k] = t->added[k - 1]; t->added[k - 1] = x;
             }
     }
+    for (int i = 0; !rc && i < t->nadded; i++) t->first_byte[t->added[i].normalized][(unsigned char)t->added[i].s[0]] = 1;
+    if (!rc && !t->pre) { // SentencePiece style: a word is the whole text, unless it can be cut
+        // exactly before every U+2581 that follows another character: when no token holds
+        // "x U+2581" with x not U+2581, no merge (whose results are tokens) joins across it.
+        static const char META[] = "\xe2\x96\x81";
+        int ok = vocab_id(t, META, 3) >= 0;
+        for (int i = 0; ok && i < t->nid; i++) {
+            const char *tk = t->id2tok[i], *p = tk;
+            while (tk && (p = strstr(p, META)) != NULL) {
+                if (p > tk && (p - tk < 3 || memcmp(p - 3, META, 3))) { ok = 0; break; }
+                p += 3;
+            }
+        }
+        if (ok) { t->word_split = strdup(META); t->word_split_n = 3; }
+    }
     json_decref(root);
     if (rc) { tok_free(t); return rc; }
     *out = t;
@@ -1327,7 +1426,7 @@ void tok_free(tokenizer *t) {
     free(t->merges.key); free(t->merges.rank); free(t->merges.id);
     for (int i = 0; i < t->nadded; i++) free(t->added[i].s);
     free(t->added);
-    free(t->prefix); free(t->suffix);
+    free(t->prefix); free(t->suffix); free(t->word_split);
     node *ns[] = {t->norm, t->pre, t->dec};
     for (int i = 0; i < 3; i++) { free_node(ns[i]); free(ns[i]); }
     free(t->post_pre.p); free(t->post_post.p);

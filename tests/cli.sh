@@ -42,3 +42,26 @@ check "hidden: id past the vocabulary is exit 2, one line, no file left" \
   '[ $st -eq 2 ] && [ $(wc -l <"$tmp/err") -eq 1 ] && grep -q "999" "$tmp/err" && ! ls "$tmp"/bad.npy* >/dev/null 2>&1'
 "$IBC" inspect /nonexistent 2>"$tmp/err"; st=$?
 check "inspect of a folder without config.json is exit 2" '[ $st -eq 2 ] && grep -q "config.json" "$tmp/err"'
+
+# tokenize: the CLI, and a section it does not support names its JSON path (exit 2)
+TK=$FX/tokenizers
+out=$(printf 'a  b' | "$IBC" tokenize --tokenizer "$TK/gpt-neox-20b/tokenizer.json")
+check "tokenize: NeoX space-run added token" '[ "$out" = "66 50276 67" ]'
+printf '{"text": "Hello world"}\n{"text": "x"}\n' >"$tmp/in.jsonl"
+out=$("$IBC" tokenize --tokenizer "$TK/lenml-llama2/tokenizer.json" --jsonl "$tmp/in.jsonl")
+check "tokenize --jsonl: one JSON array per line, BOS by default" '[ "$(sed -n 1p <<<"$out")" = "[1, 22557, 1526]" ] && [ $(wc -l <<<"$out") -eq 2 ]'
+out=$("$IBC" tokenize --tokenizer "$TK/lenml-llama2/tokenizer.json" --jsonl "$tmp/in.jsonl" --no-special | head -1)
+check "tokenize --no-special drops BOS" '[ "$out" = "[22557, 1526]" ]'
+sed 's/"type": "Sequence", "pretokenizers"/"type": "Whitespace", "pretokenizers"/' fuzz/tiny_tokenizer.json >"$tmp/bad_tok.json"
+echo x | "$IBC" tokenize --tokenizer "$tmp/bad_tok.json" 2>"$tmp/err"; st=$?
+check "tokenizer.json with an unsupported pre-tokenizer: exit 2, JSON path named" \
+  '[ $st -eq 2 ] && grep -q "bad_tok.json: pre_tokenizer.type: unsupported Whitespace" $tmp/err && [ $(wc -l <$tmp/err) -eq 1 ]'
+sed 's/"type": "Digits"/"type": "Punctuation"/' fuzz/tiny_tokenizer.json >"$tmp/bad_tok2.json"
+echo x | "$IBC" tokenize --tokenizer "$tmp/bad_tok2.json" 2>"$tmp/err"; st=$?
+check "nested unsupported part: its full path" '[ $st -eq 2 ] && grep -q "pre_tokenizer.pretokenizers\[2\].type: unsupported Punctuation" $tmp/err'
+sed 's/"type": "BPE"/"type": "WordPiece"/' fuzz/tiny_tokenizer.json >"$tmp/bad_tok3.json"
+echo x | "$IBC" tokenize --tokenizer "$tmp/bad_tok3.json" 2>"$tmp/err"; st=$?
+check "model type other than BPE: exit 2" '[ $st -eq 2 ] && grep -q "model.type: unsupported WordPiece" $tmp/err'
+printf '{"text": 3}\n' >"$tmp/bad.jsonl"
+"$IBC" tokenize --tokenizer "$TK/gpt2/tokenizer.json" --jsonl "$tmp/bad.jsonl" 2>"$tmp/err" >/dev/null; st=$?
+check "tokenize --jsonl with a bad line: file and line, exit 2" '[ $st -eq 2 ] && grep -q "bad.jsonl:1:" $tmp/err'

@@ -38,4 +38,9 @@ void dist_cond_sums(const se_acc *acc, int64_t *out);
 
 void dist_barrier(void);
 
+// Rank r computes the ids of the documents i with i % P == r (fn, e.g. tokenization); then
+// every rank holds every document's ids (previous ids are replaced). Errors are shared.
+typedef int (*dist_doc_fn)(void *ctx, const corpus_doc *d, int32_t **ids, int *n, ibc_err *err);
+int dist_map_docs(corpus *c, dist_doc_fn fn, void *ctx, ibc_err *err);
+
 #endif
