@@ -229,7 +229,7 @@ int job_load(const char *path, job *j, ibc_err *err) {
         rc = ibc_fail(err, IBC_EINPUT, "%s:%d: %s", path, line, c.failed ? c.msg : "expected key = value or [section]");
     else if (!j->name[0]) rc = ibc_fail(err, IBC_EINPUT, "%s: [job] name is missing", path);
     else if (!j->n_ckpts) rc = ibc_fail(err, IBC_EINPUT, "%s: [checkpoints] lists no checkpoint", path);
-    else if (!j->corpus[0]) rc = ibc_fail(err, IBC_EINPUT, "%s: [corpus] path is missing", path);
+    else if (!j->corpus[0] && !j->preference[0]) rc = ibc_fail(err, IBC_EINPUT, "%s: [corpus] path (or [preference] path) is missing", path);
     else if ((j->format == CORPUS_TOKENS_U16 || j->format == CORPUS_TOKENS_U32) && !j->offsets[0])
         rc = ibc_fail(err, IBC_EINPUT, "%s: [corpus] offsets is required for tokens-u16/u32", path);
     if (rc == 0 && j->format == CORPUS_JSONL_IDS && !strcmp(j->field, "text")) strcpy(j->field, "ids");
