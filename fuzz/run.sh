@@ -7,13 +7,15 @@ SECS=${FUZZ_SECONDS:-60}
 OUT=build-fuzz
 mkdir -p "$OUT"
 FLAGS="-g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iinclude $(pkg-config --cflags jansson libpcre2-8 libutf8proc)"
-LIBS="$(pkg-config --libs jansson libpcre2-8 libutf8proc) -lm"
+LIBS="$(pkg-config --libs jansson libpcre2-8 libutf8proc inih) -lcsv -lm"
 # Library sources each target needs (no MPI, no BLAS).
 declare -A SRCS=(
   [fuzz_safetensors]="src/safetensors.c src/io.c src/err.c"
   [fuzz_config]="src/config.c src/io.c src/err.c"
   [fuzz_tokenizer_load]="src/tokenizer.c src/io.c src/err.c"
   [fuzz_tokenizer_encode]="src/tokenizer.c src/io.c src/err.c"
+  [fuzz_benchtab]="src/benchtab.c src/io.c src/err.c"
+  [fuzz_job]="src/job.c src/io.c src/err.c"
 )
 seed() { # target dir
   case $1 in
@@ -29,6 +31,10 @@ PY
       for a in llama gpt2 gpt_neox gemma olmo2 qwen2 mistral; do
         printf '{"model_type":"%s","hidden_size":8,"n_embd":8,"num_hidden_layers":1,"n_layer":1,"num_attention_heads":2,"n_head":2,"intermediate_size":16,"vocab_size":16,"n_positions":8,"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192}}' "$a" >"$2/$a.json"
       done ;;
+    fuzz_benchtab)
+      printf 'rank,model,step,a,b\n1,"x, y",10,1.5,-\n2,z,20,NaN,3\n2,z,20,4,5\n' >"$2/t.csv" ;;
+    fuzz_job)
+      cp jobs/paper.ini jobs/stories260k.ini "$2/" ;;
     fuzz_tokenizer_load)
       cp fuzz/tiny_tokenizer.json "$2/tiny.json" ;;
     fuzz_tokenizer_encode)

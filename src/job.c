@@ -206,12 +206,21 @@ static int handler(void *user, const char *sec, const char *key, const char *v) 
 }
 
 int job_load(const char *path, job *j, ibc_err *err) {
+    char *text;
+    size_t len;
+    int rc = io_read_all(path, &text, &len, err);
+    if (rc) return rc;
+    rc = job_parse(text, path, j, err);
+    free(text);
+    return rc;
+}
+
+int job_parse(const char *text, const char *path, job *j, ibc_err *err) {
     memset(j, 0, sizeof *j);
     if (strlen(path) >= JOB_PATH) return ibc_fail(err, IBC_EINPUT, "%s: path too long", path);
     strcpy(j->file, path);
-    size_t len;
-    int rc = io_read_all(path, &j->text, &len, err);
-    if (rc) return rc;
+    int rc = 0;
+    if (!(j->text = strdup(text))) return ibc_fail(err, IBC_ESYS, "out of memory");
     // defaults (issue 5 and method.md)
     strcpy(j->field, "text");
     strcpy(j->output, "results"); // relative to the working directory

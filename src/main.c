@@ -8,6 +8,7 @@
 #include <mpi.h>
 
 #include "ibc/ckpt.h"
+#include "ibc/correlate.h"
 #include "ibc/err.h"
 #include "ibc/io.h"
 #include "ibc/job.h"
@@ -29,6 +30,9 @@ static const char USAGE[] =
     "  random-checkpoint DIR [--arch llama|gpt_neox] [--d N] [--layers N] [--heads N] [--kv-heads N]\n"
     "                    [--ff N] [--vocab N] [--seed S]\n"
     "                                            a random-weight Hugging Face folder (tests, benchmarks)\n"
+    "  correlate RESULTS_DIR_OR_H5... --benchmarks FILE.csv [--name-column C[,C2]] [--aliases FILE]\n"
+    "            [--covariates log_params] [--duplicates first|mean|error] [--exclude COLS] [--out DIR] [--no-plots]\n"
+    "                                            metrics against benchmark scores: CSV, Markdown, plots\n"
     "  merge JOB.ini DIR...                      merges results folders of one job (Slurm array tasks)\n"
     "  checkpoints JOB.ini [--results-dir]       prints the job's checkpoint count (or results folder)\n"
     "  inspect DIR                               architecture, sizes and dtype of a checkpoint\n"
@@ -265,6 +269,40 @@ static int cmd_random_checkpoint(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_correlate(int argc, char **argv) {
+    corr_opts o = {.name_cols = "model", .exclude = "rank,params_b,Parameters,step,shots", .covariates = "",
+                   .out = "correlate", .dups = BT_FIRST, .plots = 1};
+    const char **in = calloc((size_t)argc + 1, sizeof(char *));
+    for (int i = 0; in && i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--no-plots")) o.plots = 0;
+        else if (a[0] == '-' && !v) { free(in); return usage_error("correlate: a flag needs a value"); }
+        else if (!strcmp(a, "--benchmarks")) o.benchmarks = v, i++;
+        else if (!strcmp(a, "--name-column")) o.name_cols = v, i++;
+        else if (!strcmp(a, "--aliases")) o.aliases = v, i++;
+        else if (!strcmp(a, "--covariates")) o.covariates = v, i++;
+        else if (!strcmp(a, "--exclude")) o.exclude = v, i++;
+        else if (!strcmp(a, "--out")) o.out = v, i++;
+        else if (!strcmp(a, "--duplicates")) {
+            i++;
+            if (!strcmp(v, "first")) o.dups = BT_FIRST;
+            else if (!strcmp(v, "mean")) o.dups = BT_MEAN;
+            else if (!strcmp(v, "error")) o.dups = BT_ERROR;
+            else { free(in); return usage_error("--duplicates: first, mean or error"); }
+        } else if (a[0] != '-') in[o.n_inputs++] = a;
+        else { free(in); return usage_error("correlate: unexpected argument"); }
+    }
+    o.inputs = in;
+    if (!in || !o.n_inputs || !o.benchmarks) { free(in); return usage_error("correlate needs results and --benchmarks FILE.csv"); }
+    ibc_err e = {0};
+    int rc = corr_run(&o, &e);
+    free(in);
+    if (rc) return fail(&e);
+    fprintf(stderr, "ibc: correlations.csv, regression.csv, correlations.md, matched.csv%s%s in %s\n",
+            o.covariates[0] ? ", partial.csv" : "", o.plots ? " and plots/" : "", o.out);
+    return 0;
+}
+
 static int cmd_merge(int argc, char **argv) {
     if (argc < 2) return usage_error("merge needs a job file and results folders");
     MPI_Init(NULL, NULL);
@@ -309,6 +347,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
+    if (!strcmp(cmd, "correlate")) return cmd_correlate(argc - 2, argv + 2);
     if (!strcmp(cmd, "random-checkpoint")) return cmd_random_checkpoint(argc - 2, argv + 2);
     if (!strcmp(cmd, "checkpoints")) return cmd_checkpoints(argc - 2, argv + 2);
     fprintf(stderr, "ibc: unknown command %s\n%s", cmd, USAGE);

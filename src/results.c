@@ -87,8 +87,9 @@ static void h5_str_ds(h5ctx *c, hid_t loc, const char *name, const char *s) {
     H5Tclose(t);
 }
 
-static void write_ckpt(h5ctx *c, hid_t parent, const res_ckpt *r) {
+static void write_ckpt(h5ctx *c, hid_t parent, const res_ckpt *r, int index) {
     hid_t g = ok_id(c, H5Gcreate2(parent, r->name, H5P_DEFAULT, c->gcpl, H5P_DEFAULT));
+    h5_attr(g, "index", H5T_NATIVE_INT, 1, &index); // position in the job's checkpoint list
     h5_attr_str(g, "status", r->status == RES_COMPLETE ? "complete" : "failed");
     if (r->status == RES_FAILED) {
         h5_attr_str(g, "error", r->error);
@@ -155,7 +156,7 @@ static int write_h5(const char *path, const char *job_text, const res_ckpt *r, i
     H5Gclose(ag);
     hid_t cg = ok_id(&c, H5Gcreate2(f, "checkpoints", H5P_DEFAULT, c.gcpl, H5P_DEFAULT));
     for (int i = 0; i < n; i++)
-        if (r[i].status != RES_PENDING) write_ckpt(&c, cg, &r[i]);
+        if (r[i].status != RES_PENDING) write_ckpt(&c, cg, &r[i], i);
     H5Gclose(cg);
     H5Pclose(c.gcpl);
     H5Pclose(c.dcpl);
@@ -345,4 +346,61 @@ int results_load(const char *dir, const char *job_name, const char *job_text, re
 out:
     H5Eset_auto2(H5E_DEFAULT, old, old_data);
     return rc;
+}
+
+// Every checkpoint group of one file, in job order.
+typedef struct { res_ckpt *r; int *index; int n, cap; } ckpt_list;
+
+static herr_t collect(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)info;
+    ckpt_list *l = data;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        res_ckpt *r = realloc(l->r, sizeof(res_ckpt) * (size_t)cap);
+        int *ix = realloc(l->index, sizeof(int) * (size_t)cap);
+        if (r) l->r = r;
+        if (ix) l->index = ix;
+        if (!r || !ix) return -1;
+        l->cap = cap;
+    }
+    res_ckpt *r = &l->r[l->n];
+    memset(r, 0, sizeof *r);
+    snprintf(r->name, sizeof r->name, "%s", name);
+    hid_t cg = H5Gopen2(g, name, H5P_DEFAULT);
+    int ix = l->n;
+    read_attr(cg, "index", H5T_NATIVE_INT, &ix);
+    if (load_ckpt(cg, r) == 0) l->index[l->n++] = ix;
+    H5Gclose(cg);
+    return 0;
+}
+
+int results_read_all(const char *h5, res_ckpt **out, int *n, ibc_err *err) {
+    *out = NULL;
+    *n = 0;
+    H5E_auto2_t old;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int rc = 0;
+    ckpt_list l = {0};
+    if (f < 0) rc = ibc_fail(err, IBC_EINPUT, "%s: not a readable HDF5 file", h5);
+    else if (H5Lexists(f, "checkpoints", H5P_DEFAULT) <= 0) rc = ibc_fail(err, IBC_EINPUT, "%s: no /checkpoints group", h5);
+    else {
+        hid_t g = H5Gopen2(f, "checkpoints", H5P_DEFAULT);
+        if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, collect, &l) < 0) rc = ibc_fail(err, IBC_ESYS, "%s: out of memory", h5);
+        H5Gclose(g);
+    }
+    if (f >= 0) H5Fclose(f);
+    H5Eset_auto2(H5E_DEFAULT, old, old_data);
+    for (int i = 1; i < l.n; i++) // job order (insertion sort: a few hundred at most)
+        for (int k = i; k > 0 && l.index[k] < l.index[k - 1]; k--) {
+            res_ckpt t = l.r[k]; l.r[k] = l.r[k - 1]; l.r[k - 1] = t;
+            int x = l.index[k]; l.index[k] = l.index[k - 1]; l.index[k - 1] = x;
+        }
+    free(l.index);
+    if (rc) { for (int i = 0; i < l.n; i++) res_ckpt_free(&l.r[i]); free(l.r); return rc; }
+    *out = l.r;
+    *n = l.n;
+    return 0;
 }

@@ -57,6 +57,9 @@ typedef struct {
 } job;
 
 int job_load(const char *path, job *j, ibc_err *err);
+// The same from the text of a job file (fuzzing, tests); path names it in messages and
+// anchors relative paths.
+int job_parse(const char *text, const char *path, job *j, ibc_err *err);
 void job_free(job *j);
 
 // The results folder output/name.

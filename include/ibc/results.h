@@ -58,4 +58,7 @@ int results_write(const char *dir, const char *job_name, const char *job_text, c
 int results_load(const char *dir, const char *job_name, const char *job_text, res_ckpt *r, int n, int *found,
                  ibc_err *err);
 
+// Every checkpoint (complete or failed) of an HDF5 results file, in job order; *out malloc'd.
+int results_read_all(const char *h5, res_ckpt **out, int *n, ibc_err *err);
+
 #endif

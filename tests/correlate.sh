@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# `ibc correlate`: statistics against scipy/numpy (Debian's python3-scipy) to 1e-10, the real
+# Open LLM Leaderboard v2 table through aliases, the outputs and plots, and bad tables.
+set -u
+IBC=$(realpath "${IBC_BIN:-bin/ibc}")
+FX=$(realpath "${IBC_FIXTURES:-../shared/fixtures}" 2>/dev/null)
+PY=/usr/bin/python3
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+check() { if eval "$2"; then echo "ok $1"; else echo "not ok $1"; fi; }
+if [ -z "$FX" ] || [ ! -d "$FX/hf-tiny" ]; then echo "skip correlate tests: fixtures folder absent"; exit 0; fi
+
+# Results for 9 checkpoints: the hf-tiny models on 120 fortunes (ids < 512 for every model).
+{ printf '[job]\nname = nine\noutput = %s/res\n[checkpoints]\n' "$tmp"
+  for m in gpt2 gpt_neox gpt_neox_bf16 llama llama3 qwen2 mistral_swa gemma olmo2; do echo "$m = $FX/hf-tiny/$m"; done
+  printf '[corpus]\nformat = jsonl-ids\npath = %s\ndocuments = 120\n[estimator]\nanchors = %s\n' \
+    "$FX/softh/fortunes300_stories260K.jsonl" "$FX/softh/anchors_d64_n100_seed0.npy"; } >"$tmp/nine.ini"
+mpirun --oversubscribe -np 2 "$IBC" run "$tmp/nine.ini" --quiet
+
+# A table in the real form: quoted names, a text column, blanks/NaN/-, a duplicate row.
+cat >"$tmp/bench.csv" <<'CSV'
+rank,model,notes,IFEval,BBH,MATH
+1,"gpt2","a, quoted",31.5,22.1,3.2
+2,gpt_neox,x,28.0,NaN,2.9
+3,gpt_neox_bf16,x,27.5,20.4,-
+4,llama,x,40.2,30.3,8.8
+5,llama3,x,45.1,35.5,12.0
+6,qwen2,x,44.0,,11.1
+7,mistral_swa,x,39.9,29.0,7.5
+8,gemma,x,38.7,28.8,6.9
+9,olmo2,x,42.2,31.9,9.9
+10,olmo2,again,99,99,99
+11,someone-else,x,50,50,50
+CSV
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --covariates log_params --out "$tmp/c" 2>"$tmp/err"; st=$?
+check "correlate runs (exit $st)" '[ $st -eq 0 ]'
+check "outputs: correlations.csv, regression.csv, partial.csv, correlations.md with the documented headers" \
+  '[ "$(head -1 $tmp/c/correlations.csv)" = "metric,benchmark,n,spearman_rho,spearman_p,pearson_r,pearson_p" ] && [ "$(head -1 $tmp/c/regression.csv)" = "metric,benchmark,covariates,n,term,coef,se,t,p,r2,adj_r2,loo_r2" ] && [ -s $tmp/c/partial.csv ] && grep -q "^| metric | benchmark | r | p | n |" $tmp/c/correlations.md'
+check "duplicates: the first row wins (olmo2 IFEval 42.2)" '[ "$(awk -F, "\$1==\"olmo2\" {print (\$18 == 42.2)}" $tmp/c/matched.csv)" = 1 ]'
+check "missing values drop a model from that benchmark only (BBH n = 7, MATH n = 8)" \
+  'grep -q "^optimality_1,BBH,7," $tmp/c/correlations.csv && grep -q "^optimality_1,MATH,8," $tmp/c/correlations.csv && grep -q "^optimality_1,IFEval,9," $tmp/c/correlations.csv'
+check "the mean benchmark needs every column: n = 6" 'grep -q "^optimality_1,mean,6," $tmp/c/correlations.csv'
+check "the text column and rank are not benchmarks" '! grep -qE ",(notes|rank)," $tmp/c/correlations.csv'
+check "plots: information plane and metric-vs-benchmark, PNG and SVG" \
+  '[ -s $tmp/c/plots/information_plane_k1.png ] && [ -s $tmp/c/plots/information_plane_k1.svg ] && [ -s $tmp/c/plots/optimality_1__mean.png ] && [ -s $tmp/c/plots/optimality_1__IFEval.svg ]'
+check "unmatched names listed" '[ ! -s $tmp/c/unmatched.txt ]'
+
+check "every statistic equals scipy/numpy to 1e-10" "$PY - '$tmp/c' <<'PY'
+import csv, math, sys
+import numpy as np
+from scipy import stats
+d = sys.argv[1]
+m = list(csv.DictReader(open(d + '/matched.csv')))
+def col(r, k):
+    v = r[k]; return float(v) if v != '' else math.nan
+def close(a, b, what):
+    a, b = float(a), float(b)
+    assert abs(a - b) <= 1e-10 * max(1, abs(b)), (what, a, b)
+checked = 0
+for row in csv.DictReader(open(d + '/correlations.csv')):
+    pts = [(col(r, row['metric']), col(r, row['benchmark']), int(r['params'])) for r in m]
+    pts = [p for p in pts if not math.isnan(p[0]) and not math.isnan(p[1])]
+    x = np.array([p[0] for p in pts]); y = np.array([p[1] for p in pts])
+    assert len(x) == int(row['n'])
+    r, p = stats.pearsonr(x, y); rho, ps = stats.spearmanr(x, y)
+    for a, b, w in ((row['pearson_r'], r, 'r'), (row['pearson_p'], p, 'p'), (row['spearman_rho'], rho, 'rho'), (row['spearman_p'], ps, 'ps')):
+        close(a, b, (row['metric'], row['benchmark'], w))
+    checked += 1
+regs = {}
+for row in csv.DictReader(open(d + '/regression.csv')):
+    regs.setdefault((row['metric'], row['benchmark']), []).append(row)
+for (met, ben), rows in regs.items():
+    pts = [(col(r, met), col(r, ben), math.log10(int(r['params']))) for r in m]
+    pts = [p for p in pts if not math.isnan(p[0]) and not math.isnan(p[1])]
+    X = np.column_stack([np.ones(len(pts)), [p[0] for p in pts], [p[2] for p in pts]]); y = np.array([p[1] for p in pts])
+    n, k = X.shape
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    res = y - X @ beta; s2 = res @ res / (n - k)
+    inv = np.linalg.inv(X.T @ X); se = np.sqrt(s2 * np.diag(inv))
+    t = beta / se; p = 2 * stats.t.sf(np.abs(t), n - k)
+    sst = ((y - y.mean()) ** 2).sum(); r2 = 1 - (res @ res) / sst
+    h = np.einsum('ij,jk,ik->i', X, inv, X); loo = 1 - ((res / (1 - h)) ** 2).sum() / sst
+    for j, row in enumerate(rows):
+        for a, b in ((row['coef'], beta[j]), (row['se'], se[j]), (row['t'], t[j]), (row['p'], p[j]), (row['r2'], r2),
+                     (row['adj_r2'], 1 - (1 - r2) * (n - 1) / (n - k)), (row['loo_r2'], loo)):
+            close(a, b, (met, ben, row['term']))
+for row in csv.DictReader(open(d + '/partial.csv')):
+    pts = [(col(r, row['metric']), col(r, row['benchmark']), math.log10(int(r['params']))) for r in m]
+    pts = [p for p in pts if not math.isnan(p[0]) and not math.isnan(p[1])]
+    Z = np.column_stack([np.ones(len(pts)), [p[2] for p in pts]])
+    def resid(v): return v - Z @ np.linalg.lstsq(Z, v, rcond=None)[0]
+    rx = resid(np.array([p[0] for p in pts])); ry = resid(np.array([p[1] for p in pts]))
+    r = np.corrcoef(rx, ry)[0, 1]; df = len(pts) - 3
+    close(row['partial_r'], r, 'partial'); close(row['p'], 2 * stats.t.sf(abs(r * math.sqrt(df / (1 - r * r))), df), 'partial p')
+assert checked > 50
+PY"
+
+# Spearman ties by average rank: a table where every score repeats.
+sed 's/,\(3[0-9]\|4[0-9]\)\.[0-9],/,40.0,/' "$tmp/bench.csv" >"$tmp/ties.csv"
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/ties.csv" --out "$tmp/t" --no-plots 2>/dev/null
+check "ties: spearman by average ranks equals scipy" "$PY - '$tmp/t' <<'PY'
+import csv, sys, math
+from scipy import stats
+d = sys.argv[1]; m = list(csv.DictReader(open(d + '/matched.csv')))
+for row in csv.DictReader(open(d + '/correlations.csv')):
+    pts = [(r[row['metric']], r[row['benchmark']]) for r in m if r[row['metric']] != '' and r[row['benchmark']] != '']
+    rho, p = stats.spearmanr([float(a) for a, b in pts], [float(b) for a, b in pts])
+    if math.isnan(rho): continue
+    assert abs(float(row['spearman_rho']) - rho) <= 1e-10 and abs(float(row['spearman_p']) - p) <= 1e-10
+PY"
+
+# The real Open LLM Leaderboard v2 (4,576 models) through an alias file.
+printf 'gpt2,openai-community/gpt2\ngpt_neox,EleutherAI/pythia-160m\nllama,meta-llama/Meta-Llama-3-8B\nllama3,meta-llama/Meta-Llama-3-8B-Instruct\nqwen2,Qwen/Qwen2-7B\ngemma,google/gemma-7b\nolmo2,allenai/OLMo-2-1124-7B\n' >"$tmp/aliases.csv"
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$FX/benchmarks/open_llm_leaderboard_v2.csv" --aliases "$tmp/aliases.csv" --out "$tmp/v2" --no-plots 2>"$tmp/v2.err"; st=$?
+n=$(($(wc -l <"$tmp/v2/matched.csv") - 1))
+check "real leaderboard v2 through aliases: $n matched, six benchmarks and mean, unmatched listed" \
+  '[ $st -eq 0 ] && [ $n -ge 5 ] && [ $(cut -d, -f2 $tmp/v2/correlations.csv | sort -u | grep -cE "^(IFEval|BBH|MATH_Lvl5|GPQA|MUSR|MMLU_PRO|mean)$") -eq 7 ] && grep -q "unmatched: mistral_swa" $tmp/v2.err'
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$FX/benchmarks/open_llm_leaderboard_v1_20230904.csv" --name-column Model --out "$tmp/v1" --no-plots 2>"$tmp/v1.err"; st=$?
+check "leaderboard v1 (BOM, URL column): parsed, and too few matches is exit 2 naming the file" '[ $st -eq 2 ] && grep -q "v1_20230904.csv: only 1 of 9 checkpoints matched" $tmp/v1.err'
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$FX/benchmarks/pythia_evals.csv" --name-column model,step --duplicates mean --out "$tmp/py" --no-plots 2>"$tmp/py.err"; st=$?
+check "pythia evals: name columns model,step read (no match here: exit 2)" '[ $st -eq 2 ] && grep -q "only 0 of 9" $tmp/py.err'
+
+# Bad tables: file, line and column; exit 2.
+bad() { # NAME CSV-TEXT EXPECTED-MESSAGE [ARGS]
+  printf "$2" >"$tmp/$1.csv"
+  want=$3 errf=$tmp/$1.err
+  "$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/$1.csv" --out "$tmp/b" --no-plots "${@:4}" 2>"$errf"; st=$?
+  check "bad table $1: exit 2, '$3'" '[ $st -eq 2 ] && grep -qF "$want" $errf && [ $(grep -vc "^ibc: unmatched:" $errf) -eq 1 ]'
+}
+bad ragged 'model,a\ngpt2,1\nllama,2,3\n' "ragged.csv:3: 3 fields, the header has 2"
+bad text 'model,a\ngpt2,1\nllama,oops\n' "text.csv:3: column a: oops is not a number"
+bad noname 'name,a\ngpt2,1\n' "noname.csv:1: no name column model in the header"
+bad empty '' "empty.csv: empty file"
+bad dup 'model,a\ngpt2,1\ngpt2,2\n' "dup.csv:3: model gpt2 appears again" --duplicates error
+bad few 'model,a\ngpt2,1\nllama,2\n' "few.csv: only 2 of 9 checkpoints matched a row (need 3)"
