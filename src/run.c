@@ -214,7 +214,7 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
         const corpus_doc *d = &c->docs[i];
         if (ok[i]) rc = se_precount_doc(&acc, d->ids, d->n_ids < j->max_length ? d->n_ids : j->max_length, d->pref, err);
     }
-    if (rc == 0) rc = se_precount_done(&acc, err);
+    if (rc == 0) rc = se_precount_done_min(&acc, j->min_count, err);
     rc = dist_any(rc != 0) ? (rc ? rc : ibc_fail(err, IBC_ESYS, "out of memory on another rank")) : 0;
     int64_t n_units = (c->n + RUN_BLOCK - 1) / RUN_BLOCK, rounds = (n_units + P - 1) / P;
     int64_t done_docs = 0, done_tokens = 0;
@@ -284,8 +284,6 @@ int run_job(const job *j, const run_opts *o, ibc_err *err) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     int rank = dist_rank(), rc = 0;
-    if (j->min_count > 0)
-        return ibc_fail(err, IBC_EINPUT, "%s: [estimator] min_count > 0 is not implemented yet (every label is kept, as in soft_h)", j->file);
     corpus c = {0};
     rc = rank == 0 ? corpus_read(j, &c, err) : 0;
     if ((rc = dist_share_error(rc, err))) return rc;

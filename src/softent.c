@@ -304,12 +304,30 @@ int se_precount_doc(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_
     return 0;
 }
 
-int se_precount_done(se_acc *acc, ibc_err *err) {
+int se_precount_done(se_acc *acc, ibc_err *err) { return se_precount_done_min(acc, 0, err); }
+
+int se_precount_done_min(se_acc *acc, int64_t min_count, ibc_err *err) {
     int len = acc->n_layers * acc->n;
     for (int s = 0; s < acc->n_sets; s++) {
         se_table *t = &acc->tables[s];
-        int64_t rows = 0;
-        for (int64_t x = 0; x < t->n_labels; x++) t->row[x] = t->Nx[x] >= 2 ? rows++ : -1;
+        int64_t rows = 0, rare = 0, n_rare = 0;
+        for (int64_t x = 0; x < t->n_labels; x++)
+            if (t->Nx[x] < min_count) rare += t->Nx[x], n_rare++;
+        int64_t shared = -1;
+        if (n_rare) { // one label for all rare ones; theirs point at its row and carry N_x = 0
+            se_label k = {{-2, -2, -2, -2}};
+            int64_t r = table_find(t, &k, 1);
+            if (r < 0) return ibc_fail(err, IBC_ESYS, "estimator: out of memory");
+            t->Nx[r] = rare;
+            shared = r;
+        }
+        for (int64_t x = 0; x < t->n_labels; x++) t->row[x] = x != shared && t->Nx[x] >= 2 && t->Nx[x] >= min_count ? rows++ : -1;
+        if (shared >= 0) {
+            int64_t r = rows++;
+            t->row[shared] = r;
+            for (int64_t x = 0; x < t->n_labels; x++)
+                if (x != shared && t->Nx[x] < min_count) t->row[x] = r, t->Nx[x] = 0;
+        }
         t->Cx = calloc((size_t)(rows ? rows : 1) * len, sizeof(int64_t));
         if (!t->Cx) return ibc_fail(err, IBC_ESYS, "estimator: out of memory for %lld rows of %s", (long long)rows, acc->sets[s].name);
         t->n_rows = t->cap_rows = rows;
@@ -402,6 +420,7 @@ int se_acc_merge(se_acc *dst, const se_acc *src, ibc_err *err) {
         se_table *dt = &dst->tables[s];
         for (int64_t x = 0; x < st->n_labels; x++) {
             if (st->row[x] < 0) continue; // precounted singleton: already in cond_direct
+            if (src->precounted && st->Nx[x] == 0) continue; // merged into the rare label (min_count)
             int64_t i = table_find(dt, &st->keys[x], !dst->precounted);
             if (i == -2 || (i >= 0 && dst->precounted && dt->row[i] < 0))
                 return ibc_fail(err, IBC_EINPUT, "estimator: merging accumulators precounted over different documents");

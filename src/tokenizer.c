@@ -499,6 +499,51 @@ static int regex_replace(pcre2_code *re, const char *s, size_t n, const char *wi
     return rc;
 }
 
+static int is_space(const char *s, size_t n, size_t i, size_t *k);
+
+// Rust's str::to_lowercase (the reference's Lowercase): utf8proc's simple mapping plus the
+// two context rules Unicode's SpecialCasing adds for every language: U+0130 becomes "i" +
+// U+0307, and capital sigma becomes final sigma at the end of a word (a cased letter before
+// it and none after it, skipping case-ignorable characters).
+static int is_cased(utf8proc_int32_t c) {
+    return utf8proc_tolower(c) != c || utf8proc_toupper(c) != c || utf8proc_totitle(c) != c;
+}
+
+static int case_ignorable(utf8proc_int32_t c) {
+    utf8proc_category_t k = utf8proc_category(c);
+    return k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_ME || k == UTF8PROC_CATEGORY_CF ||
+           k == UTF8PROC_CATEGORY_LM || k == UTF8PROC_CATEGORY_SK || c == '\'' || c == '.' || c == ':' ||
+           c == '^' || c == '`' || c == 0xb7 || c == 0x2018 || c == 0x2019 || c == 0x2024 || c == 0x2027;
+}
+
+static int lowercase(const char *s, size_t n, sbuf *out) {
+    utf8proc_int32_t *cp = malloc(sizeof(utf8proc_int32_t) * (n + 1));
+    size_t m = 0;
+    if (!cp) return -1;
+    for (size_t i = 0; i < n;) {
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp[m]);
+        if (k <= 0) { free(cp); return -1; }
+        i += (size_t)k;
+        m++;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < m && rc == 0; i++) {
+        utf8proc_int32_t c = cp[i];
+        if (c == 0x130) { rc = add_cp(out, 'i') || add_cp(out, 0x307); continue; }
+        if (c == 0x3a3) {
+            long a = (long)i - 1, b = (long)i + 1;
+            while (a >= 0 && case_ignorable(cp[a])) a--;
+            while ((size_t)b < m && case_ignorable(cp[b])) b++;
+            int final = a >= 0 && is_cased(cp[a]) && !((size_t)b < m && is_cased(cp[b]));
+            rc = add_cp(out, final ? 0x3c2 : 0x3c3);
+            continue;
+        }
+        rc = add_cp(out, (uint32_t)utf8proc_tolower(c));
+    }
+    free(cp);
+    return rc;
+}
+
 static int normalize(const node *nd, const char *s, size_t n, sbuf *out) {
     out->n = 0;
     if (sb_add(out, "", 0)) return -1;
@@ -516,14 +561,7 @@ static int normalize(const node *nd, const char *s, size_t n, sbuf *out) {
         return rc;
     }
     case N_LOWER:
-        for (size_t i = 0; i < n;) {
-            utf8proc_int32_t cp;
-            utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
-            if (k <= 0) return -1;
-            if (add_cp(out, (uint32_t)utf8proc_tolower(cp))) return -1;
-            i += (size_t)k;
-        }
-        return 0;
+        return lowercase(s, n, out);
     case N_PREPEND: // only a non-empty string gets the prefix
         return n ? (sb_add(out, nd->a, nd->alen) || sb_add(out, s, n)) : 0;
     case N_REPLACE:
@@ -539,15 +577,15 @@ static int normalize(const node *nd, const char *s, size_t n, sbuf *out) {
             }
         }
         return 0;
-    case N_STRIP: {
-        size_t a = 0, b = n;
-        while (nd->x && a < b) {
-            utf8proc_int32_t cp;
-            utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + a, (utf8proc_ssize_t)(b - a), &cp);
-            if (k <= 0 || !utf8proc_category_string(cp) || !strchr(" \t\n\r\v\f", cp < 128 ? (int)cp : 1)) break;
-            a += (size_t)k;
+    case N_STRIP: { // Unicode White_Space at either end, as Rust's trim_start / trim_end
+        size_t a = 0, b = n, k;
+        while (nd->x && a < b && is_space(s, b, a, &k)) a += k;
+        while (nd->y && b > a) {
+            size_t j = b - 1;
+            while (j > a && ((unsigned char)s[j] & 0xc0) == 0x80) j--;
+            if (!is_space(s, b, j, &k)) break;
+            b = j;
         }
-        while (nd->y && b > a && strchr(" \t\n\r\v\f", s[b - 1]) && s[b - 1]) b--;
         return sb_add(out, s + a, b - a);
     }
     case N_SEQ: {

@@ -324,6 +324,40 @@ static void test_precount_equals_streaming(void **s) {
     se_acc_free(&a); se_acc_free(&b);
 }
 
+// min_count: 1 changes nothing; above every count, each set has one label and I = 0.
+static void test_min_count(void **s) {
+    (void)s;
+    float W[PN * PD];
+    se_anchors(PN, PD, 6, W);
+    ibc_err e = {0};
+    se_acc a, b, c;
+    int64_t mins[3] = {0, 1, 1000000};
+    se_acc *accs[3] = {&a, &b, &c};
+    for (int k = 0; k < 3; k++) {
+        se_acc_init(accs[k], PN, PD, PL, 0xf, 1, &e);
+        for (int i = 0; i < 30; i++) precount_synth(accs[k], i);
+        assert_int_equal(se_precount_done_min(accs[k], mins[k], &e), 0);
+        for (int i = 0; i < 30; i++) add_synth(accs[k], W, i, 1);
+    }
+    se_result ra, rb, rc;
+    se_result_compute(&a, &ra, &e);
+    se_result_compute(&b, &rb, &e);
+    se_result_compute(&c, &rc, &e);
+    assert_memory_equal(ra.mi, rb.mi, sizeof(double) * PL * (size_t)a.n_sets);
+    for (int i = 0; i < PL * c.n_sets; i++) assert_true(fabs(rc.mi[i]) <= 1e-12);
+    // a partial threshold sits in between: no more information than keeping every label
+    se_acc d;
+    se_acc_init(&d, PN, PD, PL, 0xf, 1, &e);
+    for (int i = 0; i < 30; i++) precount_synth(&d, i);
+    assert_int_equal(se_precount_done_min(&d, 3, &e), 0);
+    for (int i = 0; i < 30; i++) add_synth(&d, W, i, 1);
+    se_result rd;
+    se_result_compute(&d, &rd, &e);
+    for (int i = 0; i < PL * d.n_sets; i++) assert_true(rd.mi[i] <= ra.mi[i] + 1e-12 && rd.mi[i] >= -1e-12);
+    se_result_free(&ra); se_result_free(&rb); se_result_free(&rc); se_result_free(&rd);
+    se_acc_free(&a); se_acc_free(&b); se_acc_free(&c); se_acc_free(&d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eps),
@@ -336,6 +370,7 @@ int main(void) {
         cmocka_unit_test(test_split_merge),
         cmocka_unit_test(test_split_merge_precount),
         cmocka_unit_test(test_precount_equals_streaming),
+        cmocka_unit_test(test_min_count),
     };
     return cmocka_run_group_tests_name("softent", tests, NULL, NULL);
 }

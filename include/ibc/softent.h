@@ -118,6 +118,10 @@ void se_doc_layer(se_acc *acc, int layer, const float *W, double eps, const floa
 //   accumulator that will be merged), then se_precount_done, then se_doc_begin/_layer.
 int se_precount_doc(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_err *err);
 int se_precount_done(se_acc *acc, ibc_err *err);
+// Precount with min_count = k (method.md §5, an option; 0 or 1 keep every label): the labels
+// of each set seen fewer than k times are merged into one label "rare" of that set, whose
+// counts are theirs together, so that I(S;Z) is still measured against the same H(Z).
+int se_precount_done_min(se_acc *acc, int64_t min_count, ibc_err *err);
 
 // dst += src (same shape; both streaming, or both precounted over the same documents): exact.
 int se_acc_merge(se_acc *dst, const se_acc *src, ibc_err *err);
