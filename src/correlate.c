@@ -25,6 +25,26 @@ static double metric(const res_ckpt *r, int m) {
     return s->pref_info;
 }
 
+// A metric for the statistics: one of the summary metrics, or (per layer) a per-layer value.
+typedef struct {
+    char name[32];
+    int summary; // index in METRICS, or -1
+    int layer;   // hidden-state index for per-layer metrics
+    int what;    // 0 H, 1..4 I_X k, 5..8 I_Y k, 9 I_pref
+} mdesc;
+
+static double mval(const res_ckpt *r, const mdesc *m) {
+    if (m->summary >= 0) return metric(r, m->summary);
+    for (int s = 0; s < r->n_layers; s++) {
+        if (r->layer_ids[s] != m->layer) continue;
+        if (m->what == 0) return r->H[s];
+        if (m->what <= 4) return r->I_X[(size_t)(m->what - 1) * r->n_layers + s];
+        if (m->what <= 8) return r->I_Y[(size_t)(m->what - 5) * r->n_layers + s];
+        return r->I_pref[s];
+    }
+    return NAN;
+}
+
 typedef struct {
     res_ckpt *r;
     int n, cap;
@@ -272,14 +292,33 @@ int corr_run(const corr_opts *o, ibc_err *err) {
             for (int b = 0; b < nb; b++) num(fx.f, score[(size_t)row[i] * nb + b]);
             fputc('\n', fx.f);
         }
+        // The metrics: the summary ones, then (--per-layer) every per-layer value of every
+        // hidden-state index some matched checkpoint tracks.
+        int maxl = -1, nm = N_METRICS;
+        for (int i = 0; i < all.n; i++)
+            for (int s = 0; row[i] >= 0 && o->per_layer && s < all.r[i].n_layers; s++)
+                if (all.r[i].layer_ids[s] > maxl) maxl = all.r[i].layer_ids[s];
+        mdesc *ms = calloc((size_t)N_METRICS + 10 * (size_t)(maxl + 1), sizeof(mdesc));
+        for (int m = 0; ms && m < N_METRICS; m++) {
+            snprintf(ms[m].name, sizeof ms[m].name, "%s", METRICS[m]);
+            ms[m].summary = m;
+        }
+        static const char *PL[10] = {"H", "I_X1", "I_X2", "I_X3", "I_X4", "I_Y1", "I_Y2", "I_Y3", "I_Y4", "I_pref"};
+        for (int l = 0; ms && l <= maxl; l++)
+            for (int w = 0; w < 10; w++, nm++) {
+                snprintf(ms[nm].name, sizeof ms[nm].name, "%s@%d", PL[w], l);
+                ms[nm].summary = -1;
+                ms[nm].layer = l;
+                ms[nm].what = w;
+            }
         double *x = malloc(sizeof(double) * (size_t)matched), *y = malloc(sizeof(double) * (size_t)matched),
                *X = malloc(sizeof(double) * 2 * (size_t)matched), *Z = malloc(sizeof(double) * (size_t)matched);
-        for (int m = 0; m < N_METRICS; m++)
+        for (int m = 0; ms && m < nm; m++)
             for (int b = 0; b < nb; b++) {
                 int n = 0;
                 for (int i = 0; i < all.n; i++) {
                     if (row[i] < 0) continue;
-                    double xv = metric(&all.r[i], m), yv = score[(size_t)row[i] * nb + b];
+                    double xv = mval(&all.r[i], &ms[m]), yv = score[(size_t)row[i] * nb + b];
                     if (!isfinite(xv) || !isfinite(yv) || (log_params && all.r[i].params <= 0)) continue;
                     x[n] = xv;
                     y[n] = yv;
@@ -292,16 +331,17 @@ int corr_run(const corr_opts *o, ibc_err *err) {
                 double rho, ps, r, pp;
                 st_spearman(x, y, n, &rho, &ps);
                 st_pearson(x, y, n, &r, &pp);
-                fprintf(fc.f, "%s,%s,%d", METRICS[m], bnames[b], n);
+                const char *mn = ms[m].name;
+                fprintf(fc.f, "%s,%s,%d", mn, bnames[b], n);
                 num(fc.f, rho); num(fc.f, ps); num(fc.f, r); num(fc.f, pp);
                 fputc('\n', fc.f);
-                fprintf(fm.f, "| %s | %s | %.3f | %.3g | %d |\n", METRICS[m], bnames[b], r, pp, n);
+                fprintf(fm.f, "| %s | %s | %.3f | %.3g | %d |\n", mn, bnames[b], r, pp, n);
                 st_ols ols;
                 int k = log_params ? 2 : 1;
                 if (st_ols_fit(y, log_params ? X : x, n, k, &ols) == 0) {
-                    const char *term[3] = {"intercept", METRICS[m], "log_params"};
+                    const char *term[3] = {"intercept", mn, "log_params"};
                     for (int j = 0; j < ols.p; j++) {
-                        fprintf(fr.f, "%s,%s,%s,%d,%s", METRICS[m], bnames[b], cov, n, term[j]);
+                        fprintf(fr.f, "%s,%s,%s,%d,%s", mn, bnames[b], cov, n, term[j]);
                         num(fr.f, ols.coef[j]); num(fr.f, ols.se[j]); num(fr.f, ols.t[j]); num(fr.f, ols.pval[j]);
                         num(fr.f, ols.r2); num(fr.f, ols.adj_r2); num(fr.f, ols.loo_r2);
                         fputc('\n', fr.f);
@@ -310,13 +350,15 @@ int corr_run(const corr_opts *o, ibc_err *err) {
                 if (log_params) {
                     double pr, ppv;
                     st_partial(x, y, Z, n, 1, &pr, &ppv);
-                    fprintf(fp.f, "%s,%s,%s,%d", METRICS[m], bnames[b], cov, n);
+                    fprintf(fp.f, "%s,%s,%s,%d", mn, bnames[b], cov, n);
                     num(fp.f, pr); num(fp.f, ppv);
                     fputc('\n', fp.f);
                 }
             }
+        if (!ms) rc = ibc_fail(err, IBC_ESYS, "out of memory");
+        free(ms);
         free(x); free(y); free(X); free(Z);
-        rc = io_commit(&fc, err);
+        if (rc == 0) rc = io_commit(&fc, err);
         if (rc == 0) rc = io_commit(&fr, err);
         if (rc == 0) rc = io_commit(&fm, err);
         if (rc == 0) rc = io_commit(&fx, err);

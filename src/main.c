@@ -31,7 +31,8 @@ static const char USAGE[] =
     "                    [--ff N] [--vocab N] [--seed S]\n"
     "                                            a random-weight Hugging Face folder (tests, benchmarks)\n"
     "  correlate RESULTS_DIR_OR_H5... --benchmarks FILE.csv [--name-column C[,C2]] [--aliases FILE]\n"
-    "            [--covariates log_params] [--duplicates first|mean|error] [--exclude COLS] [--out DIR] [--no-plots]\n"
+    "            [--covariates log_params] [--duplicates first|mean|error] [--exclude COLS] [--out DIR]\n"
+    "            [--per-layer] [--no-plots]\n"
     "                                            metrics against benchmark scores: CSV, Markdown, plots\n"
     "  merge JOB.ini DIR...                      merges results folders of one job (Slurm array tasks)\n"
     "  checkpoints JOB.ini [--results-dir]       prints the job's checkpoint count (or results folder)\n"
@@ -276,6 +277,7 @@ static int cmd_correlate(int argc, char **argv) {
     for (int i = 0; in && i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-plots")) o.plots = 0;
+        else if (!strcmp(a, "--per-layer")) o.per_layer = 1;
         else if (a[0] == '-' && !v) { free(in); return usage_error("correlate: a flag needs a value"); }
         else if (!strcmp(a, "--benchmarks")) o.benchmarks = v, i++;
         else if (!strcmp(a, "--name-column")) o.name_cols = v, i++;

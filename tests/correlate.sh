@@ -95,6 +95,10 @@ for row in csv.DictReader(open(d + '/partial.csv')):
 assert checked > 50
 PY"
 
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --per-layer --out "$tmp/pl" --no-plots 2>/dev/null
+check "--per-layer: per-layer metrics (I_X1@2 ...) next to the summary ones" \
+  'grep -q "^I_X1@2,IFEval,9," $tmp/pl/correlations.csv && grep -q "^H@0,mean,6," $tmp/pl/correlations.csv && grep -q "^optimality_1,IFEval,9," $tmp/pl/correlations.csv'
+
 # Spearman ties by average rank: a table where every score repeats.
 sed 's/,\(3[0-9]\|4[0-9]\)\.[0-9],/,40.0,/' "$tmp/bench.csv" >"$tmp/ties.csv"
 "$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/ties.csv" --out "$tmp/t" --no-plots 2>/dev/null

@@ -57,7 +57,8 @@ echo "   ibc.sbatch: $st"
 check "slurm/ibc.sbatch (2 ranks) completes and equals plain mpirun" '[[ $st == *COMPLETED*ExitCode=0:0* ]] && same $tmp/ref/tiny $tmp/one/tiny'
 
 job "$tmp/arr.ini" "$tmp/arr"
-out=$(cd "$tmp" && IBC=$IBC bash "$ROOT/slurm/submit-array.sh" "$tmp/arr.ini")
+printf 'model,score_a,score_b\nstories260K,1.5,20\nllama,2.5,10\ngpt2,2.0,30\n' >"$tmp/bench.csv"
+out=$(cd "$tmp" && IBC=$IBC bash "$ROOT/slurm/submit-array.sh" "$tmp/arr.ini" "$tmp/bench.csv")
 echo "   submit-array.sh: $out"
 array=$(sed -n 's/^array \([0-9]*\).*/\1/p' <<<"$out"); merge=$(sed -n 's/.*merge \([0-9]*\)$/\1/p' <<<"$out")
 wait_job "$array" >/dev/null
@@ -65,3 +66,4 @@ st=$(wait_job "$merge")
 echo "   ibc-merge.sbatch: $st"
 check "slurm/ibc-array.sbatch ran one task per checkpoint" '[ $(ls -d $tmp/arr/tiny/tasks/* | wc -l) -eq 3 ]'
 check "slurm/ibc-merge.sbatch after the array: merged results equal plain mpirun" '[[ $st == *COMPLETED*ExitCode=0:0* ]] && same $tmp/ref/tiny $tmp/arr/tiny'
+check "slurm/ibc-merge.sbatch with a benchmark table runs ibc correlate" '[ -s $tmp/arr/tiny/correlate/correlations.csv ] && grep -q "^optimality_1,score_a,3," $tmp/arr/tiny/correlate/correlations.csv'

@@ -4,7 +4,8 @@
 // or .h5 files; checkpoints of all inputs are combined (a name seen twice: the first wins).
 // Each is matched to a table row by its name, through the alias file when given. For every
 // metric (H_mean, complexity_k, expressivity_k, optimality_k, pref_info) x benchmark column
-// and their per-model mean ("mean"), over the models with both values:
+// and their per-model mean ("mean"), over the models with both values (with --per-layer also
+// every per-layer value, named like I_X1@3 for hidden state 3):
 //   correlations.csv  metric,benchmark,n,spearman_rho,spearman_p,pearson_r,pearson_p
 //   regression.csv    metric,benchmark,covariates,n,term,coef,se,t,p,r2,adj_r2,loo_r2
 //   partial.csv       metric,benchmark,covariates,n,partial_r,p        (with covariates)
@@ -30,6 +31,7 @@ typedef struct {
     const char *out;         // output folder
     bt_dups dups;
     int plots;               // draw with gnuplot
+    int per_layer;           // also H@l, I_Xk@l, I_Yk@l, I_pref@l for every tracked layer l
 } corr_opts;
 
 int corr_run(const corr_opts *o, ibc_err *err);
