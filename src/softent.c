@@ -245,8 +245,8 @@ int se_acc_init(se_acc *acc, int n, int d, int n_layers, unsigned orders, int pr
         se_set *x = &acc->sets[acc->n_sets++], *y = &acc->sets[acc->n_sets++];
         *x = (se_set){SE_INPUT, k, ""};
         *y = (se_set){SE_OUTPUT, k, ""};
-        snprintf(x->name, sizeof x->name, "X%d", k);
-        snprintf(y->name, sizeof y->name, "Y%d", k);
+        memcpy(x->name, (char[3]){'X', (char)('0' + k), 0}, 3); // "X1".."X4"
+        memcpy(y->name, (char[3]){'Y', (char)('0' + k), 0}, 3);
     }
     if (pref) acc->sets[acc->n_sets++] = (se_set){SE_PREF, 1, "pref"};
     acc->C = calloc((size_t)n_layers * n, sizeof(int64_t));

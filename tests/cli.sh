@@ -1,12 +1,7 @@
 #!/usr/bin/env bash
 # Command-line tests: `ibc inspect` and `ibc hidden` on the shared fixtures. Prints TAP-style
 # "ok", "not ok" and "skip" lines that scripts/run-tests.sh counts.
-set -u
-IBC=${IBC_BIN:-bin/ibc}
-FX=${IBC_FIXTURES:-../shared/fixtures}
-PY=/usr/bin/python3   # Debian's, where python3-numpy is installed
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-check() { if eval "$2"; then echo "ok $1"; else echo "not ok $1"; fi; }
+. "$(dirname "$0")/lib.bash"
 
 if [ ! -d "$FX/hf-tiny" ]; then
   echo "skip inspect/hidden: fixtures folder absent (set IBC_FIXTURES)"; exit 0

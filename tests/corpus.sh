@@ -1,12 +1,7 @@
 #!/usr/bin/env bash
 # Corpus readers through `ibc run`: separators, token files, sampling, bad documents (stop with
 # file and line, or skip and count), preference pairs, checkpoint lists. Files made here.
-set -u
-IBC=$(realpath "${IBC_BIN:-bin/ibc}")
-FX=$(realpath "${IBC_FIXTURES:-../shared/fixtures}" 2>/dev/null)
-PY=/usr/bin/python3
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-check() { if eval "$2"; then echo "ok $1"; else echo "not ok $1"; fi; }
+. "$(dirname "$0")/lib.bash"
 attr() { h5dump -a "/checkpoints/m/$2" "$1" | sed -n 's/^ *(0): //p'; } # FILE ATTR
 
 "$IBC" random-checkpoint "$tmp/m" --d 16 --layers 1 --heads 2 --kv-heads 1 --ff 32 --vocab 512

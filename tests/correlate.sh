@@ -1,13 +1,7 @@
 #!/usr/bin/env bash
 # `ibc correlate`: statistics against scipy/numpy (Debian's python3-scipy) to 1e-10, the real
 # Open LLM Leaderboard v2 table through aliases, the outputs and plots, and bad tables.
-set -u
-IBC=$(realpath "${IBC_BIN:-bin/ibc}")
-FX=$(realpath "${IBC_FIXTURES:-../shared/fixtures}" 2>/dev/null)
-PY=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-check() { if eval "$2"; then echo "ok $1"; else echo "not ok $1"; fi; }
+. "$(dirname "$0")/lib.bash"
 if [ -z "$FX" ] || [ ! -d "$FX/hf-tiny" ]; then echo "skip correlate tests: fixtures folder absent"; exit 0; fi
 
 # Results for 9 checkpoints: the hf-tiny models on 120 fortunes (ids < 512 for every model).

@@ -2,14 +2,9 @@
 # `ibc run` end to end: 1, 2 and 3 ranks give bitwise-identical results; the job reproduces
 # soft_h through the whole pipeline; an interrupted job (SIGUSR1, SIGTERM, SIGKILL) resumes
 # to the same bits; bad job files and failing checkpoints. TAP-style lines.
-set -u
-IBC=$(realpath "${IBC_BIN:-bin/ibc}")
-FX=$(realpath "${IBC_FIXTURES:-../shared/fixtures}" 2>/dev/null)
-PY=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+. "$(dirname "$0")/lib.bash"
 MPIRUN="mpirun --oversubscribe -np"
-tmp=$(mktemp -d); trap 'pkill -f "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
-check() { if eval "$2"; then echo "ok $1"; else echo "not ok $1"; fi; }
+trap 'pkill -f "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT # and stop any rank left behind
 if [ -z "$FX" ] || [ ! -d "$FX/softh" ]; then echo "skip job tests: fixtures folder absent (set IBC_FIXTURES)"; exit 0; fi
 
 job() { # name output checkpoints... (NAME=PATH lines)

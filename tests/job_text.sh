@@ -2,13 +2,7 @@
 # `ibc run` on text corpora: documents read from plain text (fortunes, `%` separators) and from
 # JSONL, tokenized by ibc's tokenizer on every rank, 1, 2 and 3 ranks bitwise identical, and
 # the positions counted equal to what `ibc tokenize` gives for the same documents.
-set -u
-IBC=$(realpath "${IBC_BIN:-bin/ibc}")
-FX=$(realpath "${IBC_FIXTURES:-../shared/fixtures}" 2>/dev/null)
-PY=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-check() { if eval "$2"; then echo "ok $1"; else echo "not ok $1"; fi; }
+. "$(dirname "$0")/lib.bash"
 if [ -z "$FX" ] || [ ! -d "$FX/tokenizers" ]; then echo "skip text-corpus job tests: fixtures folder absent"; exit 0; fi
 
 # Two random checkpoints with GPT-2's vocabulary; the fortunes' first 200 entries.

@@ -1,17 +1,12 @@
 #!/usr/bin/env bash
 # The sbatch scripts on a real one-node Slurm (installed from Debian and started here): one
 # job with 2 ranks, and the array + merge chain, each equal to a plain mpirun run.
-set -u
+. "$(dirname "$0")/lib.bash"
 ROOT=$(pwd)
-IBC=$(realpath "${IBC_BIN:-bin/ibc}")
-FX=$(realpath "${IBC_FIXTURES:-../shared/fixtures}" 2>/dev/null)
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-check() { if eval "$2"; then echo "ok $1"; else echo "not ok $1"; fi; }
 if [ -z "$FX" ] || [ ! -d "$FX/softh" ]; then echo "skip slurm tests: fixtures folder absent (set IBC_FIXTURES)"; exit 0; fi
 if [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; then echo "skip slurm tests: need root to start slurmctld/slurmd"; exit 0; fi
 bash scripts/install-deps.sh slurm || { echo "not ok installing slurm-wlm and munge"; exit 1; }
 
-tmp=$(mktemp -d)
 cluster=$tmp/cluster
 export SLURM_CONF=$cluster/slurm.conf
 cleanup() { bash "$ROOT/scripts/slurm-local.sh" stop "$cluster"; rm -rf "$tmp"; }
