@@ -1473,3 +1473,162 @@ void tok_free(tokenizer *t) {
 
 int tok_vocab_size(const tokenizer *t) { return t->nid; }
 const char *tok_token(const tokenizer *t, int32_t id) { return id >= 0 && id < t->nid ? t->id2tok[id] : NULL; }
+
+// ---------------------------------------------------------------------------------------------
+// Training a byte-level BPE
+
+// Pair -> occurrence count, for the trainer.
+typedef struct { uint64_t *key; int64_t *cnt; size_t cap, n; } pcount;
+
+static void pc_clear(pcount *p) {
+    if (p->key) memset(p->key, 0xff, sizeof(uint64_t) * p->cap);
+    p->n = 0;
+}
+
+// Adds c to the count of key; returns the new count, or -1 when out of memory.
+static int64_t pc_add(pcount *p, uint64_t key, int64_t c) {
+    if ((p->n + 1) * 10 > p->cap * 7) {
+        pcount g = {0};
+        g.cap = p->cap ? 2 * p->cap : 1 << 16;
+        g.key = malloc(sizeof(uint64_t) * g.cap);
+        g.cnt = malloc(sizeof(int64_t) * g.cap);
+        if (!g.key || !g.cnt) { free(g.key); free(g.cnt); return -1; }
+        memset(g.key, 0xff, sizeof(uint64_t) * g.cap);
+        for (size_t i = 0; i < p->cap; i++)
+            if (p->key[i] != UINT64_MAX) {
+                size_t j = pmix(p->key[i]) & (g.cap - 1);
+                while (g.key[j] != UINT64_MAX) j = (j + 1) & (g.cap - 1);
+                g.key[j] = p->key[i];
+                g.cnt[j] = p->cnt[i];
+                g.n++;
+            }
+        free(p->key);
+        free(p->cnt);
+        *p = g;
+    }
+    size_t j = pmix(key) & (p->cap - 1);
+    while (p->key[j] != UINT64_MAX && p->key[j] != key) j = (j + 1) & (p->cap - 1);
+    if (p->key[j] == UINT64_MAX) { p->key[j] = key; p->cnt[j] = 0; p->n++; }
+    return p->cnt[j] += c;
+}
+
+typedef struct {
+    int32_t *sym; // current symbols of the word
+    int n;
+    int64_t count; // occurrences in the texts
+} tword;
+
+int tok_train_bpe(const char *const *texts, const size_t *lens, int n, int vocab_size, const char *path, ibc_err *err) {
+    init_bytemap();
+    if (vocab_size < 257 || vocab_size > (1 << 20)) return ibc_fail(err, IBC_EINPUT, "BPE training: vocab_size %d is outside [257, 2^20]", vocab_size);
+    pctx c = {path, err, "pre_tokenizer"};
+    node pre = {.type = P_BYTELEVEL, .x = 0, .y = 1};
+    int rc = compile_re(&c, BYTELEVEL_RE, PCRE2_ZERO_TERMINATED, &pre.re);
+    if (rc) return rc;
+    // 1. Word types with their counts, as the encoder will split them.
+    smap types = {0};
+    tword *w = NULL;
+    int nw = 0, capw = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        plist in = {0}, words = {0};
+        rc = pl_push(&in, texts[i], lens[i], 1) || pretokenize(&pre, &in, &words);
+        for (int k = 0; k < words.n && rc == 0; k++) {
+            int32_t id = smap_get(&types, words.v[k].s, words.v[k].n);
+            if (id >= 0) { w[id].count++; continue; }
+            if (nw == capw) {
+                capw = capw ? 2 * capw : 1024;
+                tword *nwp = realloc(w, sizeof(tword) * (size_t)capw);
+                if (!nwp) { rc = -1; break; }
+                w = nwp;
+            }
+            tword *t = &w[nw];
+            t->count = 1;
+            t->n = 0;
+            t->sym = malloc(sizeof(int32_t) * words.v[k].n);
+            for (size_t b = 0; t->sym && b < words.v[k].n;) { // mapped characters back to bytes: ids 0..255
+                utf8proc_int32_t cp;
+                utf8proc_ssize_t m = utf8proc_iterate((const utf8proc_uint8_t *)words.v[k].s + b, (utf8proc_ssize_t)(words.v[k].n - b), &cp);
+                t->sym[t->n++] = cp2byte[cp];
+                b += (size_t)m;
+            }
+            if (!t->sym || smap_put(&types, words.v[k].s, words.v[k].n, nw++)) rc = -1;
+        }
+        pl_free(&in);
+        pl_free(&words);
+    }
+    smap_free(&types);
+    pcre2_code_free(pre.re);
+    // 2. Merges: count adjacent pairs over all words, join the most frequent, repeat.
+    int n_merges = vocab_size - 257;
+    int32_t (*merges)[2] = malloc(sizeof(int32_t[2]) * (size_t)(n_merges + 1));
+    char **tokstr = calloc((size_t)vocab_size, sizeof(char *));
+    if (!merges || !tokstr) rc = -1;
+    for (int b = 0; rc == 0 && b < 256; b++) {
+        sbuf t = {0};
+        rc = add_cp(&t, byte2cp[b]);
+        tokstr[b] = t.p;
+    }
+    pcount counts = {0};
+    int m = 0;
+    for (; rc == 0 && m < n_merges; m++) {
+        pc_clear(&counts);
+        int64_t best = 0;
+        int32_t ba = -1, bb = -1;
+        for (int i = 0; i < nw && rc == 0; i++)
+            for (int k = 0; k + 1 < w[i].n; k++) {
+                int32_t a = w[i].sym[k], b = w[i].sym[k + 1];
+                int64_t cur = pc_add(&counts, pkey(a, b), w[i].count);
+                if (cur < 0) { rc = -1; break; }
+                if (cur > best || (cur == best && (a < ba || (a == ba && b < bb)))) { best = cur; ba = a; bb = b; }
+            }
+        if (rc || best < 2) break; // nothing left worth a merge
+        int32_t id = 256 + m;
+        merges[m][0] = ba;
+        merges[m][1] = bb;
+        sbuf t = {0};
+        if (sb_add(&t, tokstr[ba], strlen(tokstr[ba])) || sb_add(&t, tokstr[bb], strlen(tokstr[bb]))) { rc = -1; break; }
+        tokstr[id] = t.p;
+        for (int i = 0; i < nw; i++) { // apply it left to right in every word
+            int o = 0;
+            for (int k = 0; k < w[i].n; k++) {
+                if (k + 1 < w[i].n && w[i].sym[k] == ba && w[i].sym[k + 1] == bb) { w[i].sym[o++] = id; k++; }
+                else w[i].sym[o++] = w[i].sym[k];
+            }
+            w[i].n = o;
+        }
+    }
+    free(counts.key);
+    free(counts.cnt);
+    // 3. tokenizer.json
+    if (rc == 0) {
+        json_t *vocab = json_object(), *mj = json_array();
+        for (int i = 0; i < 256 + m; i++) json_object_set_new(vocab, tokstr[i], json_integer(i));
+        for (int i = 0; i < m; i++) json_array_append_new(mj, json_pack("[s,s]", tokstr[merges[i][0]], tokstr[merges[i][1]]));
+        int eot = 256 + m;
+        json_object_set_new(vocab, "<|endoftext|>", json_integer(eot));
+        json_t *bl = json_pack("{s:s,s:b,s:b,s:b}", "type", "ByteLevel", "add_prefix_space", 0, "trim_offsets", 1, "use_regex", 1);
+        json_t *root = json_pack(
+            "{s:s,s:n,s:n,s:[{s:i,s:s,s:b,s:b,s:b,s:b,s:b}],s:n,s:O,s:O,s:O,s:{s:s,s:n,s:n,s:n,s:n,s:b,s:b,s:b,s:o,s:o}}",
+            "version", "1.0", "truncation", "padding", "added_tokens", "id", eot, "content", "<|endoftext|>",
+            "single_word", 0, "lstrip", 0, "rstrip", 0, "normalized", 0, "special", 1, "normalizer", "pre_tokenizer", bl,
+            "post_processor", bl, "decoder", bl, "model", "type", "BPE", "dropout", "unk_token", "continuing_subword_prefix",
+            "end_of_word_suffix", "fuse_unk", 0, "byte_fallback", 0, "ignore_merges", 0, "vocab", vocab, "merges", mj);
+        json_decref(bl);
+        char *text = root ? json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(root);
+        io_file f;
+        if (!text) rc = ibc_fail(err, IBC_ESYS, "out of memory");
+        else if ((rc = io_begin(&f, path, err)) == 0) {
+            fputs(text, f.f);
+            fputc('\n', f.f);
+            rc = io_commit(&f, err);
+        }
+        free(text);
+    } else if (rc == -1) rc = ibc_fail(err, IBC_ESYS, "BPE training: out of memory");
+    for (int i = 0; i < nw; i++) free(w[i].sym);
+    free(w);
+    for (int i = 0; tokstr && i < vocab_size; i++) free(tokstr[i]);
+    free(tokstr);
+    free(merges);
+    return rc;
+}

@@ -81,11 +81,59 @@ static void test_gpt2(void **s) { (void)s; golden("gpt2"); }
 static void test_neox(void **s) { (void)s; golden("gpt-neox-20b"); }
 static void test_lenml(void **s) { (void)s; golden("lenml-llama2"); }
 
+// A byte-level BPE trained on Debian fortunes reads back, round-trips every document exactly,
+// and compresses (its merges are used).
+static void test_train_roundtrip(void **s) {
+    (void)s;
+    char path[512], out[512];
+    FX_PATH(path, "corpora/debian_fortunes_text.txt");
+    size_t len;
+    char *text = read_file(path, &len);
+    text[len] = 0;
+    const char *docs[2000];
+    size_t lens[2000];
+    int n = 0;
+    for (char *p = text; *p && n < 2000;) { // documents end at a line "%"
+        char *e = strstr(p, "\n%\n");
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        docs[n] = p;
+        lens[n++] = l;
+        if (!e) break;
+        p = e + 3;
+    }
+    tmp_dir(out, sizeof out, "bpe");
+    strcat(out, "/tokenizer.json");
+    ibc_err e = {0};
+    if (tok_train_bpe(docs, lens, n, 2048, out, &e)) fail_msg("%s", e.msg);
+    tokenizer *t;
+    if (tok_load(out, &t, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(tok_vocab_size(t), 2048);
+    long bytes = 0, ids_total = 0;
+    for (int i = 0; i < n; i++) {
+        int32_t *ids;
+        int k;
+        if (tok_encode(t, docs[i], lens[i], 1, &ids, &k, &e)) fail_msg("%s", e.msg);
+        char *back;
+        size_t bl;
+        if (tok_decode(t, ids, k, 0, &back, &bl, &e)) fail_msg("%s", e.msg);
+        if (bl != lens[i] || memcmp(back, docs[i], bl)) fail_msg("document %d does not round-trip", i);
+        bytes += (long)lens[i];
+        ids_total += k;
+        free(back);
+        free(ids);
+    }
+    print_message("  trained 2048 ids on %d fortunes: %.2f bytes per token\n", n, (double)bytes / ids_total);
+    assert_true((double)bytes / ids_total > 2.5);
+    tok_free(t);
+    free(text);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gpt2),
         cmocka_unit_test(test_neox),
         cmocka_unit_test(test_lenml),
+        cmocka_unit_test(test_train_roundtrip),
     };
     return cmocka_run_group_tests_name("tokenizer", tests, NULL, NULL);
 }

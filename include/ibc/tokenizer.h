@@ -43,4 +43,11 @@ int tok_vocab_size(const tokenizer *t);
 // The token string of id, or NULL.
 const char *tok_token(const tokenizer *t, int32_t id);
 
+// Trains a byte-level BPE (GPT-2's form: ByteLevel pre-tokenizer and decoder, no normalizer)
+// of vocab_size ids on texts[0..n) and writes it as tokenizer.json to path. Ids 0..255 are the
+// bytes, then one id per merge, and the last id is the special token <|endoftext|>. Each merge
+// joins the adjacent pair that occurs most often over all words (ties: the smallest pair of
+// ids), so the result depends only on the texts and vocab_size.
+int tok_train_bpe(const char *const *texts, const size_t *lens, int n, int vocab_size, const char *path, ibc_err *err);
+
 #endif
