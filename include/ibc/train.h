@@ -1,0 +1,47 @@
+// train: a small Llama-architecture model trained in C (issue 7's embedded default).
+//
+// Architecture (HF LlamaForCausalLM conventions, so that model.c reads the checkpoints):
+// embeddings, L blocks of RMSNorm -> attention (GQA, RoPE rotate_half) -> residual ->
+// RMSNorm -> SwiGLU MLP -> residual, a final RMSNorm, logits with the tied embedding matrix.
+// All parameters live in one f32 array in HF's tensor order (ckpt_layout); gradients and
+// AdamW moments are arrays of the same layout. Every matrix product goes through sgemm.
+// The loss of a sequence ids[0..T) is the mean cross-entropy of ids[t+1] given ids[0..t].
+#ifndef IBC_TRAIN_H
+#define IBC_TRAIN_H
+
+#include <stdint.h>
+
+#include "ibc/ckpt.h"
+#include "ibc/config.h"
+#include "ibc/err.h"
+
+typedef struct {
+    float *ln1, *wq, *wk, *wv, *wo, *ln2, *wg, *wu, *wd;
+} tr_layer;
+
+typedef struct {
+    model_config c;
+    ckpt_entry *e;  // HF tensors, in order
+    int ne;
+    int64_t n;      // parameters
+    float *p, *g, *m, *v; // [n] parameters, gradients, Adam moments
+    float *embed, *norm;  // views into p
+    tr_layer *L;
+    float *inv_freq;      // [D/2]
+} trainer;
+
+// Random init from ibc's rng: N(0, 0.02) matrices and embeddings, output projections scaled
+// by 1/sqrt(2L) (GPT-2's), norms 1.
+int tr_init(trainer *t, const model_config *c, uint64_t seed, ibc_err *err);
+void tr_free(trainer *t);
+
+// The loss of one sequence; with backward, its gradient (scaled by `scale`) is added to t->g.
+double tr_step_seq(trainer *t, const int32_t *ids, int T, int backward, float scale);
+void tr_zero_grad(trainer *t);
+// One AdamW step (decoupled weight decay on matrices and embeddings, not on norms).
+void tr_adamw(trainer *t, float lr, float b1, float b2, float eps, float wd, int step);
+
+// Writes an HF folder (config.json, model.safetensors) at dir.
+int tr_save(const trainer *t, const char *dir, ibc_err *err);
+
+#endif
