@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include <mpi.h>
+#include <omp.h>
+#include <cblas.h>
 
 #include "ibc/ckpt.h"
 #include "ibc/correlate.h"
@@ -157,6 +159,16 @@ static int cmd_run(int argc, char **argv) {
     MPI_Init(NULL, NULL);
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (!getenv("OMP_NUM_THREADS")) { // ranks on one node share its cores instead of each taking all
+        MPI_Comm node;
+        int local;
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+        MPI_Comm_size(node, &local);
+        MPI_Comm_free(&node);
+        int threads = omp_get_num_procs() / local;
+        omp_set_num_threads(threads > 1 ? threads : 1);
+        openblas_set_num_threads(threads > 1 ? threads : 1);
+    }
     ibc_err e = {0};
     job j;
     int rc = job_load(path, &j, &e);
