@@ -18,6 +18,7 @@
 #include "ibc/npy.h"
 #include "ibc/run.h"
 #include "ibc/tokenizer.h"
+#include "ibc/train.h"
 #include <jansson.h>
 #include <utf8proc.h>
 
@@ -36,6 +37,8 @@ static const char USAGE[] =
     "            [--covariates log_params] [--duplicates first|mean|error] [--exclude COLS] [--out DIR]\n"
     "            [--per-layer] [--no-plots]\n"
     "                                            metrics against benchmark scores: CSV, Markdown, plots\n"
+    "  train [--out DIR] [--corpus DIR] [--steps N] [--seed S] [--quiet]\n"
+    "                                            the embedded default: tokenizer, model and scores on Debian's fortunes\n"
     "  merge JOB.ini DIR...                      merges results folders of one job (Slurm array tasks)\n"
     "  checkpoints JOB.ini [--results-dir]       prints the job's checkpoint count (or results folder)\n"
     "  inspect DIR                               architecture, sizes and dtype of a checkpoint\n"
@@ -317,6 +320,25 @@ static int cmd_correlate(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_train(int argc, char **argv) {
+    tr_opts o = {.corpus = "/usr/share/games/fortunes", .out = "results/demo-train", .steps = 600, .batch = 16,
+                 .seq = 64, .vocab = 2048, .d = 128, .layers = 4, .heads = 4, .kv_heads = 2, .d_ff = 352, .lr = 3e-3f,
+                 .seed = 0, .heldout = 0.1};
+    for (int i = 0; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--quiet")) o.quiet = 1;
+        else if (!v) return usage_error("train: a flag needs a value");
+        else if (!strcmp(argv[i], "--out")) o.out = v, i++;
+        else if (!strcmp(argv[i], "--corpus")) o.corpus = v, i++;
+        else if (!strcmp(argv[i], "--steps")) o.steps = atoi(v), i++;
+        else if (!strcmp(argv[i], "--seed")) o.seed = (uint64_t)atoll(v), i++;
+        else return usage_error("train: unexpected argument");
+    }
+    if (o.steps < 1) return usage_error("train: --steps must be positive");
+    ibc_err e = {0};
+    return tr_run(&o, &e) ? fail(&e) : 0;
+}
+
 static int cmd_merge(int argc, char **argv) {
     if (argc < 2) return usage_error("merge needs a job file and results folders");
     MPI_Init(NULL, NULL);
@@ -362,6 +384,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(cmd, "correlate")) return cmd_correlate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "random-checkpoint")) return cmd_random_checkpoint(argc - 2, argv + 2);
     if (!strcmp(cmd, "checkpoints")) return cmd_checkpoints(argc - 2, argv + 2);
     fprintf(stderr, "ibc: unknown command %s\n%s", cmd, USAGE);

@@ -44,4 +44,25 @@ void tr_adamw(trainer *t, float lr, float b1, float b2, float eps, float wd, int
 // Writes an HF folder (config.json, model.safetensors) at dir.
 int tr_save(const trainer *t, const char *dir, ibc_err *err);
 
+// `ibc train`: the embedded default. Reads every *.u8 file of a fortune folder (Debian's
+// fortunes package: one fortune = one document, in file-name order), splits documents into
+// training and held-out by a seed, trains a byte-level BPE tokenizer on the training part,
+// trains the model with AdamW, and writes to out/:
+//   tokenizer.json, step-NNNNN/ (HF folders at log-spaced steps, 0 and the last included),
+//   checkpoints.txt ("name path" per line, for a job's [checkpoints] list), heldout.txt
+//   (the held-out fortunes, "%"-separated) and scores.csv (model,loss,top1,cloze: held-out
+//   next-token loss, top-1 accuracy, and the share of held-out fortunes whose true final
+//   word the model prefers among four candidates).
+typedef struct {
+    const char *corpus;  // folder of *.u8 fortune files
+    const char *out;
+    int steps, batch, seq, vocab, d, layers, heads, kv_heads, d_ff;
+    float lr;
+    uint64_t seed;
+    double heldout;      // share of documents held out
+    int quiet;
+} tr_opts;
+
+int tr_run(const tr_opts *o, ibc_err *err);
+
 #endif
