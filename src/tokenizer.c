@@ -169,6 +169,8 @@ typedef struct node {
 typedef struct {
     char *s;
     size_t n;
+    char *m;          // the text matched: s itself, or, for a normalized token, s normalized
+    size_t mn;        //   by the tokenizer's normalizer (as the reference builds its trie)
     int32_t id;       // an added token's id, or -1
     int special;      // that token is special
     int lstrip, rstrip, single_word, normalized;
@@ -501,47 +503,20 @@ static int regex_replace(pcre2_code *re, const char *s, size_t n, const char *wi
 
 static int is_space(const char *s, size_t n, size_t i, size_t *k);
 
-// Rust's str::to_lowercase (the reference's Lowercase): utf8proc's simple mapping plus the
-// two context rules Unicode's SpecialCasing adds for every language: U+0130 becomes "i" +
-// U+0307, and capital sigma becomes final sigma at the end of a word (a cased letter before
-// it and none after it, skipping case-ignorable characters).
-static int is_cased(utf8proc_int32_t c) {
-    return utf8proc_tolower(c) != c || utf8proc_toupper(c) != c || utf8proc_totitle(c) != c;
-}
-
-static int case_ignorable(utf8proc_int32_t c) {
-    utf8proc_category_t k = utf8proc_category(c);
-    return k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_ME || k == UTF8PROC_CATEGORY_CF ||
-           k == UTF8PROC_CATEGORY_LM || k == UTF8PROC_CATEGORY_SK || c == '\'' || c == '.' || c == ':' ||
-           c == '^' || c == '`' || c == 0xb7 || c == 0x2018 || c == 0x2019 || c == 0x2024 || c == 0x2027;
-}
-
+// The reference's Lowercase maps each character on its own (Rust's char::to_lowercase): no
+// context rule, so capital sigma is always small sigma (checked against the reference in
+// tests/tokenizer-ref), and U+0130 becomes two characters, "i" + U+0307, which utf8proc's
+// one-to-one mapping does not give.
 static int lowercase(const char *s, size_t n, sbuf *out) {
-    utf8proc_int32_t *cp = malloc(sizeof(utf8proc_int32_t) * (n + 1));
-    size_t m = 0;
-    if (!cp) return -1;
     for (size_t i = 0; i < n;) {
-        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp[m]);
-        if (k <= 0) { free(cp); return -1; }
+        utf8proc_int32_t c;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &c);
+        if (k <= 0) return -1;
         i += (size_t)k;
-        m++;
+        int rc = c == 0x130 ? (add_cp(out, 'i') || add_cp(out, 0x307)) : add_cp(out, (uint32_t)utf8proc_tolower(c));
+        if (rc) return -1;
     }
-    int rc = 0;
-    for (size_t i = 0; i < m && rc == 0; i++) {
-        utf8proc_int32_t c = cp[i];
-        if (c == 0x130) { rc = add_cp(out, 'i') || add_cp(out, 0x307); continue; }
-        if (c == 0x3a3) {
-            long a = (long)i - 1, b = (long)i + 1;
-            while (a >= 0 && case_ignorable(cp[a])) a--;
-            while ((size_t)b < m && case_ignorable(cp[b])) b++;
-            int final = a >= 0 && is_cased(cp[a]) && !((size_t)b < m && is_cased(cp[b]));
-            rc = add_cp(out, final ? 0x3c2 : 0x3c3);
-            continue;
-        }
-        rc = add_cp(out, (uint32_t)utf8proc_tolower(c));
-    }
-    free(cp);
-    return rc;
+    return 0;
 }
 
 static int normalize(const node *nd, const char *s, size_t n, sbuf *out) {
@@ -607,6 +582,8 @@ static int normalize(const node *nd, const char *s, size_t n, sbuf *out) {
 // ---------------------------------------------------------------------------------------------
 // Pre-tokenizers: a list of pieces in, a list of pieces out
 
+// first: how many leading bytes of the piece map to offset 0 of the original text (0: none).
+// The reference's Metaspace prepend_scheme "first" asks exactly that of a split.
 typedef struct { char *s; size_t n; int first; } piece;
 typedef struct { piece *v; int n, cap; } plist;
 
@@ -727,7 +704,8 @@ static int split_by(int behavior, int invert, slist *sg, const char *s, int firs
         }
     }
     int rc = 0;
-    for (int i = 0; i < r.n && rc == 0; i++) rc = pl_push(out, s + r.v[i].a, r.v[i].b - r.v[i].a, first && r.v[i].a == 0);
+    for (int i = 0; i < r.n && rc == 0; i++) // a split starting inside the first stretch is "first" too
+        rc = pl_push(out, s + r.v[i].a, r.v[i].b - r.v[i].a, (size_t)first > r.v[i].a ? first - (int)r.v[i].a : 0);
     free(r.v);
     return rc;
 }
@@ -778,7 +756,7 @@ static int pretokenize(const node *nd, plist *in, plist *out) {
         case P_METASPACE: {
             tmp.n = 0;
             rc = sb_add(&tmp, "", 0);
-            int prepend = nd->x == PS_ALWAYS || (nd->x == PS_FIRST && p.first);
+            int prepend = nd->x == PS_ALWAYS || (nd->x == PS_FIRST && p.first > 0);
             int starts = p.n >= nd->alen && !memcmp(p.s, nd->a, nd->alen);
             if (prepend && !starts && p.s[0] != ' ') rc = sb_add(&tmp, nd->a, nd->alen);
             for (size_t k = 0; k < p.n && rc == 0; k++) rc = p.s[k] == ' ' ? sb_add(&tmp, nd->a, nd->alen) : sb_add(&tmp, p.s + k, 1);
@@ -967,10 +945,10 @@ static int split_added(const tokenizer *t, const char *s, size_t n, int normaliz
         if (!t->first_byte[normalized][(unsigned char)s[i]]) { i++; continue; }
         for (int k = 0; k < t->nadded; k++) {
             const added_tok *a = &t->added[k];
-            if (a->normalized != normalized || a->n <= bl || i + a->n > n || memcmp(s + i, a->s, a->n)) continue;
-            if (a->single_word && ((i > 0 && is_word_char(s, n, i - 1)) || (i + a->n < n && is_word_char(s, n, i + a->n)))) continue;
+            if (a->normalized != normalized || a->mn <= bl || i + a->mn > n || memcmp(s + i, a->m, a->mn)) continue;
+            if (a->single_word && ((i > 0 && is_word_char(s, n, i - 1)) || (i + a->mn < n && is_word_char(s, n, i + a->mn)))) continue;
             best = k;
-            bl = a->n;
+            bl = a->mn;
         }
         if (best < 0) { i += (size_t)u8len((unsigned char)s[i]); continue; }
         size_t a = i, b = i + bl, k;
@@ -1029,6 +1007,24 @@ static int encode_words(tokenizer *t, const char *s, size_t n, int first, ivec *
     return rc;
 }
 
+// Bytes at the start of normalize(nd, s) that map to offset 0 of s: what a Prepend added,
+// then the first character. None when Strip took leading characters away.
+static void norm_prefix(const node *nd, const char *s, size_t n, size_t *prepended, int *stripped) {
+    if (!nd) return;
+    if (nd->type == N_PREPEND && n) *prepended += nd->alen;
+    size_t k;
+    if (nd->type == N_STRIP && nd->x && n && is_space(s, n, 0, &k)) *stripped = 1;
+    for (int i = 0; i < nd->nkids; i++) norm_prefix(&nd->kids[i], s, n, prepended, stripped);
+}
+
+static int zero_end(const node *nd, const char *orig, size_t on, const char *s, size_t n) {
+    size_t pre = 0;
+    int stripped = 0;
+    norm_prefix(nd, orig, on, &pre, &stripped);
+    if (stripped || pre >= n) return stripped ? 0 : (int)n;
+    return (int)(pre + (size_t)u8len((unsigned char)s[pre]));
+}
+
 int tok_encode(tokenizer *t, const char *text, size_t len, int add_special, int32_t **ids, int *n, ibc_err *err) {
     // Valid UTF-8 once here, so that every regex match can skip PCRE2's own check (which
     // scans the whole subject on each call: quadratic).
@@ -1049,8 +1045,10 @@ int tok_encode(tokenizer *t, const char *text, size_t len, int add_special, int3
         if (raw[i].tok >= 0) { rc = iv_push(&out, t->added[raw[i].tok].id); continue; }
         const char *s = text + raw[i].a;
         size_t sn = raw[i].b - raw[i].a;
+        int z0 = raw[i].a == 0 && sn ? u8len((unsigned char)s[0]) : 0; // bytes mapping to offset 0
         if (t->norm) {
             if ((rc = normalize(t->norm, s, sn, &norm))) break;
+            if (raw[i].a == 0) z0 = zero_end(t->norm, s, sn, norm.p, norm.n);
             s = norm.p;
             sn = norm.n;
         }
@@ -1059,7 +1057,7 @@ int tok_encode(tokenizer *t, const char *text, size_t len, int add_special, int3
         if ((rc = split_added(t, s, sn, 1, &h, &nh))) break;
         for (int k = 0; k < nh && rc == 0; k++)
             rc = h[k].tok >= 0 ? iv_push(&out, t->added[h[k].tok].id)
-                               : encode_words(t, s + h[k].a, h[k].b - h[k].a, raw[i].a == 0 && h[k].a == 0, &out);
+                               : encode_words(t, s + h[k].a, h[k].b - h[k].a, (size_t)z0 > h[k].a ? z0 - (int)h[k].a : 0, &out);
         free(h);
     }
     if (add_special)
@@ -1415,13 +1413,22 @@ int tok_parse(const char *json, size_t len, const char *name, tokenizer **out, i
         strcpy(c.path, "post_processor");
         rc = parse_post(&c, t, json_object_get(root, "post_processor"));
     }
+    for (int i = 0; !rc && i < t->nadded; i++) { // what each added token matches
+        added_tok *a = &t->added[i];
+        sbuf m = {0};
+        if (a->normalized && t->norm) {
+            if (normalize(t->norm, a->s, a->n, &m) || !m.n) rc = ibc_fail(err, IBC_EINPUT, "%s: added_tokens: cannot normalize %.60s", name, a->s);
+        } else if (sb_add(&m, a->s, a->n)) rc = ibc_fail(err, IBC_ESYS, "out of memory");
+        a->m = m.p;
+        a->mn = m.n;
+    }
     if (!rc && t->nadded) { // longest first, so the first match found at a position is the longest
         for (int i = 1; i < t->nadded; i++)
-            for (int k = i; k > 0 && t->added[k].n > t->added[k - 1].n; k--) {
+            for (int k = i; k > 0 && t->added[k].mn > t->added[k - 1].mn; k--) {
                 added_tok x = t->added[k]; t->added[k] = t->added[k - 1]; t->added[k - 1] = x;
             }
     }
-    for (int i = 0; !rc && i < t->nadded; i++) t->first_byte[t->added[i].normalized][(unsigned char)t->added[i].s[0]] = 1;
+    for (int i = 0; !rc && i < t->nadded; i++) t->first_byte[t->added[i].normalized][(unsigned char)t->added[i].m[0]] = 1;
     if (!rc && !t->pre) { // SentencePiece style: a word is the whole text, unless it can be cut
         // exactly before every U+2581 that follows another character: when no token holds
         // "x U+2581" with x not U+2581, no merge (whose results are tokens) joins across it.
@@ -1462,7 +1469,7 @@ void tok_free(tokenizer *t) {
     free(t->id2tok);
     free(t->special);
     free(t->merges.key); free(t->merges.rank); free(t->merges.id);
-    for (int i = 0; i < t->nadded; i++) free(t->added[i].s);
+    for (int i = 0; i < t->nadded; i++) { free(t->added[i].s); free(t->added[i].m); }
     free(t->added);
     free(t->prefix); free(t->suffix); free(t->word_split);
     node *ns[] = {t->norm, t->pre, t->dec};
