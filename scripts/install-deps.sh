@@ -17,6 +17,7 @@ PKGS=(
   gnuplot-nox                         # plots
   fortunes                            # the demo corpus
   python3-numpy python3-scipy         # reference values in tests
+  procps                              # pkill/pgrep in the resume and Slurm tests
 )
 
 # `install-deps.sh slurm`: the one-node Slurm that tests/slurm.sh starts (slurmctld, slurmd, munge).

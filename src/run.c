@@ -31,9 +31,7 @@ int run_anchors(const job *j, int d, res_anchors *a, ibc_err *err) {
     int rc = 0;
     if (j->anchors[0]) {
         int n = j->bins, dd = d;
-        rc = se_anchors_load(j->anchors, &n, &dd, &a->W, err);
-        if (rc == IBC_EINPUT && !strstr(err->msg, "norm"))
-            rc = ibc_fail(err, IBC_EINPUT, "%s: anchors must be [bins = %d, d = %d] for this checkpoint", j->anchors, j->bins, d);
+        rc = se_anchors_load(j->anchors, &n, &dd, &a->W, err); // names the shape it expects
     } else {
         a->W = malloc(sizeof(float) * (size_t)a->n * d);
         if (!a->W) return ibc_fail(err, IBC_ESYS, "out of memory");

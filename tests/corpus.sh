@@ -77,3 +77,28 @@ if [ -n "$FX" ] && [ -d "$FX/tokenizers" ]; then
 else
   echo "skip text corpus readers: fixtures folder absent"
 fi
+
+# More bad input: anchors, results of another job, --only, and correlate's options.
+$PY -c "
+import numpy as np
+np.save('$tmp/anch_shape.npy', np.ones((100, 8), np.float32))
+w = np.random.default_rng(0).standard_normal((100, 16)).astype(np.float32); np.save('$tmp/anch_norm.npy', w)
+np.save('$tmp/anch_f64.npy', np.ones((100, 16)))"
+job an "format = jsonl-ids" "path = $tmp/ids.jsonl"
+printf 'anchors = %s\n' "$tmp/anch_shape.npy" >>"$tmp/an.ini"; run an; st=$?
+check "anchors of the wrong shape: exit 2 naming the file and the shape expected" '[ $st -eq 2 ] && grep -q "anch_shape.npy: anchors have shape \[100, 8\], expected \[100, 16\]" $tmp/an.err && [ $(wc -l <$tmp/an.err) -eq 1 ]'
+sed -i "s|anch_shape|anch_norm|" "$tmp/an.ini"; run an; st=$?
+check "anchors whose rows are not unit length: exit 2" '[ $st -eq 2 ] && grep -q "anch_norm.npy: anchor row 0 has norm" $tmp/an.err'
+sed -i "s|anch_norm|anch_f64|" "$tmp/an.ini"; run an; st=$?
+check "anchors that are not float32: exit 2" '[ $st -eq 2 ] && grep -q "anch_f64.npy: dtype is not float32" $tmp/an.err'
+sed -i 's/orders = 1,2/orders = 1/' "$tmp/ids.ini"; run ids; st=$?
+check "a results file made by another job text: exit 2, nothing overwritten" \
+  '[ $st -eq 2 ] && grep -q "ids.h5: holds results of a different job file" $tmp/ids.err && cmp -s $tmp/ids.csv $tmp/out/ids/layers.csv'
+"$IBC" run "$tmp/t16.ini" --only 5 --quiet 2>"$tmp/only.err"; st=$?
+check "--only past the checkpoints: exit 2" '[ $st -eq 2 ] && grep -q "the job has 1 checkpoints" $tmp/only.err'
+printf 'model,a\nm,1\n' >"$tmp/b.csv"
+printf 'a,b,c\n' >"$tmp/al.csv"
+"$IBC" correlate "$tmp/out/t16" --benchmarks "$tmp/b.csv" --aliases "$tmp/al.csv" --out "$tmp/co" 2>"$tmp/co.err"; st=$?
+check "an alias file row without two fields: exit 2, file and line" '[ $st -eq 2 ] && grep -q "al.csv:1: expected two fields" $tmp/co.err'
+"$IBC" correlate "$tmp/out/t16" --benchmarks "$tmp/b.csv" --covariates size --out "$tmp/co" 2>"$tmp/co.err"; st=$?
+check "an unknown covariate: exit 2" '[ $st -eq 2 ] && grep -q "covariates: expected log_params, got size" $tmp/co.err'
