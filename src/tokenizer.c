@@ -480,6 +480,18 @@ static int add_cp(sbuf *b, uint32_t cp) {
 // ---------------------------------------------------------------------------------------------
 // Normalizers: string in, string out
 
+// out += s with every occurrence of `from` (left to right, not overlapping) replaced by `to`.
+static int replace_literal(const char *s, size_t n, const char *from, size_t fn, const char *to, size_t tn, sbuf *out) {
+    if (sb_add(out, "", 0)) return -1;
+    for (size_t i = 0; i < n;) {
+        if (fn && i + fn <= n && !memcmp(s + i, from, fn)) {
+            if (sb_add(out, to, tn)) return -1;
+            i += fn;
+        } else if (sb_add(out, s + i++, 1)) return -1;
+    }
+    return 0;
+}
+
 static int regex_replace(pcre2_code *re, const char *s, size_t n, const char *with, size_t wn, sbuf *out) {
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     size_t pos = 0;
@@ -541,17 +553,7 @@ static int normalize(const node *nd, const char *s, size_t n, sbuf *out) {
         return n ? (sb_add(out, nd->a, nd->alen) || sb_add(out, s, n)) : 0;
     case N_REPLACE:
         if (nd->re) return regex_replace(nd->re, s, n, nd->b, nd->blen, out);
-        if (!nd->alen) return sb_add(out, s, n);
-        for (size_t i = 0; i < n;) {
-            if (i + nd->alen <= n && !memcmp(s + i, nd->a, nd->alen)) {
-                if (sb_add(out, nd->b, nd->blen)) return -1;
-                i += nd->alen;
-            } else {
-                if (sb_add(out, s + i, 1)) return -1;
-                i++;
-            }
-        }
-        return 0;
+        return replace_literal(s, n, nd->a, nd->alen, nd->b, nd->blen, out);
     case N_STRIP: { // Unicode White_Space at either end, as Rust's trim_start / trim_end
         size_t a = 0, b = n, k;
         while (nd->x && a < b && is_space(s, b, a, &k)) a += k;
@@ -1084,6 +1086,15 @@ static void tl_free(tlist *l) {
     memset(l, 0, sizeof *l);
 }
 
+// Replaces the list by the single string s (taken over).
+static int tl_single(tlist *l, sbuf s) {
+    tl_free(l);
+    if (!(l->v = malloc(sizeof(sbuf)))) { free(s.p); return -1; }
+    l->v[0] = s;
+    l->n = 1;
+    return 0;
+}
+
 static int decode_chain(const node *d, tlist *l) {
     int rc = 0;
     switch (d->type) {
@@ -1108,23 +1119,13 @@ static int decode_chain(const node *d, tlist *l) {
         }
         rc |= sb_add(&res, "", 0) || lossy_utf8((unsigned char *)bytes.p, bytes.n, &res);
         free(bytes.p);
-        tl_free(l);
-        l->v = malloc(sizeof(sbuf));
-        if (!l->v) { free(res.p); return -1; }
-        l->v[0] = res;
-        l->n = 1;
-        return rc;
+        return tl_single(l, res) || rc;
     }
-    case D_METASPACE:
+    case D_METASPACE: // the marker becomes a space, and vanishes from the first token unless "never"
         for (int i = 0; i < l->n && rc == 0; i++) {
             sbuf o = {0};
-            rc = sb_add(&o, "", 0);
-            for (size_t k = 0; k < l->v[i].n && rc == 0;) {
-                if (k + d->alen <= l->v[i].n && !memcmp(l->v[i].p + k, d->a, d->alen)) {
-                    if (!(i == 0 && d->x != PS_NEVER)) rc = sb_add(&o, " ", 1);
-                    k += d->alen;
-                } else rc = sb_add(&o, l->v[i].p + k++, 1);
-            }
+            int drop = i == 0 && d->x != PS_NEVER;
+            rc = replace_literal(l->v[i].p, l->v[i].n, d->a, d->alen, " ", drop ? 0 : 1, &o);
             free(l->v[i].p);
             l->v[i] = o;
         }
@@ -1157,12 +1158,7 @@ static int decode_chain(const node *d, tlist *l) {
         sbuf all = {0};
         rc = sb_add(&all, "", 0);
         for (int i = 0; i < l->n && rc == 0; i++) rc = sb_add(&all, l->v[i].p ? l->v[i].p : "", l->v[i].n);
-        tl_free(l);
-        l->v = malloc(sizeof(sbuf));
-        if (!l->v) { free(all.p); return -1; }
-        l->v[0] = all;
-        l->n = 1;
-        return rc;
+        return tl_single(l, all) || rc;
     }
     case D_STRIP:
         for (int i = 0; i < l->n; i++) {
@@ -1178,13 +1174,7 @@ static int decode_chain(const node *d, tlist *l) {
     case D_REPLACE:
         for (int i = 0; i < l->n && rc == 0; i++) {
             sbuf o = {0};
-            rc = sb_add(&o, "", 0);
-            for (size_t k = 0; k < l->v[i].n && rc == 0;) {
-                if (d->alen && k + d->alen <= l->v[i].n && !memcmp(l->v[i].p + k, d->a, d->alen)) {
-                    rc = sb_add(&o, d->b, d->blen);
-                    k += d->alen;
-                } else rc = sb_add(&o, l->v[i].p + k++, 1);
-            }
+            rc = replace_literal(l->v[i].p, l->v[i].n, d->a, d->alen, d->b, d->blen, &o);
             free(l->v[i].p);
             l->v[i] = o;
         }

@@ -148,10 +148,6 @@ int se_result_from(se_result *r, int n, int n_layers, int n_sets, const int64_t 
 int se_result_compute(const se_acc *acc, se_result *r, ibc_err *err);
 void se_result_free(se_result *r);
 
-#endif
-
-#ifndef IBC_SOFTENT_SUMMARY
-#define IBC_SOFTENT_SUMMARY
 // Layer means and the Information Bottleneck metrics (method.md §6), averaging the tracked
 // slots whose hidden-state index (layer_ids[slot]) is >= 1. Entries for absent orders are NaN.
 typedef struct {
@@ -165,4 +161,5 @@ typedef struct {
 void se_summarize(const se_acc *acc, const se_result *r, const int *layer_ids, se_summary *s);
 // Index of the set of that kind and order, or -1.
 int se_set_index(const se_acc *acc, se_kind kind, int k);
+
 #endif
