@@ -1,0 +1,22 @@
+// limits: every fixed size in ibc, in one place, each with the reason for its value.
+// CHANGE a value here only; code uses the names. Paths longer than IBC_PATH_MAX are refused
+// with an error naming them (io_join, job.c), never cut.
+#ifndef IBC_LIMITS_H
+#define IBC_LIMITS_H
+
+// Longest path ibc stores: Linux's PATH_MAX, so any path the kernel accepts fits.
+#define IBC_PATH_MAX 4096
+
+// A path plus a file name inside it (folder + "/" + name): room for names up to 255 bytes
+// (NAME_MAX) and the ".tmp.<pid>" suffix of io_begin.
+#define IBC_PATH_NAME_MAX (IBC_PATH_MAX + 320)
+
+// A shell command line built around one or two paths (gnuplot invocations in correlate).
+#define IBC_CMD_MAX (2 * IBC_PATH_MAX + 512)
+
+// Largest layer or head count a config.json may declare: far above any released model (64
+// layers at 32B), small enough that [L] arrays are never a memory risk.
+#define IBC_MAX_LAYERS 4096
+#define IBC_MAX_HEADS 4096
+
+#endif
