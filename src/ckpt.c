@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "ibc/io.h"
+#include "ibc/limits.h"
+#include "ibc/mem.h"
 #include "ibc/rng.h"
 #include "ibc/safetensors.h"
 
@@ -28,8 +30,7 @@ static void add(list *l, int kind, int64_t r, int64_t c, const char *fmt, int i)
 int ckpt_layout(const model_config *c, ckpt_entry **out, int *n, ibc_err *err) {
     if (c->arch != ARCH_LLAMA && c->arch != ARCH_GPT_NEOX)
         return ibc_fail(err, IBC_EINPUT, "ckpt: cannot write family %s", config_arch_name(c->arch));
-    list l = {calloc((size_t)(16 * c->n_layers + 8), sizeof(ckpt_entry)), 0};
-    if (!l.e) return ibc_fail(err, IBC_ESYS, "out of memory");
+    list l = {xcalloc((size_t)(16 * c->n_layers + 8), sizeof(ckpt_entry)), 0};
     int64_t d = c->d, F = c->d_ff, qd = (int64_t)c->n_heads * c->head_dim,
             kd = (int64_t)c->n_kv_heads * c->head_dim;
     if (c->arch == ARCH_LLAMA) {
@@ -114,11 +115,11 @@ int ckpt_write(const char *dir, const model_config *c, const ckpt_entry *e, int 
                float *const *data, ibc_err *err) {
     int rc = io_mkdirs(dir, err);
     if (rc) return rc;
-    char path[4200];
-    char *js = ckpt_config_json(c);
+    char path[IBC_PATH_NAME_MAX];
+    if ((rc = io_join(path, sizeof path, dir, "config.json", err))) return rc;
+    char *js = ckpt_config_json(c); // jansson's own allocation: may be NULL
     io_file w;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if (!js) return ibc_fail(err, IBC_ESYS, "out of memory");
+    if (!js) return ibc_fail(err, IBC_ESYS, "%s: out of memory", path);
     if ((rc = io_begin(&w, path, err)) == 0) {
         fputs(js, w.f);
         fputc('\n', w.f);
@@ -126,8 +127,8 @@ int ckpt_write(const char *dir, const model_config *c, const ckpt_entry *e, int 
     }
     free(js);
     if (rc) return rc;
-    st_wtensor *t = calloc((size_t)n, sizeof *t);
-    if (!t) return ibc_fail(err, IBC_ESYS, "out of memory");
+    if ((rc = io_join(path, sizeof path, dir, "model.safetensors", err))) return rc;
+    st_wtensor *t = xcalloc((size_t)n, sizeof *t);
     for (int i = 0; i < n; i++) {
         t[i].name = e[i].name;
         t[i].ndim = e[i].ndim;
@@ -135,7 +136,6 @@ int ckpt_write(const char *dir, const model_config *c, const ckpt_entry *e, int 
         t[i].shape[1] = e[i].shape[1];
         t[i].data = data[i];
     }
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
     rc = st_write_f32(path, t, n, err);
     free(t);
     return rc;
@@ -145,19 +145,46 @@ int ckpt_write_random(const char *dir, const model_config *c, uint64_t seed, ibc
     ckpt_entry *e;
     int n, rc = ckpt_layout(c, &e, &n, err);
     if (rc) return rc;
-    float **data = calloc((size_t)n, sizeof(float *));
+    float **data = xcalloc((size_t)n, sizeof(float *));
     rng r;
     rng_seed(&r, seed);
-    for (int i = 0; data && i < n; i++) {
-        if (!(data[i] = malloc(sizeof(float) * (size_t)e[i].numel))) { rc = ibc_fail(err, IBC_ESYS, "out of memory"); break; }
+    for (int i = 0; i < n; i++) {
+        data[i] = xmalloc(sizeof(float) * (size_t)e[i].numel);
         double sd = e[i].kind == CKPT_EMBED ? 1.0 : 1.0 / sqrt((double)e[i].shape[1]);
         for (int64_t k = 0; k < e[i].numel; k++)
             data[i][k] = e[i].kind == CKPT_NORM ? 1.0f : e[i].kind == CKPT_BIAS ? 0.0f : (float)(sd * rng_normal(&r));
     }
-    if (!data) rc = ibc_fail(err, IBC_ESYS, "out of memory");
-    if (rc == 0) rc = ckpt_write(dir, c, e, n, data, err);
-    for (int i = 0; data && i < n; i++) free(data[i]);
+    rc = ckpt_write(dir, c, e, n, data, err);
+    for (int i = 0; i < n; i++) free(data[i]);
     free(data);
     free(e);
     return rc;
+}
+
+void ckpt_set_family(model_config *c, model_arch arch) {
+    int neox = arch == ARCH_GPT_NEOX;
+    c->arch = neox ? ARCH_GPT_NEOX : ARCH_LLAMA;
+    c->tied = !neox;
+    c->gated_mlp = !neox;
+    c->parallel_residual = neox;
+}
+
+void ckpt_default_config(model_config *c, model_arch arch) {
+    *c = (model_config){.d = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .d_ff = 128, .vocab = 512,
+                        .norm_eps = 1e-5f, .rope_theta = 10000, .max_pos = 2048};
+    ckpt_set_family(c, arch);
+}
+
+int ckpt_finish_config(model_config *c, ibc_err *err) {
+    if (c->d < 1 || c->d > IBC_MAX_WIDTH || c->d_ff < 1 || c->d_ff > IBC_MAX_WIDTH || c->n_layers < 1 ||
+        c->n_layers > IBC_MAX_LAYERS || c->n_heads < 1 || c->n_heads > IBC_MAX_HEADS || c->n_kv_heads < 1 ||
+        c->vocab < 1 || c->vocab > IBC_MAX_VOCAB)
+        return ibc_fail(err, IBC_EINPUT, "ckpt: a size is outside its limits (limits.h)");
+    if (c->arch == ARCH_GPT_NEOX) c->n_kv_heads = c->n_heads;
+    if (c->d % c->n_heads || c->n_heads % c->n_kv_heads)
+        return ibc_fail(err, IBC_EINPUT, "ckpt: heads (%d) must divide d (%d) and kv heads (%d) must divide heads",
+                        c->n_heads, c->d, c->n_kv_heads);
+    c->head_dim = c->d / c->n_heads;
+    c->rot_dim = c->arch == ARCH_GPT_NEOX ? (c->head_dim / 4) & ~1 : c->head_dim; // HF: int(head_dim * 0.25), even
+    return 0;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ibc/io.h"
+#include "ibc/limits.h"
 
 static const char *ARCH_NAMES[] = {"llama", "mistral", "qwen2", "gpt_neox", "gpt2", "olmo2", "gemma"};
 
@@ -95,7 +96,8 @@ static int get_rope_scaling(cfg *c, model_config *m) {
     return 0;
 }
 
-#define MAXD 1000000
+#define MAXD IBC_MAX_WIDTH
+#define MAX_POS (1 << 24) // learned positions (GPT-2): far above any context length
 #define TRY(x) do { if ((rc = (x)) != 0) return rc; } while (0)
 
 static int parse_family(cfg *c, model_config *m) {
@@ -103,11 +105,11 @@ static int parse_family(cfg *c, model_config *m) {
     double theta;
     if (m->arch == ARCH_GPT2) {
         TRY(get_int(c, "n_embd", -1, 1, MAXD, &m->d));
-        TRY(get_int(c, "n_layer", -1, 1, 4096, &m->n_layers));
-        TRY(get_int(c, "n_head", -1, 1, 4096, &m->n_heads));
+        TRY(get_int(c, "n_layer", -1, 1, IBC_MAX_LAYERS, &m->n_layers));
+        TRY(get_int(c, "n_head", -1, 1, IBC_MAX_HEADS, &m->n_heads));
         TRY(get_int(c, "n_inner", 4LL * m->d, 1, 64LL * MAXD, &m->d_ff));
-        TRY(get_int(c, "vocab_size", -1, 1, 1 << 24, &m->vocab));
-        TRY(get_int(c, "n_positions", -1, 1, 1 << 24, &m->max_pos));
+        TRY(get_int(c, "vocab_size", -1, 1, IBC_MAX_VOCAB, &m->vocab));
+        TRY(get_int(c, "n_positions", -1, 1, MAX_POS, &m->max_pos));
         TRY(get_num(c, "layer_norm_epsilon", 1e-5, 0, 1, &theta));
         m->norm_eps = (float)theta;
         TRY(get_act(c, "activation_function", "gelu_new", &m->act));
@@ -120,10 +122,10 @@ static int parse_family(cfg *c, model_config *m) {
         return 0;
     }
     TRY(get_int(c, "hidden_size", -1, 1, MAXD, &m->d));
-    TRY(get_int(c, "num_hidden_layers", -1, 1, 4096, &m->n_layers));
-    TRY(get_int(c, "num_attention_heads", -1, 1, 4096, &m->n_heads));
+    TRY(get_int(c, "num_hidden_layers", -1, 1, IBC_MAX_LAYERS, &m->n_layers));
+    TRY(get_int(c, "num_attention_heads", -1, 1, IBC_MAX_HEADS, &m->n_heads));
     TRY(get_int(c, "intermediate_size", -1, 1, 64LL * MAXD, &m->d_ff));
-    TRY(get_int(c, "vocab_size", -1, 1, 1 << 24, &m->vocab));
+    TRY(get_int(c, "vocab_size", -1, 1, IBC_MAX_VOCAB, &m->vocab));
     if (m->arch == ARCH_GPT_NEOX) {
         double pct;
         TRY(get_num(c, "rotary_pct", 0.25, 0, 1, &pct));
@@ -170,7 +172,8 @@ static int parse_family(cfg *c, model_config *m) {
         TRY(get_bool(c, "mlp_bias", 0, &m->mlp_bias));
         if (m->arch == ARCH_OLMO2) m->post_norm = 1, m->mlp_bias = 0;
         TRY(get_act(c, "hidden_act", "silu", &m->act));
-        if (m->arch == ARCH_MISTRAL) TRY(get_int(c, "sliding_window", 4096, 0, 1 << 30, &m->sliding_window));
+        if (m->arch == ARCH_MISTRAL) // 4096: transformers' MistralConfig default
+            TRY(get_int(c, "sliding_window", 4096, 0, 1 << 30, &m->sliding_window));
         if (json_is_null(json_object_get(c->root, "sliding_window"))) m->sliding_window = 0;
         break;
     case ARCH_QWEN2:

@@ -6,12 +6,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ibc/mem.h"
+
 int io_begin(io_file *w, const char *path, ibc_err *err) {
     memset(w, 0, sizeof *w);
     if (strlen(path) >= sizeof w->path)
         return ibc_fail(err, IBC_EINPUT, "%s: path too long", path);
     strcpy(w->path, path);
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, (long)getpid());
+    snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, (long)getpid()); // fits: IBC_PATH_NAME_MAX
     w->f = fopen(w->tmp, "wb");
     if (!w->f) return ibc_fail(err, IBC_ESYS, "%s: cannot create: %s", w->tmp, strerror(errno));
     return 0;
@@ -44,18 +46,16 @@ int io_read_all(const char *path, char **buf, size_t *len, ibc_err *err) {
     *buf = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return ibc_fail(err, IBC_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    while (b) {
+    size_t cap = 0, n = 0;
+    char *b = NULL;
+    xgrow(b, cap, (size_t)1 << 16);
+    for (;;) {
         n += fread(b + n, 1, cap - n - 1, f);
         if (n < cap - 1) break;
-        char *nb = realloc(b, cap *= 2);
-        if (!nb) { free(b); b = NULL; }
-        else b = nb;
+        xgrow(b, cap, cap + 1);
     }
     int rerr = ferror(f);
     fclose(f);
-    if (!b) return ibc_fail(err, IBC_ESYS, "%s: out of memory", path);
     if (rerr) { free(b); return ibc_fail(err, IBC_EINPUT, "%s: read error", path); }
     b[n] = 0;
     *buf = b;
@@ -70,7 +70,7 @@ int io_join(char *dst, size_t cap, const char *dir, const char *name, ibc_err *e
 }
 
 int io_mkdirs(const char *path, ibc_err *err) {
-    char p[4096];
+    char p[IBC_PATH_MAX];
     if (strlen(path) >= sizeof p) return ibc_fail(err, IBC_EINPUT, "%s: path too long", path);
     strcpy(p, path);
     for (char *s = p + 1; ; s++) {

@@ -1,19 +1,21 @@
-// ibc: the command-line program. Each subcommand parses its arguments, calls the library, and
-// turns an error into one line on stderr and exit status 2 (bad input) or 1 (system failure).
-#include <errno.h>
+// ibc: the command-line program. main() only dispatches: a table of commands (name, handler,
+// whether it runs over MPI, usage); each handler parses its arguments with args.h, calls the
+// library and turns an error into one line on stderr (rank 0 only under MPI) and exit status
+// 2 (bad input) or 1 (system failure). MPI start-up, cores and threads are dist_init's.
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <mpi.h>
-#include <omp.h>
-#include <cblas.h>
-
+#include "ibc/args.h"
 #include "ibc/ckpt.h"
 #include "ibc/correlate.h"
+#include "ibc/dist.h"
 #include "ibc/err.h"
 #include "ibc/io.h"
 #include "ibc/job.h"
+#include "ibc/limits.h"
+#include "ibc/mem.h"
 #include "ibc/model.h"
 #include "ibc/npy.h"
 #include "ibc/run.h"
@@ -22,46 +24,28 @@
 #include <jansson.h>
 #include <utf8proc.h>
 
-static const char USAGE[] =
-    "usage: ibc COMMAND [ARGS]\n"
-    "  run JOB.ini [--quiet] [--only K] [--results DIR]\n"
-    "                                            the job: estimates for every checkpoint (mpirun -np N for N ranks);\n"
-    "                                            --only K runs checkpoint K (0-based) alone, into DIR\n"
-    "  tokenize --tokenizer FILE [--no-special] [--jsonl IN]\n"
-    "                                            token ids of UTF-8 text on stdin (one line), or of each\n"
-    "                                            JSONL record's text field (one JSON array per line)\n"
-    "  random-checkpoint DIR [--arch llama|gpt_neox] [--d N] [--layers N] [--heads N] [--kv-heads N]\n"
-    "                    [--ff N] [--vocab N] [--seed S]\n"
-    "                                            a random-weight Hugging Face folder (tests, benchmarks)\n"
-    "  correlate RESULTS_DIR_OR_H5... --benchmarks FILE.csv [--name-column C[,C2]] [--aliases FILE]\n"
-    "            [--covariates log_params] [--duplicates first|mean|error] [--exclude COLS] [--out DIR]\n"
-    "            [--per-layer] [--no-plots]\n"
-    "                                            metrics against benchmark scores: CSV, Markdown, plots\n"
-    "  train [--out DIR] [--corpus DIR] [--steps N] [--seed S] [--quiet]\n"
-    "                                            the embedded default: tokenizer, model and scores on Debian's fortunes\n"
-    "  merge JOB.ini DIR...                      merges results folders of one job (Slurm array tasks)\n"
-    "  checkpoints JOB.ini [--results-dir]       prints the job's checkpoint count (or results folder)\n"
-    "  inspect DIR                               architecture, sizes and dtype of a checkpoint\n"
-    "  hidden DIR --ids 1,2,3 --out FILE.npy [--logits FILE.npy]\n"
-    "                                            hidden states [L+1, T, d] of one sequence\n";
+static int g_rank; // this process's MPI rank under an MPI command, else 0
 
 static int fail(const ibc_err *e) {
-    fprintf(stderr, "ibc: %s\n", e->msg);
+    if (g_rank == 0) fprintf(stderr, "ibc: %s\n", e->msg);
     return ibc_exit_status(e->code);
 }
 
-static int usage_error(const char *msg) {
-    fprintf(stderr, "ibc: %s\n%s", msg, USAGE);
-    return 2;
-}
+// Shorthand for an option table and its positional arguments.
+#define SPEC(cmd, opts, pos, lo, hi, what) \
+    (arg_spec){cmd, opts, (int)(sizeof opts / sizeof *opts), pos, lo, hi, what}
+#define SPEC0(cmd, pos, lo, hi, what) (arg_spec){cmd, NULL, 0, pos, lo, hi, what} // no options
+#define N_MAX 1000000000LL // counts and sizes given on the command line: far above any use
 
 static int cmd_inspect(int argc, char **argv) {
-    if (argc != 1) return usage_error("inspect takes one checkpoint folder");
+    const char *pos[1];
     ibc_err e = {0};
+    int np;
+    if (args_parse(&SPEC0("inspect", pos, 1, 1, "one checkpoint folder"), argc, argv, &np, &e)) return fail(&e);
     model m;
-    if (model_load(argv[0], &m, &e)) return fail(&e);
+    if (model_load(pos[0], &m, &e)) return fail(&e);
     const model_config *c = &m.c;
-    printf("checkpoint   %s\n", argv[0]);
+    printf("checkpoint   %s\n", pos[0]);
     printf("architecture %s\n", config_arch_name(c->arch));
     printf("parameters   %lld\n", (long long)m.n_params);
     printf("d            %d\n", c->d);
@@ -78,52 +62,27 @@ static int cmd_inspect(int argc, char **argv) {
     return 0;
 }
 
-// Parses "1,2,3" into a malloc'd array.
-static int parse_ids(const char *s, int32_t **ids, int *n) {
-    int cap = 16;
-    *n = 0;
-    *ids = malloc(sizeof(int32_t) * (size_t)cap);
-    while (*ids && *s) {
-        char *end;
-        errno = 0;
-        long v = strtol(s, &end, 10);
-        if (end == s || errno || v < 0 || v > INT32_MAX || (*end && *end != ',')) return -1;
-        if (*n == cap) {
-            int32_t *p = realloc(*ids, sizeof(int32_t) * (size_t)(cap *= 2));
-            if (!p) return -1;
-            *ids = p;
-        }
-        (*ids)[(*n)++] = (int32_t)v;
-        s = *end ? end + 1 : end;
-    }
-    return *ids && *n > 0 ? 0 : -1;
-}
-
 static int write_layer(void *ctx, int l, const float *h, int T, int d) {
     (void)l;
     return fwrite(h, sizeof(float), (size_t)T * d, ((io_file *)ctx)->f) == (size_t)T * d ? 0 : IBC_ESYS;
 }
 
 static int cmd_hidden(int argc, char **argv) {
-    const char *dir = NULL, *ids_s = NULL, *out = NULL, *lout = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--ids") && i + 1 < argc) ids_s = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--logits") && i + 1 < argc) lout = argv[++i];
-        else if (argv[i][0] != '-' && !dir) dir = argv[i];
-        else return usage_error("hidden: unexpected argument");
-    }
-    if (!dir || !ids_s || !out) return usage_error("hidden needs DIR, --ids and --out");
-    int32_t *ids = NULL;
-    int T;
-    if (parse_ids(ids_s, &ids, &T)) {
-        free(ids);
-        return usage_error("--ids: expected comma-separated non-negative integers");
-    }
+    const char *pos[1], *ids_s = NULL, *out = NULL, *lout = NULL;
+    arg_opt opts[] = {
+        {"--ids", ARG_STR, &ids_s, 0, 0, NULL, 1, "1,2,3"},
+        {"--out", ARG_STR, &out, 0, 0, NULL, 1, "FILE.npy"},
+        {"--logits", ARG_STR, &lout, 0, 0, NULL, 0, "FILE.npy"},
+    };
     ibc_err e = {0};
+    int np, T;
+    int32_t *ids = NULL;
+    if (args_parse(&SPEC("hidden", opts, pos, 1, 1, "a checkpoint folder"), argc, argv, &np, &e) ||
+        args_int_list("hidden: --ids", ids_s, 0, INT32_MAX, &ids, &T, &e))
+        return fail(&e);
     model m;
-    if (model_load(dir, &m, &e)) { free(ids); return fail(&e); }
-    float *logits = lout ? malloc(sizeof(float) * (size_t)T * m.c.vocab) : NULL;
+    if (model_load(pos[0], &m, &e)) { free(ids); return fail(&e); }
+    float *logits = lout ? xmalloc(sizeof(float) * (size_t)T * m.c.vocab) : NULL; // [T, vocab]
     io_file w;
     int rc = io_begin(&w, out, &e);
     if (rc == 0) {
@@ -147,41 +106,21 @@ static int cmd_hidden(int argc, char **argv) {
 // `ibc run`: every rank runs the job; rank 0 reports. Exit status is the same on all ranks.
 static int cmd_run(int argc, char **argv) {
     run_opts o = {.progress_s = 5, .only = -1};
-    const char *path = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--quiet")) o.quiet = 1;
-        else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
-            char *end;
-            o.only = (int)strtol(argv[++i], &end, 10);
-            if (*end || o.only < 0) return usage_error("--only: expected a checkpoint index (0-based)");
-        } else if (!strcmp(argv[i], "--results") && i + 1 < argc) o.results = argv[++i];
-        else if (argv[i][0] != '-' && !path) path = argv[i];
-        else return usage_error("run: unexpected argument");
-    }
-    if (!path) return usage_error("run needs a job file");
-    MPI_Init(NULL, NULL);
-    int rank;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    if (!getenv("OMP_NUM_THREADS")) { // ranks on one node share its cores instead of each taking all
-        MPI_Comm node;
-        int local;
-        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-        MPI_Comm_size(node, &local);
-        MPI_Comm_free(&node);
-        int threads = omp_get_num_procs() / local;
-        omp_set_num_threads(threads > 1 ? threads : 1);
-        openblas_set_num_threads(threads > 1 ? threads : 1);
-    }
+    const char *pos[1];
+    arg_opt opts[] = {
+        {"--quiet", ARG_FLAG, &o.quiet, 0, 0, NULL, 0, NULL},
+        {"--only", ARG_INT, &o.only, 0, INT32_MAX, NULL, 0, "K"},
+        {"--results", ARG_STR, &o.results, 0, 0, NULL, 0, "DIR"},
+    };
     ibc_err e = {0};
     job j;
-    int rc = job_load(path, &j, &e);
-    if (rc == 0) {
-        rc = run_job(&j, &o, &e);
-        job_free(&j);
-    }
-    if (rc && rank == 0) fprintf(stderr, "ibc: %s\n", e.msg);
-    MPI_Finalize();
-    return rc ? ibc_exit_status(rc) : 0;
+    int np;
+    if (args_parse(&SPEC("run", opts, pos, 1, 1, "a job file"), argc, argv, &np, &e) || job_load(pos[0], &j, &e))
+        return fail(&e);
+    if (!o.quiet && dist_layout()[0]) fprintf(stderr, "%s\n", dist_layout());
+    int rc = run_job(&j, &o, &e);
+    job_free(&j);
+    return rc ? fail(&e) : 0;
 }
 
 static int print_ids(FILE *f, const int32_t *ids, int n, int json) {
@@ -203,22 +142,22 @@ static int valid_utf8(const char *s, size_t n) {
 
 static int cmd_tokenize(int argc, char **argv) {
     const char *tpath = NULL, *jsonl = NULL;
-    int special = 1;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tpath = argv[++i];
-        else if (!strcmp(argv[i], "--jsonl") && i + 1 < argc) jsonl = argv[++i];
-        else if (!strcmp(argv[i], "--no-special")) special = 0;
-        else return usage_error("tokenize: unexpected argument");
-    }
-    if (!tpath) return usage_error("tokenize needs --tokenizer FILE");
+    int no_special = 0, np;
+    arg_opt opts[] = {
+        {"--tokenizer", ARG_STR, &tpath, 0, 0, NULL, 1, "FILE"},
+        {"--jsonl", ARG_STR, &jsonl, 0, 0, NULL, 0, "IN"},
+        {"--no-special", ARG_FLAG, &no_special, 0, 0, NULL, 0, NULL},
+    };
     ibc_err e = {0};
+    if (args_parse(&SPEC("tokenize", opts, NULL, 0, 0, ""), argc, argv, &np, &e)) return fail(&e);
+    int special = !no_special;
     tokenizer *t;
     if (tok_load(tpath, &t, &e)) return fail(&e);
     int rc = 0;
     int32_t *ids;
     int n;
     if (!jsonl) {
-        char *text;
+        char *text = NULL;
         size_t len;
         rc = io_read_all("/dev/stdin", &text, &len, &e);
         if (rc == 0 && !valid_utf8(text, len)) rc = ibc_fail(&e, IBC_EINPUT, "stdin: invalid UTF-8");
@@ -226,7 +165,7 @@ static int cmd_tokenize(int argc, char **argv) {
             print_ids(stdout, ids, n, 0);
             free(ids);
         }
-        if (rc == 0) free(text);
+        free(text);
     } else {
         FILE *f = fopen(jsonl, "r");
         if (!f) rc = ibc_fail(&e, IBC_EINPUT, "%s: cannot open", jsonl);
@@ -252,67 +191,51 @@ static int cmd_tokenize(int argc, char **argv) {
 }
 
 static int cmd_random_checkpoint(int argc, char **argv) {
-    model_config c = {.arch = ARCH_LLAMA, .d = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .d_ff = 128,
-                      .vocab = 512, .norm_eps = 1e-5f, .rope_theta = 10000, .tied = 1, .gated_mlp = 1, .max_pos = 2048};
-    const char *dir = NULL;
+    model_config c;
+    ckpt_default_config(&c, ARCH_LLAMA);
+    const char *pos[1];
+    int arch = 0, np;
     long long seed = 1;
-    for (int i = 0; i < argc; i++) {
-        int *iv = NULL;
-        if (!strcmp(argv[i], "--d")) iv = &c.d;
-        else if (!strcmp(argv[i], "--layers")) iv = &c.n_layers;
-        else if (!strcmp(argv[i], "--heads")) iv = &c.n_heads;
-        else if (!strcmp(argv[i], "--kv-heads")) iv = &c.n_kv_heads;
-        else if (!strcmp(argv[i], "--ff")) iv = &c.d_ff;
-        else if (!strcmp(argv[i], "--vocab")) iv = &c.vocab;
-        if ((iv || !strcmp(argv[i], "--seed") || !strcmp(argv[i], "--arch")) && i + 1 >= argc) return usage_error("random-checkpoint: a flag needs a value");
-        if (iv) {
-            *iv = atoi(argv[++i]);
-            if (*iv < 1 || *iv > (1 << 24)) return usage_error("random-checkpoint: sizes are positive integers");
-        } else if (!strcmp(argv[i], "--seed")) seed = atoll(argv[++i]);
-        else if (!strcmp(argv[i], "--arch")) {
-            const char *a = argv[++i];
-            if (!strcmp(a, "gpt_neox")) c.arch = ARCH_GPT_NEOX, c.tied = 0, c.gated_mlp = 0, c.parallel_residual = 1;
-            else if (strcmp(a, "llama")) return usage_error("random-checkpoint: --arch is llama or gpt_neox");
-        } else if (argv[i][0] != '-' && !dir) dir = argv[i];
-        else return usage_error("random-checkpoint: unexpected argument");
-    }
-    if (!dir || c.d % c.n_heads || c.n_heads % c.n_kv_heads) return usage_error("random-checkpoint needs DIR, heads dividing d and kv heads dividing heads");
-    if (c.arch == ARCH_GPT_NEOX) c.n_kv_heads = c.n_heads;
-    c.head_dim = c.d / c.n_heads;
-    c.rot_dim = c.arch == ARCH_GPT_NEOX ? (c.head_dim / 4) & ~1 : c.head_dim;
+    arg_opt opts[] = {
+        {"--arch", ARG_CHOICE, &arch, 0, 0, "llama|gpt_neox", 0, NULL},
+        {"--d", ARG_INT, &c.d, 1, IBC_MAX_WIDTH, NULL, 0, "N"},
+        {"--layers", ARG_INT, &c.n_layers, 1, IBC_MAX_LAYERS, NULL, 0, "N"},
+        {"--heads", ARG_INT, &c.n_heads, 1, IBC_MAX_HEADS, NULL, 0, "N"},
+        {"--kv-heads", ARG_INT, &c.n_kv_heads, 1, IBC_MAX_HEADS, NULL, 0, "N"},
+        {"--ff", ARG_INT, &c.d_ff, 1, IBC_MAX_WIDTH, NULL, 0, "N"},
+        {"--vocab", ARG_INT, &c.vocab, 1, IBC_MAX_VOCAB, NULL, 0, "N"},
+        {"--seed", ARG_I64, &seed, 0, INT64_MAX, NULL, 0, "S"},
+    };
     ibc_err e = {0};
-    if (ckpt_write_random(dir, &c, (uint64_t)seed, &e)) return fail(&e);
+    if (args_parse(&SPEC("random-checkpoint", opts, pos, 1, 1, "a folder to write"), argc, argv, &np, &e))
+        return fail(&e);
+    ckpt_set_family(&c, arch ? ARCH_GPT_NEOX : ARCH_LLAMA);
+    if (ckpt_finish_config(&c, &e) || ckpt_write_random(pos[0], &c, (uint64_t)seed, &e)) return fail(&e);
     return 0;
 }
 
 static int cmd_correlate(int argc, char **argv) {
     corr_opts o = {.name_cols = "model", .exclude = "rank,params_b,Parameters,step,shots", .covariates = "",
                    .out = "correlate", .dups = BT_FIRST, .plots = 1};
-    const char **in = calloc((size_t)argc + 1, sizeof(char *));
-    for (int i = 0; in && i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--no-plots")) o.plots = 0;
-        else if (!strcmp(a, "--per-layer")) o.per_layer = 1;
-        else if (a[0] == '-' && !v) { free(in); return usage_error("correlate: a flag needs a value"); }
-        else if (!strcmp(a, "--benchmarks")) o.benchmarks = v, i++;
-        else if (!strcmp(a, "--name-column")) o.name_cols = v, i++;
-        else if (!strcmp(a, "--aliases")) o.aliases = v, i++;
-        else if (!strcmp(a, "--covariates")) o.covariates = v, i++;
-        else if (!strcmp(a, "--exclude")) o.exclude = v, i++;
-        else if (!strcmp(a, "--out")) o.out = v, i++;
-        else if (!strcmp(a, "--duplicates")) {
-            i++;
-            if (!strcmp(v, "first")) o.dups = BT_FIRST;
-            else if (!strcmp(v, "mean")) o.dups = BT_MEAN;
-            else if (!strcmp(v, "error")) o.dups = BT_ERROR;
-            else { free(in); return usage_error("--duplicates: first, mean or error"); }
-        } else if (a[0] != '-') in[o.n_inputs++] = a;
-        else { free(in); return usage_error("correlate: unexpected argument"); }
-    }
-    o.inputs = in;
-    if (!in || !o.n_inputs || !o.benchmarks) { free(in); return usage_error("correlate needs results and --benchmarks FILE.csv"); }
+    int no_plots = 0, dups = 0; // dups indexes "first|mean|error"
+    arg_opt opts[] = {
+        {"--benchmarks", ARG_STR, &o.benchmarks, 0, 0, NULL, 1, "FILE.csv"},
+        {"--name-column", ARG_STR, &o.name_cols, 0, 0, NULL, 0, "C[,C2]"},
+        {"--aliases", ARG_STR, &o.aliases, 0, 0, NULL, 0, "FILE"},
+        {"--covariates", ARG_STR, &o.covariates, 0, 0, NULL, 0, "log_params"},
+        {"--duplicates", ARG_CHOICE, &dups, 0, 0, "first|mean|error", 0, NULL},
+        {"--exclude", ARG_STR, &o.exclude, 0, 0, NULL, 0, "COLS"},
+        {"--out", ARG_STR, &o.out, 0, 0, NULL, 0, "DIR"},
+        {"--per-layer", ARG_FLAG, &o.per_layer, 0, 0, NULL, 0, NULL},
+        {"--no-plots", ARG_FLAG, &no_plots, 0, 0, NULL, 0, NULL},
+    };
+    const char **in = xcalloc((size_t)argc + 1, sizeof(char *));
     ibc_err e = {0};
-    int rc = corr_run(&o, &e);
+    int rc = args_parse(&SPEC("correlate", opts, in, 1, argc, "results folders or HDF5 files"), argc, argv, &o.n_inputs, &e);
+    o.inputs = in;
+    o.plots = !no_plots;
+    o.dups = dups == 0 ? BT_FIRST : dups == 1 ? BT_MEAN : BT_ERROR;
+    if (rc == 0) rc = corr_run(&o, &e);
     free(in);
     if (rc) return fail(&e);
     fprintf(stderr, "ibc: correlations.csv, regression.csv, correlations.md, matched.csv%s%s in %s\n",
@@ -324,69 +247,123 @@ static int cmd_train(int argc, char **argv) {
     tr_opts o = {.corpus = "/usr/share/games/fortunes", .out = "results/demo-train", .steps = 600, .batch = 16,
                  .seq = 64, .vocab = 2048, .d = 128, .layers = 4, .heads = 4, .kv_heads = 2, .d_ff = 352, .lr = 3e-3f,
                  .seed = 0, .heldout = 0.1};
-    for (int i = 0; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(argv[i], "--quiet")) o.quiet = 1;
-        else if (!v) return usage_error("train: a flag needs a value");
-        else if (!strcmp(argv[i], "--out")) o.out = v, i++;
-        else if (!strcmp(argv[i], "--corpus")) o.corpus = v, i++;
-        else if (!strcmp(argv[i], "--steps")) o.steps = atoi(v), i++;
-        else if (!strcmp(argv[i], "--seed")) o.seed = (uint64_t)atoll(v), i++;
-        else return usage_error("train: unexpected argument");
-    }
-    if (o.steps < 1) return usage_error("train: --steps must be positive");
+    long long seed = 0;
+    int np;
+    arg_opt opts[] = {
+        {"--out", ARG_STR, &o.out, 0, 0, NULL, 0, "DIR"},
+        {"--corpus", ARG_STR, &o.corpus, 0, 0, NULL, 0, "DIR"},
+        {"--steps", ARG_INT, &o.steps, 1, N_MAX, NULL, 0, "N"},
+        {"--seed", ARG_I64, &seed, 0, INT64_MAX, NULL, 0, "S"},
+        {"--quiet", ARG_FLAG, &o.quiet, 0, 0, NULL, 0, NULL},
+    };
     ibc_err e = {0};
+    if (args_parse(&SPEC("train", opts, NULL, 0, 0, ""), argc, argv, &np, &e)) return fail(&e);
+    o.seed = (uint64_t)seed;
     return tr_run(&o, &e) ? fail(&e) : 0;
 }
 
 static int cmd_merge(int argc, char **argv) {
-    if (argc < 2) return usage_error("merge needs a job file and results folders");
-    MPI_Init(NULL, NULL);
+    const char **pos = xcalloc((size_t)argc + 1, sizeof(char *));
     ibc_err e = {0};
     job j;
-    int rc = job_load(argv[0], &j, &e);
-    if (rc == 0) {
-        char out[4400];
+    int np, rc = args_parse(&SPEC0("merge", pos, 2, argc, "a job file and results folders"), argc, argv, &np, &e);
+    if (rc == 0 && (rc = job_load(pos[0], &j, &e)) == 0) {
+        char out[IBC_PATH_NAME_MAX]; // output (< IBC_PATH_MAX) / name: never cut
         job_results_dir(&j, out, sizeof out);
-        rc = run_merge(&j, (const char *const *)argv + 1, argc - 1, out, &e);
-        if (rc == 0) fprintf(stderr, "ibc: merged %d folders into %s\n", argc - 1, out);
+        rc = run_merge(&j, pos + 1, np - 1, out, &e);
+        if (rc == 0 && g_rank == 0) fprintf(stderr, "ibc: merged %d folders into %s\n", np - 1, out);
         job_free(&j);
     }
-    if (rc) fprintf(stderr, "ibc: %s\n", e.msg);
-    MPI_Finalize();
-    return rc ? ibc_exit_status(rc) : 0;
+    free(pos);
+    return rc ? fail(&e) : 0;
 }
 
 // The job's checkpoint count, or with --results-dir its results folder (for scripts).
 static int cmd_checkpoints(int argc, char **argv) {
-    if (argc < 1 || argc > 2 || (argc == 2 && strcmp(argv[1], "--results-dir")))
-        return usage_error("checkpoints takes a job file [--results-dir]");
+    const char *pos[1];
+    int dir_only = 0, np;
+    arg_opt opts[] = {{"--results-dir", ARG_FLAG, &dir_only, 0, 0, NULL, 0, NULL}};
     ibc_err e = {0};
     job j;
-    if (job_load(argv[0], &j, &e)) return fail(&e);
-    char dir[4400];
+    if (args_parse(&SPEC("checkpoints", opts, pos, 1, 1, "a job file"), argc, argv, &np, &e) || job_load(pos[0], &j, &e))
+        return fail(&e);
+    char dir[IBC_PATH_NAME_MAX]; // output (< IBC_PATH_MAX) / name: never cut
     job_results_dir(&j, dir, sizeof dir);
-    if (argc == 2) printf("%s\n", dir);
+    if (dir_only) printf("%s\n", dir);
     else printf("%d\n", j.n_ckpts);
     job_free(&j);
     return 0;
 }
 
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv); // argv: the arguments after the command's name
+    int mpi;                           // 1: dist_init before, dist_finalize after
+    const char *args;                  // usage: the arguments
+    const char *what;                  // usage: what it does
+} command;
+
+static const command COMMANDS[] = {
+    {"run", cmd_run, 1, "JOB.ini [--quiet] [--only K] [--results DIR]",
+     "the job: estimates for every checkpoint (mpirun -np N for N ranks); --only K runs checkpoint K (0-based) "
+     "alone, into DIR"},
+    {"merge", cmd_merge, 1, "JOB.ini DIR...", "merges results folders of one job (Slurm array tasks)"},
+    {"checkpoints", cmd_checkpoints, 0, "JOB.ini [--results-dir]", "prints the job's checkpoint count (or results folder)"},
+    {"tokenize", cmd_tokenize, 0, "--tokenizer FILE [--no-special] [--jsonl IN]",
+     "token ids of UTF-8 text on stdin (one line), or of each JSONL record's text field (one JSON array per line)"},
+    {"inspect", cmd_inspect, 0, "DIR", "architecture, sizes and dtype of a checkpoint"},
+    {"hidden", cmd_hidden, 0, "DIR --ids 1,2,3 --out FILE.npy [--logits FILE.npy]",
+     "hidden states [L+1, T, d] of one sequence (and its logits [T, vocab])"},
+    {"correlate", cmd_correlate, 0,
+     "RESULTS_DIR_OR_H5... --benchmarks FILE.csv [--name-column C[,C2]] [--aliases FILE] [--covariates log_params] "
+     "[--duplicates first|mean|error] [--exclude COLS] [--out DIR] [--per-layer] [--no-plots]",
+     "metrics against benchmark scores: CSV, Markdown, plots"},
+    {"train", cmd_train, 0, "[--out DIR] [--corpus DIR] [--steps N] [--seed S] [--quiet]",
+     "the embedded default: tokenizer, model and scores on Debian's fortunes"},
+    {"random-checkpoint", cmd_random_checkpoint, 0,
+     "DIR [--arch llama|gpt_neox] [--d N] [--layers N] [--heads N] [--kv-heads N] [--ff N] [--vocab N] [--seed S]",
+     "a random-weight Hugging Face folder (tests, benchmarks)"},
+};
+enum { N_COMMANDS = sizeof COMMANDS / sizeof *COMMANDS };
+
+static void usage(FILE *f, const command *only) {
+    if (!only) fputs("usage: ibc COMMAND [ARGS]     (ibc help COMMAND: one command)\n", f);
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!only || only == &COMMANDS[i]) fprintf(f, "  ibc %s %s\n      %s\n", COMMANDS[i].name, COMMANDS[i].args, COMMANDS[i].what);
+}
+
+static const command *find(const char *name) {
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(COMMANDS[i].name, name)) return &COMMANDS[i];
+    return NULL;
+}
+
+static int is_help(const char *a) { return !strcmp(a, "help") || !strcmp(a, "-h") || !strcmp(a, "--help"); }
+
 int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fputs(USAGE, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        usage(stderr, NULL);
+        return 2;
     }
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
-    if (!strcmp(cmd, "hidden")) return cmd_hidden(argc - 2, argv + 2);
-    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
-    if (!strcmp(cmd, "merge")) return cmd_merge(argc - 2, argv + 2);
-    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
-    if (!strcmp(cmd, "correlate")) return cmd_correlate(argc - 2, argv + 2);
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
-    if (!strcmp(cmd, "random-checkpoint")) return cmd_random_checkpoint(argc - 2, argv + 2);
-    if (!strcmp(cmd, "checkpoints")) return cmd_checkpoints(argc - 2, argv + 2);
-    fprintf(stderr, "ibc: unknown command %s\n%s", cmd, USAGE);
-    return 2;
+    const command *c = find(argv[1]);
+    if (is_help(argv[1]) || (c && argc == 3 && is_help(argv[2]))) { // ibc help [CMD], ibc CMD --help
+        const char *name = c ? argv[1] : argc > 2 ? argv[2] : NULL;
+        const command *h = name ? find(name) : NULL;
+        if (name && !h) {
+            fprintf(stderr, "ibc: help: unknown command '%s' (ibc help lists them)\n", name);
+            return 2;
+        }
+        usage(stdout, h);
+        return 0;
+    }
+    if (!c) {
+        fprintf(stderr, "ibc: unknown command '%s' (ibc help lists them)\n", argv[1]);
+        return 2;
+    }
+    if (!c->mpi) return c->run(argc - 2, argv + 2);
+    dist_init(&argc, &argv);
+    g_rank = dist_rank();
+    int st = c->run(argc - 2, argv + 2);
+    dist_finalize();
+    return st;
 }

@@ -12,8 +12,12 @@
 #include "ibc/config.h"
 #include "ibc/err.h"
 
+// Longest HF tensor name ckpt writes ("gpt_neox.layers.4095.attention.query_key_value.weight"
+// is 54 bytes): room to spare.
+#define CKPT_NAME_MAX 96
+
 typedef struct {
-    char name[96];
+    char name[CKPT_NAME_MAX];
     int ndim;
     int64_t shape[2];
     int64_t numel;
@@ -33,6 +37,21 @@ int ckpt_write(const char *dir, const model_config *c, const ckpt_entry *e, int 
 // A random-weight checkpoint from ibc's rng: matrices N(0, 1/fan_in), embeddings N(0, 1),
 // norm weights 1, biases 0.
 int ckpt_write_random(const char *dir, const model_config *c, uint64_t seed, ibc_err *err);
+
+// The defaults of a checkpoint ckpt writes from scratch (`ibc random-checkpoint`): a small
+// model (d 64, 2 layers, 4 heads, 2 kv heads, F 128, vocab 512, 2048 positions) of family
+// `arch` with that family's conventions: llama tied, gated MLP, RMSNorm eps 1e-5, RoPE theta
+// 1e4 on the whole head; gpt_neox untied, plain MLP, parallel residual, rotary on a quarter.
+// Sizes may be changed after; ckpt_finish_config then derives the rest.
+void ckpt_default_config(model_config *c, model_arch arch);
+// Only the family's conventions above (arch, tying, MLP, residual); sizes are kept. A family
+// ckpt cannot write becomes llama.
+void ckpt_set_family(model_config *c, model_arch arch);
+
+// Derives head_dim and the rotary width from the sizes (gpt_neox: kv heads = heads) and checks
+// them: IBC_EINPUT if heads do not divide d or kv heads do not divide heads, or a size is
+// outside limits.h's bounds.
+int ckpt_finish_config(model_config *c, ibc_err *err);
 
 // config.json text for c (malloc'd).
 char *ckpt_config_json(const model_config *c);

@@ -43,4 +43,43 @@ void dist_barrier(void);
 typedef int (*dist_doc_fn)(void *ctx, const corpus_doc *d, int32_t **ids, int *n, ibc_err *err);
 int dist_map_docs(corpus *c, dist_doc_fn fn, void *ctx, ibc_err *err);
 
+// ---- Start-up (src/dist_start.c): MPI, the out-of-memory handler, cores and threads ----------
+//
+// Which cores a rank uses (issue 15 point 1: no idle core, none shared by accident):
+// - Its cores are its affinity mask (sched_getaffinity) as the launcher set it: an explicit
+//   binding (`mpirun --bind-to ...`, `--map-by ...:PE=N`, `srun --cpu-bind`, taskset, a Slurm
+//   or cgroup cpuset) is kept as it is. Open MPI's DEFAULT binding (each rank of a job of one
+//   or two ranks bound to one core although nobody asked) is replaced by an even split of the
+//   launcher's cores among the node's ranks in local-rank order (hardware-thread siblings kept
+//   together), so that `mpirun -np 1` with 2 threads gets 2 cores. Default = Open MPI says it
+//   bound the rank and no binding, mapping or cpus-per-rank option, OMP_PROC_BIND or
+//   OMP_PLACES was given.
+// - Its threads: OMP_NUM_THREADS if set; else the cores of its mask divided fairly among the
+//   ranks of the node whose masks overlap it (the remainder to the lower local ranks).
+// - Never more threads than cores in the mask, unless IBC_FORCE_THREADS=1: a larger
+//   OMP_NUM_THREADS is capped, and rank 0 warns once, saying how to give ranks their cores.
+// omp_set_num_threads and openblas_set_num_threads are set to that count.
+
+// Collective: every rank calls it, once, first thing (before any OpenMP region, whose threads
+// inherit the mask set here). MPI_Init, mem.h's fail handler (MPI_Abort) and rank, then the
+// cores and threads above. Prints the warning (if any) on rank 0 to stderr.
+void dist_init(int *argc, char ***argv);
+
+// Collective: every rank calls it, once, last. MPI_Finalize.
+void dist_finalize(void);
+
+// This rank's thread count as set by dist_init.
+int dist_threads(void);
+
+// Rank 0: the one-line layout report, e.g. "ibc: 2 ranks x 1 thread, cores per rank: 0 | 1"
+// (no newline); other ranks: "". Made by dist_init; callers print it unless --quiet.
+const char *dist_layout(void);
+
+// The pure parts, for tests. Threads for a rank whose mask has `cores` cores, shared by
+// `sharers` ranks of the node (it is the `index`-th of them), given OMP_NUM_THREADS `want`
+// (0: unset) and IBC_FORCE_THREADS `force`; *capped = 1 when `want` was cut to the mask.
+int dist_plan_threads(int cores, int sharers, int index, int want, int force, int *capped);
+// The `index`-th of `parts` even contiguous blocks of cpus[0..n) (ordered): [*lo, *hi).
+void dist_split_block(int n, int parts, int index, int *lo, int *hi);
+
 #endif

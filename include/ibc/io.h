@@ -8,13 +8,15 @@
 #include <stdio.h>
 
 #include "ibc/err.h"
+#include "ibc/limits.h"
 
 typedef struct {
     FILE *f;
-    char path[4096];
-    char tmp[4200];
+    char path[IBC_PATH_MAX];
+    char tmp[IBC_PATH_NAME_MAX]; // path + ".tmp.<pid>"
 } io_file;
 
+// IBC_EINPUT if path does not fit IBC_PATH_MAX; IBC_ESYS if the file cannot be created.
 int io_begin(io_file *w, const char *path, ibc_err *err);
 int io_commit(io_file *w, ibc_err *err);
 void io_abort(io_file *w);
@@ -22,7 +24,8 @@ void io_abort(io_file *w);
 // Reads a whole file into a NUL-terminated malloc'd buffer (*len excludes the NUL).
 int io_read_all(const char *path, char **buf, size_t *len, ibc_err *err);
 
-// dst = dir + "/" + name; IBC_EINPUT if it does not fit.
+// dst = dir + "/" + name; IBC_EINPUT naming both if it does not fit in cap (never cut). The
+// one way ibc joins paths; size dst IBC_PATH_NAME_MAX for a folder plus a file name.
 int io_join(char *dst, size_t cap, const char *dir, const char *name, ibc_err *err);
 
 // mkdir -p.

@@ -19,4 +19,10 @@
 #define IBC_MAX_LAYERS 4096
 #define IBC_MAX_HEADS 4096
 
+// Largest hidden or head width (config.c lets an MLP be 64x wider) and vocabulary a config.json
+// may declare, or `ibc random-checkpoint` write: 10x today's largest models, so every per-layer buffer
+// stays within a few GB and int products of two sizes cannot overflow int64.
+#define IBC_MAX_WIDTH 1000000
+#define IBC_MAX_VOCAB (1 << 24)
+
 #endif
