@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The sbatch scripts on a real one-node Slurm (installed from Debian and started here): one
-# job with 2 ranks, and the array + merge chain, each equal to a plain mpirun run.
+# job with 2 ranks (each on its own core), one with 1 rank x 2 threads (the rank gets both
+# cores), and the array + merge chain, each equal to a plain mpirun run.
 . "$(dirname "$0")/lib.bash"
 ROOT=$(pwd)
 if [ -z "$FX" ] || [ ! -d "$FX/softh" ]; then echo "skip slurm tests: fixtures folder absent (set IBC_FIXTURES)"; exit 0; fi
@@ -50,6 +51,22 @@ id=$(IBC=$IBC sbatch --parsable --chdir="$tmp" --ntasks=2 "$ROOT/slurm/ibc.sbatc
 st=$(wait_job "$id")
 echo "   ibc.sbatch: $st"
 check "slurm/ibc.sbatch (2 ranks) completes and equals plain mpirun" '[[ $st == *COMPLETED*ExitCode=0:0* ]] && same $tmp/ref/tiny $tmp/one/tiny'
+lay=$(grep -m1 "^ibc: 2 ranks" "$tmp/ibc-$id.out"); cores=${lay#*cores per rank: }
+echo "   ibc.sbatch 2 x 1 layout: $lay"
+check "slurm/ibc.sbatch (2 ranks x 1 cpu): each rank on its own core" \
+  '[[ $lay == "ibc: 2 ranks x 1 thread, cores per rank: "* ]] && [ "${cores% | *}" != "${cores#* | }" ]'
+
+if [ "$(nproc)" -ge 2 ]; then
+  job "$tmp/two.ini" "$tmp/two"
+  id=$(IBC=$IBC sbatch --parsable --chdir="$tmp" --ntasks=1 --cpus-per-task=2 "$ROOT/slurm/ibc.sbatch" "$tmp/two.ini")
+  st=$(wait_job "$id")
+  lay=$(grep -m1 "^ibc: 1 rank" "$tmp/ibc-$id.out")
+  echo "   ibc.sbatch 1 x 2: $st; layout: $lay"
+  check "slurm/ibc.sbatch (1 rank, --cpus-per-task=2): the rank gets 2 cores and runs 2 threads" \
+    '[[ $st == *COMPLETED*ExitCode=0:0* ]] && [[ $lay =~ ^"ibc: 1 rank x 2 threads, cores per rank: "[0-9]+[-,][0-9]+$ ]] && ! grep -q warning $tmp/ibc-$id.out && [ -s $tmp/two/tiny/summary.csv ]'
+else
+  echo "skip slurm 1 rank x 2 threads: the machine has one core"
+fi
 
 job "$tmp/arr.ini" "$tmp/arr"
 printf 'model,score_a,score_b\nstories260K,1.5,20\nllama,2.5,10\ngpt2,2.0,30\n' >"$tmp/bench.csv"
