@@ -56,11 +56,12 @@ test: deps
 
 tests: $(BIN) $(TESTS)
 
-# AddressSanitizer + UndefinedBehaviorSanitizer build of everything, then the whole test run.
+# AddressSanitizer + UndefinedBehaviorSanitizer build of everything, then the whole test run;
+# any report stops the program (-fno-sanitize-recover=all), so the test that ran it fails.
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/ibc \
 	  OPT="-O1 -g -fno-omit-frame-pointer" \
-	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all tests
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all tests
 	@BUILD=build-asan IBC_BIN=build-asan/ibc ASAN_OPTIONS=detect_leaks=0 bash scripts/run-tests.sh
 
 bench: all $(BENCHES)

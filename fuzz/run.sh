@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds each fuzz/fuzz_*.c with clang's libFuzzer + ASan + UBSan and runs it for
-# FUZZ_SECONDS (default 60) from seeds generated here. Crashes land in build-fuzz/<target>/.
+# FUZZ_SECONDS (default 60) from seeds generated here, or until FUZZ_RUNS executions if set
+# (whichever comes first). FUZZ_ONLY=target runs one. Crashes land in build-fuzz/<target>/.
+# The figures of the last full run are in docs/reliability.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${FUZZ_SECONDS:-60}
@@ -8,14 +10,16 @@ OUT=build-fuzz
 mkdir -p "$OUT"
 FLAGS="-g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iinclude $(pkg-config --cflags jansson libpcre2-8 libutf8proc)"
 LIBS="$(pkg-config --libs jansson libpcre2-8 libutf8proc inih) -lcsv -lm"
-# Library sources each target needs (no MPI, no BLAS).
+# Library sources each target needs (no MPI, no BLAS); every target gets COMMON.
+COMMON="src/io.c src/err.c src/mem.c"
 declare -A SRCS=(
-  [fuzz_safetensors]="src/safetensors.c src/io.c src/err.c"
-  [fuzz_config]="src/config.c src/io.c src/err.c"
-  [fuzz_tokenizer_load]="src/tokenizer.c src/io.c src/err.c"
-  [fuzz_tokenizer_encode]="src/tokenizer.c src/io.c src/err.c"
-  [fuzz_benchtab]="src/benchtab.c src/io.c src/err.c"
-  [fuzz_job]="src/job.c src/io.c src/err.c"
+  [fuzz_safetensors]="src/safetensors.c"
+  [fuzz_config]="src/config.c"
+  [fuzz_tokenizer_load]="src/tokenizer.c"
+  [fuzz_tokenizer_encode]="src/tokenizer.c"
+  [fuzz_benchtab]="src/benchtab.c"
+  [fuzz_job]="src/job.c"
+  [fuzz_npy]="src/npy.c"
 )
 seed() { # target dir
   case $1 in
@@ -37,6 +41,22 @@ PY
       cp jobs/paper.ini jobs/stories260k.ini "$2/" ;;
     fuzz_tokenizer_load)
       cp fuzz/tiny_tokenizer.json "$2/tiny.json" ;;
+    fuzz_npy)
+      /usr/bin/python3 - "$2" <<'PY'
+import struct, sys
+def npy(shape, version=1):
+    d = "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }" % (str(tuple(shape)),)
+    pre = 10 if version == 1 else 12
+    d += " " * ((64 - (pre + len(d) + 1) % 64) % 64) + "\n"
+    head = b"\x93NUMPY" + bytes([version, 0]) + (struct.pack("<H", len(d)) if version == 1 else struct.pack("<I", len(d)))
+    n = 1
+    for s in shape: n *= s
+    return head + d.encode() + struct.pack("<%df" % n, *[i * 0.5 for i in range(n)])
+open(sys.argv[1] + "/a23", "wb").write(npy((2, 3)))
+open(sys.argv[1] + "/v2", "wb").write(npy((4,), 2))
+open(sys.argv[1] + "/scalar", "wb").write(npy(()))
+PY
+      ;;
     fuzz_tokenizer_encode)
       printf 'Hello, World! 123 caf\xc3\xa9 -x- [x] <s>  a\tb\n' >"$2/s1"
       printf 'ab ab\xe2\x96\x81a 9' >"$2/s2" ;;
@@ -45,11 +65,11 @@ PY
 status=0
 for t in "${!SRCS[@]}"; do
   [ -n "${FUZZ_ONLY:-}" ] && [ "$t" != "$FUZZ_ONLY" ] && continue
-  clang $FLAGS "fuzz/$t.c" ${SRCS[$t]} -o "$OUT/bin-$t" $LIBS
+  clang $FLAGS "fuzz/$t.c" ${SRCS[$t]} $COMMON -o "$OUT/bin-$t" $LIBS
   mkdir -p "$OUT/$t/corpus"
   seed "$t" "$OUT/$t/corpus"
   echo "fuzz: $t for ${SECS}s"
-  if ! (cd "$OUT/$t" && "../bin-$t" -max_total_time="$SECS" -print_final_stats=1 corpus 2>&1 | tail -12); then status=1; fi
+  if ! (cd "$OUT/$t" && "../bin-$t" -max_total_time="$SECS" ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -print_final_stats=1 corpus 2>&1 | tail -12); then status=1; fi
   ls "$OUT/$t"/crash-* >/dev/null 2>&1 && { echo "fuzz: $t found crashes:"; ls "$OUT/$t"/crash-*; status=1; }
 done
 exit $status

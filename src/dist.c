@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibc/mem.h"
+
 int dist_rank(void) {
     int r;
     MPI_Comm_rank(MPI_COMM_WORLD, &r);
@@ -18,14 +20,13 @@ int dist_size(void) {
 
 void dist_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
 
-int dist_share_error(int rc, ibc_err *err) {
-    int code = rc;
-    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (code) {
-        MPI_Bcast(err->msg, sizeof err->msg, MPI_CHAR, 0, MPI_COMM_WORLD);
-        err->code = code;
-    }
-    return code;
+int dist_agree(int rc, ibc_err *err) {
+    int P = dist_size(), me = rc ? dist_rank() : P, first = P;
+    MPI_Allreduce(&me, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (first == P) return 0;
+    if (me == first) err->code = rc;
+    MPI_Bcast(err, (int)sizeof *err, MPI_BYTE, first, MPI_COMM_WORLD); // code and message
+    return err->code;
 }
 
 int dist_any(int flag) {
@@ -50,14 +51,14 @@ static void bcast_long(void *buf, int64_t bytes) {
 }
 
 int dist_bcast_corpus(corpus *c, ibc_err *err) {
+    (void)err; // nothing here fails short of memory, which aborts the job (mem.h)
     int root = dist_rank() == 0;
     int64_t head[2] = {c->n, c->n_bad};
     MPI_Bcast(head, 2, MPI_INT64_T, 0, MPI_COMM_WORLD);
     MPI_Bcast(c->source, sizeof c->source, MPI_CHAR, 0, MPI_COMM_WORLD);
     // Per document: text length (-1: none), id count, pref, line.
-    int64_t *meta = malloc(sizeof(int64_t) * 4 * (size_t)(head[0] + 1));
-    int ok = meta != NULL;
-    if (root && ok)
+    int64_t *meta = xmalloc(sizeof(int64_t) * 4 * (size_t)(head[0] + 1));
+    if (root)
         for (int64_t i = 0; i < c->n; i++) {
             corpus_doc *d = &c->docs[i];
             meta[4 * i] = d->text ? (int64_t)strlen(d->text) : -1;
@@ -65,19 +66,18 @@ int dist_bcast_corpus(corpus *c, ibc_err *err) {
             meta[4 * i + 2] = d->pref;
             meta[4 * i + 3] = d->line;
         }
-    if (dist_any(!ok)) { free(meta); return ibc_fail(err, IBC_ESYS, "out of memory for the corpus"); }
     bcast_long(meta, 32 * head[0]);
     if (!root) {
         c->n = head[0];
         c->n_bad = head[1];
-        c->docs = calloc((size_t)(c->n ? c->n : 1), sizeof(corpus_doc));
-        for (int64_t i = 0; c->docs && i < c->n; i++) {
+        c->docs = xcalloc((size_t)(c->n ? c->n : 1), sizeof(corpus_doc));
+        for (int64_t i = 0; i < c->n; i++) {
             corpus_doc *d = &c->docs[i];
             d->n_ids = (int)meta[4 * i + 1];
             d->pref = (int)meta[4 * i + 2];
             d->line = meta[4 * i + 3];
-            if (meta[4 * i] >= 0) d->text = calloc((size_t)meta[4 * i] + 1, 1);
-            if (d->n_ids || meta[4 * i] < 0) d->ids = malloc(sizeof(int32_t) * (size_t)(d->n_ids + 1));
+            if (meta[4 * i] >= 0) d->text = xcalloc((size_t)meta[4 * i] + 1, 1);
+            if (d->n_ids || meta[4 * i] < 0) d->ids = xmalloc(sizeof(int32_t) * (size_t)(d->n_ids + 1));
         }
     }
     // Texts and ids travel as two packed buffers.
@@ -86,12 +86,8 @@ int dist_bcast_corpus(corpus *c, ibc_err *err) {
         tb += meta[4 * i] > 0 ? meta[4 * i] : 0;
         ib += meta[4 * i + 1];
     }
-    char *tbuf = malloc((size_t)tb + 1);
-    int32_t *ibuf = malloc(sizeof(int32_t) * (size_t)(ib + 1));
-    if (dist_any(!tbuf || !ibuf || !c->docs)) {
-        free(tbuf); free(ibuf); free(meta);
-        return ibc_fail(err, IBC_ESYS, "out of memory for the corpus");
-    }
+    char *tbuf = xmalloc((size_t)tb + 1);
+    int32_t *ibuf = xmalloc(sizeof(int32_t) * (size_t)(ib + 1));
     if (root)
         for (int64_t i = 0, to = 0, io = 0; i < c->n; i++) {
             if (meta[4 * i] > 0) memcpy(tbuf + to, c->docs[i].text, (size_t)meta[4 * i]), to += meta[4 * i];
@@ -128,60 +124,49 @@ void dist_cond_sums(const se_acc *acc, int64_t *out) {
 int dist_map_docs(corpus *c, dist_doc_fn fn, void *ctx, ibc_err *err) {
     int P = dist_size(), r = dist_rank(), rc = 0;
     int64_t mine = 0, total = 0;
-    int32_t **ids = calloc((size_t)c->n + 1, sizeof(int32_t *));
-    int *len = calloc((size_t)c->n + 1, sizeof(int));
-    if (!ids || !len) rc = ibc_fail(err, IBC_ESYS, "out of memory");
+    int32_t **ids = xcalloc((size_t)c->n + 1, sizeof(int32_t *));
+    int *len = xcalloc((size_t)c->n + 1, sizeof(int));
+    int64_t *lens = xcalloc((size_t)c->n + 1, sizeof(int64_t));
+    int32_t *packed = NULL, *everything = NULL;
+    int *counts = NULL, *displs = NULL;
     for (int64_t i = r; rc == 0 && i < c->n; i += P) rc = fn(ctx, &c->docs[i], &ids[i], &len[i], err);
-    // Everyone's first error wins in rank order: share rank-wise, then take the lowest.
-    int bad = rc != 0, first = P;
-    int *all = malloc(sizeof(int) * (size_t)P);
-    MPI_Allgather(&bad, 1, MPI_INT, all, 1, MPI_INT, MPI_COMM_WORLD);
-    for (int k = 0; k < P; k++) if (all[k] && first == P) first = k;
-    free(all);
-    if (first < P) {
-        int code = rc;
-        MPI_Bcast(&code, 1, MPI_INT, first, MPI_COMM_WORLD);
-        MPI_Bcast(err->msg, sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD);
-        err->code = code;
-        for (int64_t i = 0; i < c->n; i++) free(ids[i]);
-        free(ids); free(len);
-        return code;
-    }
+    if ((rc = dist_agree(rc, err))) goto done;
     // Lengths: each rank fills its own, an integer sum merges them (others are 0).
-    int64_t *lens = calloc((size_t)c->n + 1, sizeof(int64_t));
-    if (!lens) return ibc_fail(err, IBC_ESYS, "out of memory");
     for (int64_t i = r; i < c->n; i += P) lens[i] = len[i], mine += len[i];
     sum_long(lens, c->n);
     for (int64_t i = 0; i < c->n; i++) total += lens[i];
+    if (total > INT32_MAX) { // the same verdict on every rank: total is global
+        rc = ibc_fail(err, IBC_EINPUT, "%s: %lld token ids: more than one gather can carry (%d)", c->source,
+                      (long long)total, INT32_MAX);
+        goto done;
+    }
     // Ids: packed per rank in document order, gathered, then unpacked.
-    int32_t *packed = malloc(sizeof(int32_t) * (size_t)(mine + 1)), *everything = malloc(sizeof(int32_t) * (size_t)(total + 1));
-    int *counts = malloc(sizeof(int) * (size_t)P), *displs = malloc(sizeof(int) * (size_t)P);
-    if (!packed || !everything || !counts || !displs || total > INT32_MAX) rc = ibc_fail(err, IBC_ESYS, "out of memory for the token ids");
-    if (dist_any(rc != 0)) rc = rc ? rc : ibc_fail(err, IBC_ESYS, "out of memory on another rank");
-    if (rc == 0) {
-        int64_t o = 0;
-        for (int64_t i = r; i < c->n; i += P) memcpy(packed + o, ids[i], sizeof(int32_t) * (size_t)len[i]), o += len[i];
-        for (int k = 0, d = 0; k < P; k++) {
-            int64_t cnt = 0;
-            for (int64_t i = k; i < c->n; i += P) cnt += lens[i];
-            counts[k] = (int)cnt;
-            displs[k] = d;
-            d += (int)cnt;
-        }
-        MPI_Allgatherv(packed, (int)mine, MPI_INT32_T, everything, counts, displs, MPI_INT32_T, MPI_COMM_WORLD);
-        for (int k = 0; k < P && rc == 0; k++) {
-            int64_t o2 = displs[k];
-            for (int64_t i = k; i < c->n && rc == 0; i += P) {
-                corpus_doc *d = &c->docs[i];
-                free(d->ids);
-                d->n_ids = (int)lens[i];
-                d->ids = malloc(sizeof(int32_t) * (size_t)(d->n_ids + 1));
-                if (!d->ids) { rc = ibc_fail(err, IBC_ESYS, "out of memory"); break; }
-                memcpy(d->ids, everything + o2, sizeof(int32_t) * (size_t)d->n_ids);
-                o2 += d->n_ids;
-            }
+    packed = xmalloc(sizeof(int32_t) * (size_t)(mine + 1));
+    everything = xmalloc(sizeof(int32_t) * (size_t)(total + 1));
+    counts = xmalloc(sizeof(int) * (size_t)P);
+    displs = xmalloc(sizeof(int) * (size_t)P);
+    int64_t o = 0;
+    for (int64_t i = r; i < c->n; i += P) memcpy(packed + o, ids[i], sizeof(int32_t) * (size_t)len[i]), o += len[i];
+    for (int k = 0, d = 0; k < P; k++) {
+        int64_t cnt = 0;
+        for (int64_t i = k; i < c->n; i += P) cnt += lens[i];
+        counts[k] = (int)cnt;
+        displs[k] = d;
+        d += (int)cnt;
+    }
+    MPI_Allgatherv(packed, (int)mine, MPI_INT32_T, everything, counts, displs, MPI_INT32_T, MPI_COMM_WORLD);
+    for (int k = 0; k < P; k++) {
+        int64_t o2 = displs[k];
+        for (int64_t i = k; i < c->n; i += P) {
+            corpus_doc *d = &c->docs[i];
+            free(d->ids);
+            d->n_ids = (int)lens[i];
+            d->ids = xmalloc(sizeof(int32_t) * (size_t)(d->n_ids + 1));
+            memcpy(d->ids, everything + o2, sizeof(int32_t) * (size_t)d->n_ids);
+            o2 += d->n_ids;
         }
     }
+done:
     for (int64_t i = 0; i < c->n; i++) free(ids[i]);
     free(ids); free(len); free(lens); free(packed); free(everything); free(counts); free(displs);
     return rc;

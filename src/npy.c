@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ibc/io.h"
+#include "ibc/mem.h"
 
 void npy_free(npy_array *a) {
     free(a->data);
@@ -46,7 +47,7 @@ int npy_read(const char *path, npy_array *a, ibc_err *err) {
         if (fread(pre + 10, 1, 2, f) != 2) { rc = ibc_fail(err, IBC_EINPUT, "%s: truncated header", path); goto done; }
         hl |= (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
     }
-    if (hl > (1u << 20) || !(hdr = calloc(1, hl + 1)) || fread(hdr, 1, hl, f) != hl) {
+    if (hl > (1u << 20) || fread(hdr = xcalloc(1, hl + 1), 1, hl, f) != hl) {
         rc = ibc_fail(err, IBC_EINPUT, "%s: truncated or oversized header", path);
         goto done;
     }
@@ -63,10 +64,14 @@ int npy_read(const char *path, npy_array *a, ibc_err *err) {
         rc = ibc_fail(err, IBC_EINPUT, "%s: bad shape in header", path);
         goto done;
     }
-    if (!(a->data = malloc(sizeof(float) * (size_t)(a->numel ? a->numel : 1)))) {
-        rc = ibc_fail(err, IBC_ESYS, "%s: out of memory", path);
+    // The size the header names is checked against the file's length before it is allocated.
+    long here = ftell(f);
+    if (here < 0 || fseek(f, 0, SEEK_END) != 0 || ftell(f) - here < (long)sizeof(float) * a->numel ||
+        fseek(f, here, SEEK_SET) != 0) {
+        rc = ibc_fail(err, IBC_EINPUT, "%s: truncated: fewer than %lld floats", path, (long long)a->numel);
         goto done;
     }
+    a->data = xmalloc(sizeof(float) * (size_t)(a->numel ? a->numel : 1));
     if (fread(a->data, sizeof(float), (size_t)a->numel, f) != (size_t)a->numel) {
         rc = ibc_fail(err, IBC_EINPUT, "%s: truncated: fewer than %lld floats", path, (long long)a->numel);
         goto done;

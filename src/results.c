@@ -1,5 +1,6 @@
 #include "ibc/results.h"
 
+#include <errno.h>
 #include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
@@ -8,7 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ibc/dist.h"
 #include "ibc/io.h"
+#include "ibc/limits.h"
+#include "ibc/mem.h"
 
 #ifndef IBC_VERSION
 #define IBC_VERSION "0.1"
@@ -17,17 +21,15 @@
 #define IBC_GIT_REV "unknown"
 #endif
 
-int res_ckpt_alloc(res_ckpt *r, int n_layers) {
+void res_ckpt_alloc(res_ckpt *r, int n_layers) {
     r->n_layers = n_layers;
-    r->layer_ids = calloc((size_t)n_layers, sizeof(int));
-    r->H = malloc(sizeof(double) * (size_t)n_layers);
-    r->I_X = malloc(sizeof(double) * (size_t)n_layers * RES_ORDERS);
-    r->I_Y = malloc(sizeof(double) * (size_t)n_layers * RES_ORDERS);
-    r->I_pref = malloc(sizeof(double) * (size_t)n_layers);
-    if (!r->layer_ids || !r->H || !r->I_X || !r->I_Y || !r->I_pref) return -1;
+    r->layer_ids = xcalloc((size_t)n_layers, sizeof(int));
+    r->H = xmalloc(sizeof(double) * (size_t)n_layers);
+    r->I_X = xmalloc(sizeof(double) * (size_t)n_layers * RES_ORDERS); // [RES_ORDERS, n_layers]
+    r->I_Y = xmalloc(sizeof(double) * (size_t)n_layers * RES_ORDERS); // [RES_ORDERS, n_layers]
+    r->I_pref = xmalloc(sizeof(double) * (size_t)n_layers);
     for (int i = 0; i < n_layers; i++) r->H[i] = r->I_pref[i] = NAN;
     for (int i = 0; i < n_layers * RES_ORDERS; i++) r->I_X[i] = r->I_Y[i] = NAN;
-    return 0;
 }
 
 void res_ckpt_free(res_ckpt *r) {
@@ -118,7 +120,7 @@ static void write_ckpt(h5ctx *c, hid_t parent, const res_ckpt *r, int index) {
     H5Gclose(g);
 }
 
-static int write_h5(const char *path, const char *job_text, const res_ckpt *r, int n, const res_anchors *an,
+static int write_h5(const char *path, const char *final, const char *job_text, const res_ckpt *r, int n, const res_anchors *an,
                     int n_an, ibc_err *err) {
     int root = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &root);
@@ -133,7 +135,7 @@ static int write_h5(const char *path, const char *job_text, const res_ckpt *r, i
     H5Pclose(fapl);
     if (f < 0) {
         H5Eset_auto2(H5E_DEFAULT, old, old_data);
-        return ibc_fail(err, IBC_ESYS, "%s: cannot create the HDF5 file", path);
+        return ibc_fail(err, IBC_ESYS, "%s: cannot create the HDF5 file (%s)", final, path);
     }
     h5ctx c = {H5Pcreate(H5P_GROUP_CREATE), H5Pcreate(H5P_DATASET_CREATE), root, 0};
     H5Pset_obj_track_times(c.gcpl, 0);
@@ -162,7 +164,7 @@ static int write_h5(const char *path, const char *job_text, const res_ckpt *r, i
     H5Pclose(c.dcpl);
     if (H5Fclose(f) < 0) c.failed = 1;
     H5Eset_auto2(H5E_DEFAULT, old, old_data);
-    return c.failed ? ibc_fail(err, IBC_ESYS, "%s: writing the HDF5 file failed", path) : 0;
+    return c.failed ? ibc_fail(err, IBC_ESYS, "%s: writing the HDF5 file failed (disk full or not writable?)", final) : 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -173,61 +175,72 @@ static void num(FILE *f, double v) {
     else fputc(',', f);
 }
 
-static int write_csvs(const char *dir, const res_ckpt *r, int n, ibc_err *err) {
-    char path[4200];
-    io_file w;
-    snprintf(path, sizeof path, "%s/layers.csv", dir);
-    int rc = io_begin(&w, path, err);
-    if (rc) return rc;
-    fputs("checkpoint,layer,n_positions,H,I_X1,I_X2,I_X3,I_X4,I_Y1,I_Y2,I_Y3,I_Y4,I_pref\n", w.f);
+// Writes layers.csv and summary.csv under temporary names (w[0], w[1]) and flushes them, so a
+// full disk shows here, before anything is renamed. On failure both are removed.
+static int stage_csvs(const char *dir, const res_ckpt *r, int n, io_file w[2], ibc_err *err) {
+    char path[IBC_PATH_NAME_MAX];
+    int rc = io_join(path, sizeof path, dir, "layers.csv", err);
+    if (rc == 0) rc = io_begin(&w[0], path, err);
+    if (rc) goto done;
+    fputs("checkpoint,layer,n_positions,H,I_X1,I_X2,I_X3,I_X4,I_Y1,I_Y2,I_Y3,I_Y4,I_pref\n", w[0].f);
     for (int i = 0; i < n; i++) {
         if (r[i].status != RES_COMPLETE) continue;
         for (int l = 0; l < r[i].n_layers; l++) {
-            fprintf(w.f, "%s,%d,%lld", r[i].name, r[i].layer_ids[l], (long long)r[i].n_positions);
-            num(w.f, r[i].H[l]);
-            for (int k = 0; k < RES_ORDERS; k++) num(w.f, r[i].I_X[k * r[i].n_layers + l]);
-            for (int k = 0; k < RES_ORDERS; k++) num(w.f, r[i].I_Y[k * r[i].n_layers + l]);
-            num(w.f, r[i].I_pref[l]);
-            fputc('\n', w.f);
+            fprintf(w[0].f, "%s,%d,%lld", r[i].name, r[i].layer_ids[l], (long long)r[i].n_positions);
+            num(w[0].f, r[i].H[l]);
+            for (int k = 0; k < RES_ORDERS; k++) num(w[0].f, r[i].I_X[k * r[i].n_layers + l]);
+            for (int k = 0; k < RES_ORDERS; k++) num(w[0].f, r[i].I_Y[k * r[i].n_layers + l]);
+            num(w[0].f, r[i].I_pref[l]);
+            fputc('\n', w[0].f);
         }
     }
-    if ((rc = io_commit(&w, err))) return rc;
-    snprintf(path, sizeof path, "%s/summary.csv", dir);
-    if ((rc = io_begin(&w, path, err))) return rc;
+    if (fflush(w[0].f) != 0 || ferror(w[0].f)) { rc = ibc_fail(err, IBC_ESYS, "%s: write failed: %s", path, strerror(errno)); goto done; }
+    if ((rc = io_join(path, sizeof path, dir, "summary.csv", err)) || (rc = io_begin(&w[1], path, err))) goto done;
     fputs("checkpoint,n_documents,n_positions,H_mean,complexity_1,complexity_2,complexity_3,complexity_4,"
           "expressivity_1,expressivity_2,expressivity_3,expressivity_4,optimality_1,optimality_2,optimality_3,"
-          "optimality_4,pref_info\n", w.f);
+          "optimality_4,pref_info\n", w[1].f);
     for (int i = 0; i < n; i++) {
         if (r[i].status != RES_COMPLETE) continue;
         const se_summary *s = &r[i].sum;
-        fprintf(w.f, "%s,%lld,%lld", r[i].name, (long long)(r[i].n_documents - r[i].n_skipped), (long long)r[i].n_positions);
-        num(w.f, s->H_mean);
-        for (int k = 1; k <= RES_ORDERS; k++) num(w.f, s->complexity[k]);
-        for (int k = 1; k <= RES_ORDERS; k++) num(w.f, s->expressivity[k]);
-        for (int k = 1; k <= RES_ORDERS; k++) num(w.f, s->optimality[k]);
-        num(w.f, s->pref_info);
-        fputc('\n', w.f);
+        fprintf(w[1].f, "%s,%lld,%lld", r[i].name, (long long)(r[i].n_documents - r[i].n_skipped), (long long)r[i].n_positions);
+        num(w[1].f, s->H_mean);
+        for (int k = 1; k <= RES_ORDERS; k++) num(w[1].f, s->complexity[k]);
+        for (int k = 1; k <= RES_ORDERS; k++) num(w[1].f, s->expressivity[k]);
+        for (int k = 1; k <= RES_ORDERS; k++) num(w[1].f, s->optimality[k]);
+        num(w[1].f, s->pref_info);
+        fputc('\n', w[1].f);
     }
-    return io_commit(&w, err);
+    if (fflush(w[1].f) != 0 || ferror(w[1].f)) rc = ibc_fail(err, IBC_ESYS, "%s: write failed: %s", path, strerror(errno));
+done:
+    if (rc) { io_abort(&w[0]); io_abort(&w[1]); }
+    return rc;
 }
 
+// All or nothing: the CSVs (rank 0) and the HDF5 file (collective) are written under
+// temporary names; only when every rank agrees that all three are whole are they renamed over
+// the previous ones (fault hook write fires just before). On failure the temporary files are
+// removed and the previous results stay as they were, complete and resumable.
 int results_write(const char *dir, const char *job_name, const char *job_text, const res_ckpt *r, int n,
                   const res_anchors *anchors, int n_anchors, ibc_err *err) {
-    int rank;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    char path[4200], tmp[4300];
-    snprintf(path, sizeof path, "%s/%s.h5", dir, job_name);
+    int rank = dist_rank(), rc = 0;
+    char name[IBC_PATH_NAME_MAX], path[IBC_PATH_NAME_MAX], tmp[IBC_PATH_NAME_MAX + 8];
+    io_file w[2];
+    memset(w, 0, sizeof w);
+    snprintf(name, sizeof name, "%s.h5", job_name);
+    rc = io_join(path, sizeof path, dir, name, err); // the same verdict on every rank
+    if (rc == 0 && rank == 0) rc = stage_csvs(dir, r, n, w, err);
+    if ((rc = dist_agree(rc, err))) return rc;
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = write_h5(tmp, job_text, r, n, anchors, n_anchors, err);
-    MPI_Barrier(MPI_COMM_WORLD);
+    rc = write_h5(tmp, path, job_text, r, n, anchors, n_anchors, err);
+    if (rc == 0) rc = ibc_fault("write", rank, err);
+    rc = dist_agree(rc, err);
     if (rank == 0) {
-        if (rc == 0 && rename(tmp, path) != 0) rc = ibc_fail(err, IBC_ESYS, "%s: rename failed", path);
-        if (rc) remove(tmp);
-        if (rc == 0) rc = write_csvs(dir, r, n, err);
+        if (rc == 0 && rename(tmp, path) != 0) rc = ibc_fail(err, IBC_ESYS, "%s: rename failed: %s", path, strerror(errno));
+        if (rc) { remove(tmp); io_abort(&w[0]); io_abort(&w[1]); }
+        if (rc == 0 && (rc = io_commit(&w[0], err)) != 0) io_abort(&w[1]);
+        if (rc == 0) rc = io_commit(&w[1], err);
     }
-    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (rc) MPI_Bcast(err->msg, sizeof err->msg, MPI_CHAR, 0, MPI_COMM_WORLD);
-    return rc;
+    return dist_agree(rc, err);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,8 +250,8 @@ static char *read_str_attr(hid_t loc, const char *name) {
     if (H5Aexists(loc, name) <= 0) return NULL;
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT), t = H5Aget_type(a);
     size_t sz = H5Tget_size(t);
-    char *s = calloc(sz + 1, 1);
-    if (s) H5Aread(a, t, s);
+    char *s = xcalloc(sz + 1, 1);
+    H5Aread(a, t, s);
     H5Tclose(t);
     H5Aclose(a);
     return s;
@@ -276,8 +289,8 @@ static int load_ckpt(hid_t g, res_ckpt *r) {
         H5Sclose(sp);
         H5Dclose(ds);
         char *arch = read_str_attr(g, "arch");
-        if (nl > 0 && arch && res_ckpt_alloc(r, nl) == 0 &&
-            !read_ds(g, "layers", H5T_NATIVE_INT, r->layer_ids, nl) && !read_ds(g, "H", H5T_NATIVE_DOUBLE, r->H, nl) &&
+        if (nl > 0 && arch) res_ckpt_alloc(r, nl);
+        if (nl > 0 && arch && !read_ds(g, "layers", H5T_NATIVE_INT, r->layer_ids, nl) && !read_ds(g, "H", H5T_NATIVE_DOUBLE, r->H, nl) &&
             !read_ds(g, "I_X", H5T_NATIVE_DOUBLE, r->I_X, (hssize_t)nl * RES_ORDERS) &&
             !read_ds(g, "I_Y", H5T_NATIVE_DOUBLE, r->I_Y, (hssize_t)nl * RES_ORDERS) &&
             !read_ds(g, "I_pref", H5T_NATIVE_DOUBLE, r->I_pref, nl) &&
@@ -305,16 +318,16 @@ static int load_ckpt(hid_t g, res_ckpt *r) {
 
 int results_load(const char *dir, const char *job_name, const char *job_text, res_ckpt *r, int n, int *found,
                  ibc_err *err) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s.h5", dir, job_name);
+    char path[IBC_PATH_NAME_MAX], name[IBC_PATH_NAME_MAX];
     *found = 0;
-    if (access(path, F_OK) != 0) return 0;
+    snprintf(name, sizeof name, "%s.h5", job_name);
+    int rc = io_join(path, sizeof path, dir, name, err);
+    if (rc || access(path, F_OK) != 0) return rc;
     H5E_auto2_t old;
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); // a damaged file is an error message, not a trace
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    int rc = 0;
     if (f < 0) {
         rc = ibc_fail(err, IBC_EINPUT, "%s: not a readable HDF5 file; remove it to start over", path);
         goto out;
@@ -323,8 +336,8 @@ int results_load(const char *dir, const char *job_name, const char *job_text, re
     hid_t ds = H5Lexists(f, "run/job", H5P_DEFAULT) > 0 ? H5Dopen2(f, "run/job", H5P_DEFAULT) : -1;
     if (ds >= 0) {
         hid_t t = H5Dget_type(ds);
-        text = calloc(H5Tget_size(t) + 1, 1);
-        if (text) H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, text);
+        text = xcalloc(H5Tget_size(t) + 1, 1);
+        H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, text);
         H5Tclose(t);
         H5Dclose(ds);
     }
@@ -354,14 +367,11 @@ typedef struct { res_ckpt *r; int *index; int n, cap; } ckpt_list;
 static herr_t collect(hid_t g, const char *name, const H5L_info_t *info, void *data) {
     (void)info;
     ckpt_list *l = data;
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 16;
-        res_ckpt *r = realloc(l->r, sizeof(res_ckpt) * (size_t)cap);
-        int *ix = realloc(l->index, sizeof(int) * (size_t)cap);
-        if (r) l->r = r;
-        if (ix) l->index = ix;
-        if (!r || !ix) return -1;
-        l->cap = cap;
+    if (l->n == l->cap) { // two arrays of one capacity
+        size_t cap = (size_t)l->cap, cap2 = cap;
+        xgrow(l->r, cap, (size_t)l->n + 1);
+        xgrow(l->index, cap2, (size_t)l->n + 1);
+        l->cap = (int)cap;
     }
     res_ckpt *r = &l->r[l->n];
     memset(r, 0, sizeof *r);
@@ -388,7 +398,7 @@ int results_read_all(const char *h5, res_ckpt **out, int *n, ibc_err *err) {
     else if (H5Lexists(f, "checkpoints", H5P_DEFAULT) <= 0) rc = ibc_fail(err, IBC_EINPUT, "%s: no /checkpoints group", h5);
     else {
         hid_t g = H5Gopen2(f, "checkpoints", H5P_DEFAULT);
-        if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, collect, &l) < 0) rc = ibc_fail(err, IBC_ESYS, "%s: out of memory", h5);
+        if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, collect, &l) < 0) rc = ibc_fail(err, IBC_EINPUT, "%s: cannot list /checkpoints", h5);
         H5Gclose(g);
     }
     if (f >= 0) H5Fclose(f);

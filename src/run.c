@@ -10,6 +10,8 @@
 #include "ibc/corpus.h"
 #include "ibc/dist.h"
 #include "ibc/io.h"
+#include "ibc/limits.h"
+#include "ibc/mem.h"
 #include "ibc/model.h"
 #include "ibc/results.h"
 #include "ibc/softent.h"
@@ -33,8 +35,7 @@ int run_anchors(const job *j, int d, res_anchors *a, ibc_err *err) {
         int n = j->bins, dd = d;
         rc = se_anchors_load(j->anchors, &n, &dd, &a->W, err); // names the shape it expects
     } else {
-        a->W = malloc(sizeof(float) * (size_t)a->n * d);
-        if (!a->W) return ibc_fail(err, IBC_ESYS, "out of memory");
+        a->W = xmalloc(sizeof(float) * (size_t)a->n * d); // [n, d]
         se_anchors(a->n, d, j->seed, a->W);
     }
     if (rc == 0) {
@@ -55,9 +56,7 @@ typedef struct {
 static int get_anchors(const job *j, anchor_cache *ac, int d, const res_anchors **out, ibc_err *err) {
     for (int i = 0; i < ac->n; i++)
         if (ac->a[i].d == d) { *out = &ac->a[i]; return 0; }
-    res_anchors *na = realloc(ac->a, sizeof(res_anchors) * (size_t)(ac->n + 1));
-    if (!na) return ibc_fail(err, IBC_ESYS, "out of memory");
-    ac->a = na;
+    ac->a = xrealloc(ac->a, sizeof(res_anchors) * (size_t)(ac->n + 1));
     int rc = run_anchors(j, d, &ac->a[ac->n], err);
     if (rc == 0) *out = &ac->a[ac->n++];
     return rc;
@@ -71,13 +70,13 @@ static void free_anchors(anchor_cache *ac) {
 }
 
 // Rewrites the results with every checkpoint so far (anchors for each width present).
+// Collective: every rank calls it (an anchors file read on one rank only fails there).
 static int save(const job *j, const char *dir, res_ckpt *res, int K, anchor_cache *ac, ibc_err *err) {
     const res_anchors *tmp;
-    for (int i = 0; i < K; i++)
-        if (res[i].status == RES_COMPLETE) {
-            int rc = get_anchors(j, ac, res[i].d, &tmp, err);
-            if (rc) return rc;
-        }
+    int rc = 0;
+    for (int i = 0; i < K && rc == 0; i++)
+        if (res[i].status == RES_COMPLETE) rc = get_anchors(j, ac, res[i].d, &tmp, err);
+    if ((rc = dist_agree(rc, err))) return rc;
     return results_write(dir, j->name, j->text, res, K, ac->a, ac->n, err);
 }
 
@@ -115,23 +114,27 @@ static uint64_t fnv(const char *s, size_t n) {
     return h | 1;
 }
 
+// Collective: every rank calls it. Every rank reads and parses the tokenizer file; the
+// ranks agree on that before the documents are shared out, then on the encoding.
 static int prepare_ids(const job *j, corpus *c, const char *ckpt_dir, tok_state *ts, ibc_err *err) {
-    if (!c->n || !c->docs[0].text) return 0; // pre-tokenized
-    char path[JOB_PATH + 32];
+    if (!c->n || !c->docs[0].text) return 0; // pre-tokenized (the same on every rank)
+    char path[IBC_PATH_NAME_MAX];
+    int rc = 0;
     if (j->tokenizer[0]) snprintf(path, sizeof path, "%s", j->tokenizer);
-    else snprintf(path, sizeof path, "%s/tokenizer.json", ckpt_dir);
-    char *text;
-    size_t len;
-    int rc = io_read_all(path, &text, &len, err);
-    if (rc) return rc;
-    uint64_t h = fnv(text, len);
-    if (h == ts->hash) { free(text); return 0; }
-    tokenizer *t;
-    rc = tok_parse(text, len, path, &t, err);
+    else rc = io_join(path, sizeof path, ckpt_dir, "tokenizer.json", err);
+    char *text = NULL;
+    size_t len = 0;
+    tokenizer *t = NULL;
+    if (rc == 0) rc = io_read_all(path, &text, &len, err);
+    uint64_t h = rc == 0 ? fnv(text, len) : 0;
+    if (rc == 0 && h != ts->hash) rc = tok_parse(text, len, path, &t, err);
     free(text);
-    if (rc) return rc;
-    tok_free(ts->tok);
-    ts->tok = t;
+    if (rc == 0) rc = ibc_fault("tokenize", dist_rank(), err);
+    if ((rc = dist_agree(rc, err)) || !dist_any(t != NULL)) { tok_free(t); return rc; }
+    if (t) { // a rank that already had this content keeps its tokenizer (the same one)
+        tok_free(ts->tok);
+        ts->tok = t;
+    }
     ts->add_special = j->add_special;
     ts->hash = 0;
     rc = dist_map_docs(c, encode_doc, ts, err);
@@ -193,19 +196,20 @@ static void report(progress *p, int64_t docs, int64_t total, int64_t tokens, int
             (long long)docs, (long long)total, rate, left);
 }
 
-// One checkpoint, all ranks. Fills r. Returns 0, IBC_ESTOP, or an error.
+// One checkpoint. Collective: every rank calls it. Fills r. Returns 0, IBC_ESTOP, or an
+// error, the same on every rank: the ranks agree after the precount, after every round of
+// documents and before the merge (dist_agree; fault hooks precount, forward, merge).
 static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *m,
                     const res_anchors *an, res_ckpt *r, progress *pg, ibc_err *err) {
     int L = m->c.n_layers, rank = dist_rank(), P = dist_size();
-    int *slot = malloc(sizeof(int) * (size_t)(L + 1)), nslots = 0, last = -1;
-    for (int l = 0; slot && l <= L; l++) slot[l] = -1;
-    for (int i = 0; slot && i < (j->all_layers ? L + 1 : j->n_layers_sel); i++) {
+    int *slot = xmalloc(sizeof(int) * (size_t)(L + 1)), nslots = 0, last = -1; // [L+1]
+    for (int l = 0; l <= L; l++) slot[l] = -1;
+    for (int i = 0; i < (j->all_layers ? L + 1 : j->n_layers_sel); i++) {
         int l = j->all_layers ? i : j->layers[i];
         if (l > L) { free(slot); return ibc_fail(err, IBC_EINPUT, "%s: layers: index %d past this model's %d hidden states", j->file, l, L + 1); }
         if (slot[l] < 0) slot[l] = nslots++;
         if (l > last) last = l;
     }
-    if (!slot) return ibc_fail(err, IBC_ESYS, "out of memory");
     se_acc acc;
     int rc = se_acc_init(&acc, an->n, m->c.d, nslots, j->orders, j->preference[0] != 0, err);
     for (int64_t i = 0; rc == 0 && i < c->n; i++) {
@@ -213,7 +217,8 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
         if (ok[i]) rc = se_precount_doc(&acc, d->ids, d->n_ids < j->max_length ? d->n_ids : j->max_length, d->pref, err);
     }
     if (rc == 0) rc = se_precount_done_min(&acc, j->min_count, err);
-    rc = dist_any(rc != 0) ? (rc ? rc : ibc_fail(err, IBC_ESYS, "out of memory on another rank")) : 0;
+    if (rc == 0) rc = ibc_fault("precount", rank, err);
+    rc = dist_agree(rc, err);
     int64_t n_units = (c->n + RUN_BLOCK - 1) / RUN_BLOCK, rounds = (n_units + P - 1) / P;
     int64_t done_docs = 0, done_tokens = 0;
     layer_ctx lc = {&acc, slot, last, an->W, an->eps};
@@ -231,22 +236,24 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
             }
             mine[2] += T;
         }
-        mine[0] = g_stop != 0 || rc != 0;
+        // Round boundary: the ranks agree on errors and on a stop request (fault hook forward).
+        if (rc == 0 && round == 0) rc = ibc_fault("forward", rank, err);
+        mine[0] = g_stop != 0;
         dist_sum(mine, 3);
         done_docs += mine[1];
         done_tokens += mine[2];
         report(pg, done_docs, c->n, done_tokens, 0);
-        if (rc == 0 && mine[0]) rc = dist_any(g_stop != 0) ? IBC_ESTOP : ibc_fail(err, IBC_ESYS, "a rank failed");
+        if ((rc = dist_agree(rc, err)) == 0 && mine[0]) rc = IBC_ESTOP;
     }
+    if (rc == 0) rc = dist_agree(ibc_fault("merge", rank, err), err);
     if (rc == 0) {
         dist_merge_acc(&acc);
-        int64_t *cond = malloc(sizeof(int64_t) * (size_t)(acc.n_sets + 1) * nslots * SE_COND_LIMBS);
+        int64_t *cond = xmalloc(sizeof(int64_t) * (size_t)(acc.n_sets + 1) * nslots * SE_COND_LIMBS);
         se_result sr;
-        if (!cond) rc = ibc_fail(err, IBC_ESYS, "out of memory");
-        if (rc == 0) dist_cond_sums(&acc, cond);
-        if (rc == 0 && (rc = se_result_from(&sr, acc.n, nslots, acc.n_sets, acc.C, acc.N, cond, err)) == 0) {
-            int *ids = malloc(sizeof(int) * (size_t)nslots);
-            if (!ids || res_ckpt_alloc(r, nslots)) rc = ibc_fail(err, IBC_ESYS, "out of memory");
+        dist_cond_sums(&acc, cond);
+        if ((rc = se_result_from(&sr, acc.n, nslots, acc.n_sets, acc.C, acc.N, cond, err)) == 0) {
+            int *ids = xmalloc(sizeof(int) * (size_t)nslots);
+            res_ckpt_alloc(r, nslots);
             for (int l = 0; rc == 0 && l <= L; l++)
                 if (slot[l] >= 0) ids[slot[l]] = l;
             for (int s = 0; rc == 0 && s < nslots; s++) {
@@ -275,108 +282,138 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
     return rc;
 }
 
+// What run_job owns; freed in one place (free_run).
+typedef struct {
+    const job *j;
+    const run_opts *o;
+    int rank, K;
+    corpus c;
+    tok_state ts;
+    res_ckpt *res;     // [K]
+    char *ok;          // [documents] 0: a document with ids outside the vocabulary (skipped)
+    anchor_cache ac;
+    char dir[IBC_PATH_MAX];
+} job_run;
+
+static void free_run(job_run *s) {
+    for (int k = 0; s->res && k < s->K; k++) res_ckpt_free(&s->res[k]);
+    free(s->res);
+    free(s->ok);
+    free_anchors(&s->ac);
+    tok_free(s->ts.tok);
+    corpus_free(&s->c);
+}
+
+// Rank 0 reads the corpus and broadcasts it; text is tokenized with the first checkpoint's
+// tokenizer. No countable position is an error before any model is loaded.
+// Collective: every rank calls it (fault hooks corpus, tokenize).
+static int start_corpus(job_run *s, ibc_err *err) {
+    const job *j = s->j;
+    int rc = s->rank == 0 ? corpus_read(j, &s->c, err) : 0;
+    if (rc == 0) rc = ibc_fault("corpus", s->rank, err);
+    if ((rc = dist_agree(rc, err))) return rc;
+    dist_bcast_corpus(&s->c, err);
+    corpus_sample(&s->c, j->documents, j->corpus_seed);
+    if ((rc = prepare_ids(j, &s->c, j->ckpts[0].path, &s->ts, err))) return rc;
+    int n_max = n_max_of(j->orders);
+    if (!countable(j, &s->c, n_max)) // the same verdict on every rank: every rank holds every id
+        return ibc_fail(err, IBC_EINPUT, "%s: no document has a countable position (each needs at least %d tokens)",
+                        s->c.source[0] ? s->c.source : j->corpus, 2 * n_max);
+    return 0;
+}
+
+// The results folder made (rank 0) and any earlier results read back (every rank, read-only).
+// Collective: every rank calls it.
+static int open_results(job_run *s, ibc_err *err) {
+    const job *j = s->j;
+    int rc = 0, found = 0;
+    if (s->o->results) snprintf(s->dir, sizeof s->dir, "%s", s->o->results);
+    else job_results_dir(j, s->dir, sizeof s->dir);
+    if (s->rank == 0) rc = io_mkdirs(s->dir, err);
+    if ((rc = dist_agree(rc, err))) return rc;
+    s->res = xcalloc((size_t)s->K, sizeof(res_ckpt));
+    s->ok = xmalloc((size_t)s->c.n + 1);
+    for (int k = 0; k < s->K; k++) snprintf(s->res[k].name, sizeof s->res[k].name, "%s", j->ckpts[k].name);
+    rc = results_load(s->dir, j->name, j->text, s->res, s->K, &found, err);
+    return dist_agree(rc, err);
+}
+
+// Checkpoint k: its tokenizer (text), its weights (fault hook load), the count. A load
+// failure marks it failed and goes on, or stops the job under on_error = stop.
+// Collective: every rank calls it.
+static int run_one(job_run *s, int k, ibc_err *err) {
+    const job *j = s->j;
+    res_ckpt *r = &s->res[k];
+    progress pg = {s->o, now(), now(), k + 1, s->K, j->ckpts[k].name, 0};
+    model m;
+    ibc_err le = {0};
+    int loaded = 0, rc = prepare_ids(j, &s->c, j->ckpts[k].path, &s->ts, &le);
+    if (rc == 0) loaded = (rc = model_load(j->ckpts[k].path, &m, &le)) == 0;
+    if (rc == 0) rc = ibc_fault("load", s->rank, &le);
+    if ((rc = dist_agree(rc, &le))) {
+        if (loaded) model_free(&m);
+        if (j->on_error_stop) { *err = le; return rc; }
+        r->status = RES_FAILED;
+        snprintf(r->error, sizeof r->error, "%s", le.msg);
+        if (s->rank == 0) fprintf(stderr, "ibc: checkpoint %s failed to load, going on: %s\n", r->name, le.msg);
+        return 0;
+    }
+    snprintf(r->arch, sizeof r->arch, "%s", config_arch_name(m.c.arch));
+    r->params = m.n_params;
+    r->d = m.c.d;
+    r->L = m.c.n_layers;
+    const res_anchors *an = NULL;
+    int64_t bad = 0;
+    rc = check_ids(j, &s->c, m.c.vocab, r->name, s->ok, &bad, err);
+    if (rc == 0) rc = get_anchors(j, &s->ac, m.c.d, &an, err); // may read a file: agree
+    if ((rc = dist_agree(rc, err)) == 0) rc = run_ckpt(j, &s->c, s->ok, &m, an, r, &pg, err);
+    r->n_skipped += bad;
+    model_free(&m);
+    if (rc == 0) report(&pg, s->c.n, s->c.n, -1, 1);
+    return rc;
+}
+
 int run_job(const job *j, const run_opts *o, ibc_err *err) {
+    if (o->only >= j->n_ckpts) // before anything is read: the same verdict on every rank
+        return ibc_fail(err, IBC_EINPUT, "%s: --only %d: the job has %d checkpoints (0..%d)", j->file, o->only,
+                        j->n_ckpts, j->n_ckpts - 1);
     g_stop = 0;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
-    int rank = dist_rank(), rc = 0;
-    corpus c = {0};
-    rc = rank == 0 ? corpus_read(j, &c, err) : 0;
-    if ((rc = dist_share_error(rc, err))) return rc;
-    if ((rc = dist_bcast_corpus(&c, err))) { corpus_free(&c); return rc; }
-    corpus_sample(&c, j->documents, j->corpus_seed);
-    int n_max = n_max_of(j->orders);
-    tok_state ts = {0};
-    // No countable position is an error before any model is loaded (text: after tokenizing
-    // with the first checkpoint's tokenizer).
-    rc = prepare_ids(j, &c, j->ckpts[0].path, &ts, err);
-    if (rc == 0 && !countable(j, &c, n_max))
-        rc = ibc_fail(err, IBC_EINPUT, "%s: no document has a countable position (each needs at least %d tokens)",
-                      c.source[0] ? c.source : j->corpus, 2 * n_max);
-    rc = dist_share_error(rc, err);
-    if (rc) {
-        tok_free(ts.tok);
-        corpus_free(&c);
-        return rc;
-    }
-    char dir[JOB_PATH + 200];
-    if (o->results) snprintf(dir, sizeof dir, "%s", o->results);
-    else job_results_dir(j, dir, sizeof dir);
-    if (o->only >= j->n_ckpts) {
-        corpus_free(&c);
-        return ibc_fail(err, IBC_EINPUT, "%s: --only %d: the job has %d checkpoints (0..%d)", j->file, o->only, j->n_ckpts, j->n_ckpts - 1);
-    }
-    rc = rank == 0 ? io_mkdirs(dir, err) : 0;
-    if ((rc = dist_share_error(rc, err))) { corpus_free(&c); return rc; }
-
-    int K = j->n_ckpts, found = 0;
-    res_ckpt *res = calloc((size_t)K, sizeof(res_ckpt));
-    char *ok = malloc((size_t)c.n + 1);
-    anchor_cache ac = {0};
-    if (!res || !ok) { corpus_free(&c); free(res); free(ok); return ibc_fail(err, IBC_ESYS, "out of memory"); }
-    for (int k = 0; k < K; k++) snprintf(res[k].name, sizeof res[k].name, "%s", j->ckpts[k].name);
-    // Every rank reads the same results file (read-only); rank 0's verdict is shared.
-    rc = results_load(dir, j->name, j->text, res, K, &found, err);
-    if ((rc = dist_share_error(rc, err))) goto done;
-    for (int k = 0; k < K && rc == 0; k++) {
+    job_run s = {.j = j, .o = o, .rank = dist_rank(), .K = j->n_ckpts};
+    int rc = start_corpus(&s, err);
+    if (rc == 0) rc = open_results(&s, err);
+    if (rc) goto done;
+    for (int k = 0; k < s.K && rc == 0; k++) {
         if (o->only >= 0 && k != o->only) continue;
-        progress pg = {o, now(), now(), k + 1, K, j->ckpts[k].name, 0};
-        if (res[k].status != RES_PENDING) {
-            if (!o->quiet && rank == 0) fprintf(stderr, "ibc: checkpoint %d/%d %s: already %s, skipped\n", k + 1, K,
-                                                res[k].name, res[k].status == RES_COMPLETE ? "complete" : "failed");
+        if (s.res[k].status != RES_PENDING) {
+            if (!o->quiet && s.rank == 0)
+                fprintf(stderr, "ibc: checkpoint %d/%d %s: already %s, skipped\n", k + 1, s.K, s.res[k].name,
+                        s.res[k].status == RES_COMPLETE ? "complete" : "failed");
             continue;
         }
-        model m;
-        ibc_err le = {0};
-        int lrc = prepare_ids(j, &c, j->ckpts[k].path, &ts, &le); // text: this checkpoint's tokenizer
-        if (dist_any(lrc != 0)) lrc = dist_share_error(lrc ? lrc : IBC_EINPUT, &le);
-        else lrc = model_load(j->ckpts[k].path, &m, &le);
-        if (dist_any(lrc != 0)) {
-            if (lrc == 0) model_free(&m);
-            lrc = dist_share_error(lrc ? lrc : IBC_ESYS, &le);
-            if (j->on_error_stop) { *err = le; rc = lrc; break; }
-            res[k].status = RES_FAILED;
-            snprintf(res[k].error, sizeof res[k].error, "%s", le.msg);
-            if (rank == 0) fprintf(stderr, "ibc: checkpoint %s failed to load, going on: %s\n", res[k].name, le.msg);
-        } else {
-            snprintf(res[k].arch, sizeof res[k].arch, "%s", config_arch_name(m.c.arch));
-            res[k].params = m.n_params;
-            res[k].d = m.c.d;
-            res[k].L = m.c.n_layers;
-            const res_anchors *an = NULL;
-            int64_t bad = 0;
-            rc = check_ids(j, &c, m.c.vocab, res[k].name, ok, &bad, err);
-            if (rc == 0) rc = get_anchors(j, &ac, m.c.d, &an, err);
-            if (rc == 0) rc = run_ckpt(j, &c, ok, &m, an, &res[k], &pg, err);
-            res[k].n_skipped += bad;
-            model_free(&m);
-            if (rc == 0) report(&pg, c.n, c.n, -1, 1);
-        }
-        if (rc == 0) rc = save(j, dir, res, K, &ac, err);
+        rc = run_one(&s, k, err);
+        if (rc == 0) rc = save(j, s.dir, s.res, s.K, &s.ac, err);
     }
     if (rc == IBC_ESTOP) {
         int complete = 0;
-        for (int k = 0; k < K; k++) complete += res[k].status != RES_PENDING;
+        for (int k = 0; k < s.K; k++) complete += s.res[k].status != RES_PENDING;
         ibc_fail(err, IBC_ESTOP, "stopped by signal %d after saving: %d of %d checkpoints done in %s; run the same job again to resume",
-                 (int)g_stop, complete, K, dir);
+                 (int)g_stop, complete, s.K, s.dir);
     }
 done:
-    for (int k = 0; k < K; k++) res_ckpt_free(&res[k]);
-    free_anchors(&ac);
-    free(res);
-    free(ok);
-    tok_free(ts.tok);
-    corpus_free(&c);
+    free_run(&s);
     return rc;
 }
 
+// Collective: every rank calls it. Every rank reads every folder (read-only) and the ranks
+// agree after each; the merged results are written collectively.
 int run_merge(const job *j, const char *const *dirs, int n_dirs, const char *out, ibc_err *err) {
     int K = j->n_ckpts, rc = 0;
-    res_ckpt *res = calloc((size_t)K, sizeof(res_ckpt)), *part = calloc((size_t)K, sizeof(res_ckpt));
+    res_ckpt *res = xcalloc((size_t)K, sizeof(res_ckpt)), *part = xcalloc((size_t)K, sizeof(res_ckpt));
     anchor_cache ac = {0};
-    if (!res || !part) { free(res); free(part); return ibc_fail(err, IBC_ESYS, "out of memory"); }
     for (int k = 0; k < K; k++) snprintf(res[k].name, sizeof res[k].name, "%s", j->ckpts[k].name);
     for (int i = 0; i < n_dirs && rc == 0; i++) {
         int found = 0;
@@ -387,15 +424,18 @@ int run_merge(const job *j, const char *const *dirs, int n_dirs, const char *out
         }
         rc = results_load(dirs[i], j->name, j->text, part, K, &found, err);
         if (rc == 0 && !found) rc = ibc_fail(err, IBC_EINPUT, "%s: no %s.h5 results in this folder", dirs[i], j->name);
-        for (int k = 0; rc == 0 && k < K; k++) // a complete result wins over a failed one
+        if ((rc = dist_agree(rc, err))) break;
+        for (int k = 0; k < K; k++) // a complete result wins over a failed one
             if (part[k].status == RES_COMPLETE || (part[k].status == RES_FAILED && res[k].status == RES_PENDING)) {
                 res_ckpt_free(&res[k]);
                 res[k] = part[k];
                 memset(&part[k], 0, sizeof part[k]);
             }
     }
-    if (rc == 0) rc = dist_rank() == 0 ? io_mkdirs(out, err) : 0;
-    if ((rc = dist_share_error(rc, err)) == 0) rc = save(j, out, res, K, &ac, err);
+    if (rc == 0) { // rc is agreed here: every rank is on this line or none
+        if (dist_rank() == 0) rc = io_mkdirs(out, err);
+        if ((rc = dist_agree(rc, err)) == 0) rc = save(j, out, res, K, &ac, err);
+    }
     for (int k = 0; k < K; k++) { res_ckpt_free(&res[k]); res_ckpt_free(&part[k]); }
     free(res);
     free(part);

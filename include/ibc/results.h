@@ -5,9 +5,12 @@
 //                   I_pref} with the summary and model as attributes
 //   DIR/layers.csv  one row per checkpoint and tracked layer
 //   DIR/summary.csv one row per complete checkpoint
-// Every file is written under a temporary name and renamed. The HDF5 file is rewritten
-// after each checkpoint from all results so far, so a killed job leaves the last complete
-// state; results_load reads it back to resume.
+// Every file is written under a temporary name and renamed only when all three are whole
+// (all or nothing: a full disk leaves the previous results in place, complete and resumable).
+// The HDF5 file is rewritten after each checkpoint from all results so far, so a killed job
+// leaves the last complete state; results_load reads it back to resume.
+// MPI: results_write is collective (parallel HDF5 over MPI_COMM_WORLD, errors agreed through
+// dist_agree); the readers are not.
 #ifndef IBC_RESULTS_H
 #define IBC_RESULTS_H
 
@@ -43,16 +46,18 @@ typedef struct {
     double eps;
 } res_anchors;
 
-// Allocates the per-layer arrays of r for n_layers slots (NaN-filled).
-int res_ckpt_alloc(res_ckpt *r, int n_layers);
+// Allocates the per-layer arrays of r for n_layers slots (NaN-filled; out of memory aborts).
+void res_ckpt_alloc(res_ckpt *r, int n_layers);
 void res_ckpt_free(res_ckpt *r);
 
-// Writes DIR/JOB.h5 (collectively over MPI_COMM_WORLD: every rank calls it with the same
-// data; rank 0 writes the bytes) and, from rank 0, layers.csv and summary.csv.
+// Writes DIR/JOB.h5 (rank 0 writes the bytes) and, from rank 0, layers.csv and summary.csv.
+// Collective: every rank calls it, with the same data. Returns the same code and message on
+// every rank (the failing file named); on failure the previous files are untouched.
+// Fault hook `write` (err.h) fires after the HDF5 file is written under its temporary name.
 int results_write(const char *dir, const char *job_name, const char *job_text, const res_ckpt *r, int n,
                   const res_anchors *anchors, int n_anchors, ibc_err *err);
 
-// Reads DIR/JOB.h5 if it exists. *found = 0 if there is no file. Checkpoints whose status is
+// Reads DIR/JOB.h5 if it exists (local: no communication; a caller on many ranks agrees after). *found = 0 if there is no file. Checkpoints whose status is
 // complete or failed are returned in r (n_max entries, matched by name, others left pending).
 // IBC_EINPUT if the file was made by a different job text.
 int results_load(const char *dir, const char *job_name, const char *job_text, res_ckpt *r, int n, int *found,
