@@ -170,27 +170,34 @@ int instream_read(instream *s, void *buf, size_t n, size_t *got, ibc_err *err) {
 
 int instream_line(instream *s, const char **line, size_t *len, ibc_err *err) {
     size_t n = 0;
+    int too_long = 0;
     for (;;) {
         int rc = fill_out(s, err);
         if (rc) return rc;
         if (s->out_eof) {
-            if (!n) return 0;
+            if (!n && !too_long) return 0;
             break;
         }
         unsigned char *p = s->out + s->out_pos, *nl = memchr(p, '\n', s->out_len - s->out_pos);
         size_t k = nl ? (size_t)(nl - p) : s->out_len - s->out_pos;
-        if (n + k + 1 > IBC_LINE_MAX)
-            return ibc_fail(err, IBC_EINPUT, "%s: line %lld is longer than %d MiB (IBC_LINE_MAX)", s->name,
-                            (long long)s->line_no + 1, IBC_LINE_MAX >> 20);
-        xgrow(s->line, s->line_cap, n + k + 1);
-        memcpy(s->line + n, p, k);
-        n += k;
+        if (n + k + 1 > IBC_LINE_MAX) too_long = 1; // read on to the line's end, keep nothing
+        if (!too_long) {
+            xgrow(s->line, s->line_cap, n + k + 1);
+            memcpy(s->line + n, p, k);
+            n += k;
+        }
         s->out_pos += k + (nl != NULL);
         s->offset += k + (nl != NULL);
         if (nl) break;
     }
-    s->line[n] = 0;
     s->line_no++;
+    if (too_long) {
+        *line = NULL;
+        *len = 0;
+        return 2;
+    }
+    xgrow(s->line, s->line_cap, n + 1);
+    s->line[n] = 0;
     *line = s->line;
     *len = n;
     return 1;

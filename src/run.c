@@ -286,7 +286,6 @@ int run_job(const job *j, const run_opts *o, ibc_err *err) {
     rc = rank == 0 ? corpus_read(j, &c, err) : 0;
     if ((rc = dist_share_error(rc, err))) return rc;
     if ((rc = dist_bcast_corpus(&c, err))) { corpus_free(&c); return rc; }
-    corpus_sample(&c, j->documents, j->corpus_seed);
     int n_max = n_max_of(j->orders);
     tok_state ts = {0};
     // No countable position is an error before any model is loaded (text: after tokenizing

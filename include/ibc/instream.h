@@ -6,7 +6,7 @@
 // two fixed buffers plus the longest line (at most IBC_LINE_MAX), whatever the file's size.
 //
 // Errors are IBC_EINPUT lines naming the file and where: a truncated or corrupt stream (with the
-// compressed byte offset), a line longer than IBC_LINE_MAX (with its line number), a file whose
+// compressed byte offset), a file whose
 // size or modification time changed between open and end (it changed while it was read).
 // While reading, the raw (compressed) bytes are hashed: at the end instream_digest gives the
 // file's SHA-256 and size as stored on disk. Not collective; one stream is one thread's.
@@ -29,8 +29,9 @@ void instream_close(instream *s);
 // Up to n decompressed bytes into buf (fewer only at the end); *got = 0 at the end.
 int instream_read(instream *s, void *buf, size_t n, size_t *got, ibc_err *err);
 // The next line without its '\n' (a '\r' before it is kept), NUL-terminated, in a buffer of s
-// valid until the next call. Returns 1 (a line), 0 (end of the stream) or an error. A last line
-// without '\n' is a line.
+// valid until the next call. Returns 1 (a line), 0 (end of the stream), 2 (a line longer than
+// IBC_LINE_MAX: read to its end and dropped, *line = NULL; the caller names it with
+// instream_line_no) or an error. A last line without '\n' is a line.
 int instream_line(instream *s, const char **line, size_t *len, ibc_err *err);
 
 int64_t instream_line_no(const instream *s);  // lines returned so far (1-based number of the last)
