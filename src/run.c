@@ -10,6 +10,7 @@
 #include "ibc/corpus.h"
 #include "ibc/dist.h"
 #include "ibc/io.h"
+#include "ibc/manifest.h"
 #include "ibc/model.h"
 #include "ibc/results.h"
 #include "ibc/softent.h"
@@ -319,6 +320,12 @@ int run_job(const job *j, const run_opts *o, ibc_err *err) {
     // Every rank reads the same results file (read-only); rank 0's verdict is shared.
     rc = results_load(dir, j->name, j->text, res, K, &found, err);
     if ((rc = dist_share_error(rc, err))) goto done;
+    if (rank == 0) { // provenance; a resume over changed inputs is refused
+        char *mf = manifest_build(j, &c);
+        rc = manifest_update(dir, mf, found, err);
+        free(mf);
+    }
+    if ((rc = dist_share_error(rc, err))) goto done;
     for (int k = 0; k < K && rc == 0; k++) {
         if (o->only >= 0 && k != o->only) continue;
         progress pg = {o, now(), now(), k + 1, K, j->ckpts[k].name, 0};
@@ -393,7 +400,7 @@ int run_merge(const job *j, const char *const *dirs, int n_dirs, const char *out
                 memset(&part[k], 0, sizeof part[k]);
             }
     }
-    if (rc == 0) rc = dist_rank() == 0 ? io_mkdirs(out, err) : 0;
+    if (rc == 0 && dist_rank() == 0 && (rc = io_mkdirs(out, err)) == 0) rc = manifest_merge(dirs, n_dirs, out, err);
     if ((rc = dist_share_error(rc, err)) == 0) rc = save(j, out, res, K, &ac, err);
     for (int k = 0; k < K; k++) { res_ckpt_free(&res[k]); res_ckpt_free(&part[k]); }
     free(res);
