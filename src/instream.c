@@ -12,10 +12,13 @@
 #include "ibc/limits.h"
 #include "ibc/mem.h"
 
-// Raw and decompressed chunk sizes: large enough that a syscall or decoder call moves a useful
-// amount, small enough that many open streams cost little.
+// Raw and decompressed chunk sizes for files: large enough that a syscall or decoder call moves a
+// useful amount, small enough that many open streams cost little. Memory streams (tests,
+// fuzzing) use small odd sizes, so that decoders and lines cross chunk ends often.
 #define RAW_CHUNK (1 << 18)
 #define OUT_CHUNK (1 << 18)
+#define MEM_RAW_CHUNK 1021
+#define MEM_OUT_CHUNK 4093
 // xz: a hostile header may ask for a huge dictionary; real files (xz -9) need 64 MiB.
 #define XZ_MEMLIMIT ((uint64_t)512 << 20)
 
@@ -29,11 +32,11 @@ struct instream {
     const unsigned char *mem;   // memory stream
     size_t mem_len, mem_pos;
     struct stat st0;            // at open: a change while reading is an error
-    unsigned char *raw;         // [RAW_CHUNK] raw bytes; [raw_pos, raw_len) not yet decoded
-    size_t raw_pos, raw_len;
+    unsigned char *raw;         // [raw_cap] raw bytes; [raw_pos, raw_len) not yet decoded
+    size_t raw_pos, raw_len, raw_cap, out_cap;
     uint64_t raw_total;         // raw bytes read from the source
     int raw_eof, out_eof;
-    unsigned char *out;         // [OUT_CHUNK] decompressed bytes; [out_pos, out_len) not yet returned
+    unsigned char *out;         // [out_cap] decompressed bytes; [out_pos, out_len) not yet returned
     size_t out_pos, out_len;
     uint64_t offset;            // decompressed bytes returned
     char *line;                 // the current line (NUL-terminated), capacity line_cap
@@ -52,11 +55,11 @@ static int fill_raw(instream *s, ibc_err *err) {
     if (s->raw_pos < s->raw_len || s->raw_eof) return 0;
     size_t n;
     if (s->f) {
-        n = fread(s->raw, 1, RAW_CHUNK, s->f);
+        n = fread(s->raw, 1, s->raw_cap, s->f);
         if (ferror(s->f)) return ibc_fail(err, IBC_EINPUT, "%s: read error at byte %llu: %s", s->name,
                                           (unsigned long long)s->raw_total, strerror(errno));
     } else {
-        n = s->mem_len - s->mem_pos < RAW_CHUNK ? s->mem_len - s->mem_pos : RAW_CHUNK;
+        n = s->mem_len - s->mem_pos < s->raw_cap ? s->mem_len - s->mem_pos : s->raw_cap;
         memcpy(s->raw, s->mem + s->mem_pos, n);
         s->mem_pos += n;
     }
@@ -90,7 +93,7 @@ static int truncated(instream *s, ibc_err *err) {
 // One decoder step: consumes raw bytes, appends to out[out_len..OUT_CHUNK).
 static int decode_step(instream *s, ibc_err *err) {
     unsigned char *in = s->raw + s->raw_pos, *o = s->out + s->out_len;
-    size_t ain = s->raw_len - s->raw_pos, aout = OUT_CHUNK - s->out_len, used_in = 0, made = 0;
+    size_t ain = s->raw_len - s->raw_pos, aout = s->out_cap - s->out_len, used_in = 0, made = 0;
     if (s->k == K_PLAIN) {
         used_in = made = ain < aout ? ain : aout;
         memcpy(o, in, made);
@@ -223,8 +226,10 @@ static int detect(instream *s, ibc_err *err) {
 }
 
 static int open_common(instream **out, instream *s, ibc_err *err) {
-    s->raw = xmalloc(RAW_CHUNK);
-    s->out = xmalloc(OUT_CHUNK);
+    s->raw_cap = s->f ? RAW_CHUNK : MEM_RAW_CHUNK;
+    s->out_cap = s->f ? OUT_CHUNK : MEM_OUT_CHUNK;
+    s->raw = xmalloc(s->raw_cap);
+    s->out = xmalloc(s->out_cap);
     sha256_init(&s->sha);
     int rc = detect(s, err);
     if (rc) { instream_close(s); s = NULL; }

@@ -1,6 +1,8 @@
 // corpus, instream and sha256: chat rendering, streams (members, truncation, changes while
 // read, over-long lines), file expansion, and the sample against the full Fisher-Yates shuffle.
+#include <lzma.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "testutil.h"
 
@@ -135,6 +137,57 @@ static void test_gzip_members_and_truncation(void **state) {
     assert_int_equal(rc, IBC_EINPUT);
     assert_non_null(strstr(e.msg, "tail.gz: corrupt gzip stream at compressed byte"));
     instream_close(s);
+}
+
+// The same 20k lines through gzip, zstd and xz (memory streams use ~1 KiB chunks, so decoders
+// and lines cross many chunk ends), and the SHA-256 of the raw bytes.
+static void test_formats_across_chunks(void **state) {
+    (void)state;
+    size_t n = 0, cap = 1000000; // 20k lines of at most 27 bytes
+    char *text = malloc(cap);
+    for (int i = 0; i < 20000; i++) n += (size_t)snprintf(text + n, cap - n, "{\"text\": \"line %d\"}\n", i * 7919 % 100003);
+    size_t zcap = n + 4096;
+    unsigned char *z = malloc(zcap);
+    for (int k = 0; k < 3; k++) {
+        size_t zn = 0;
+        const char *want = k == 0 ? "gzip" : k == 1 ? "zstd" : "xz";
+        if (k == 0) {
+            char *t = malloc(n + 1);
+            memcpy(t, text, n);
+            t[n] = 0;
+            zn = gz(t, z, zcap);
+            free(t);
+        } else if (k == 1) {
+            zn = ZSTD_compress(z, zcap, text, n, 3);
+            assert_false(ZSTD_isError(zn));
+        } else {
+            assert_int_equal(lzma_easy_buffer_encode(6, LZMA_CHECK_CRC64, NULL, (const uint8_t *)text, n, z, &zn, zcap), LZMA_OK);
+        }
+        instream *s;
+        ibc_err e = {0};
+        assert_int_equal(instream_open_mem(z, zn, want, &s, &e), 0);
+        assert_string_equal(instream_kind(s), want);
+        const char *l;
+        size_t len, at = 0;
+        int rc;
+        while ((rc = instream_line(s, &l, &len, &e)) == 1) {
+            assert_memory_equal(l, text + at, len);
+            assert_int_equal(text[at + len], '\n');
+            at += len + 1;
+        }
+        assert_int_equal(rc, 0);
+        assert_int_equal(at, n);
+        assert_int_equal(instream_line_no(s), 20000);
+        char hex[SHA256_HEX], ref[SHA256_HEX];
+        uint64_t size;
+        instream_digest(s, hex, &size);
+        sha256_hex(z, zn, ref);
+        assert_string_equal(hex, ref);
+        assert_int_equal(size, zn);
+        instream_close(s);
+    }
+    free(z);
+    free(text);
 }
 
 static void test_long_line(void **state) {
@@ -272,6 +325,7 @@ int main(void) {
         cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_gzip_members_and_truncation),
+        cmocka_unit_test(test_formats_across_chunks),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_changed_while_read),
         cmocka_unit_test(test_expand),
