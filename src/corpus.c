@@ -386,21 +386,27 @@ int corpus_each_jsonl(const char *path, const char *field, int skip_bad, corpus_
 
 // ---- token files + offsets ----
 
-// Reads n ids (es bytes each) into a new array; *got counts the ids the stream held.
-static int read_ids(instream *tok, size_t es, uint64_t n, int32_t *ids, uint64_t *got, ibc_err *err) {
+// Reads up to n ids (es bytes each) into *ids, grown as they arrive (never to what the offsets
+// claim before the tokens are there: a hostile offset cannot make a huge allocation); *got
+// counts the ids the stream held.
+static int read_ids(instream *tok, size_t es, uint64_t n, int32_t **ids, uint64_t *got, ibc_err *err) {
     unsigned char buf[1 << 14];
+    size_t cap = 0;
     *got = 0;
+    *ids = NULL;
+    xgrow(*ids, cap, 1);
     while (*got < n) {
         size_t want = (n - *got) * es < sizeof buf ? (size_t)(n - *got) * es : sizeof buf, k;
         int rc = instream_read(tok, buf, want, &k, err);
         if (rc) return rc;
+        xgrow(*ids, cap, (size_t)*got + k / es + 1);
         for (size_t t = 0; t + es <= k; t += es, (*got)++) {
             uint32_t v;
             if (es == 2) { uint16_t h; memcpy(&h, buf + t, 2); v = le16toh(h); }
             else { memcpy(&v, buf + t, 4); v = le32toh(v); }
             if (v > INT32_MAX)
                 return ibc_fail(err, IBC_EINPUT, "%s: token %llu is %u, too large", instream_name(tok), (unsigned long long)*got, v);
-            ids[*got] = (int32_t)v;
+            (*ids)[*got] = (int32_t)v;
         }
         if (k < want) {
             if (k % es) return ibc_fail(err, IBC_EINPUT, "%s: size is not a multiple of %zu", instream_name(tok), es);
@@ -432,9 +438,8 @@ static int read_tokens(sink *s, instream *tok, instream *off, ibc_err *err) {
                           (long long)i, (unsigned long long)a, (unsigned long long)b, tp);
             break;
         }
-        // Allocated in full only for a document the offsets say is there; the ids are read in chunks.
-        int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)(b - a ? b - a : 1));
-        if ((rc = read_ids(tok, es, b - a, ids, &got, err)) == 0 && got < b - a)
+        int32_t *ids;
+        if ((rc = read_ids(tok, es, b - a, &ids, &got, err)) == 0 && got < b - a)
             rc = ibc_fail(err, IBC_EINPUT, "%s: offset %lld (%llu..%llu) is past the end of the %llu tokens of %s", op,
                           (long long)i, (unsigned long long)a, (unsigned long long)b, (unsigned long long)(total + got), tp);
         if (rc) { free(ids); break; }
