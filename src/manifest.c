@@ -17,10 +17,7 @@
 #include "ibc/softent.h"
 
 #ifndef IBC_VERSION
-#define IBC_VERSION "0.1"
-#endif
-#ifndef IBC_GIT_REV
-#define IBC_GIT_REV "unknown"
+#define IBC_VERSION "0.1" // as results.c; IBC_GIT_REV comes from the Makefile
 #endif
 
 // A safetensors header may not claim more than this (real ones are a few MB at most).
