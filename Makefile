@@ -2,7 +2,7 @@
 BUILD   ?= build
 BIN     ?= bin/ibc
 CC      := mpicc
-PKGS    := jansson libpcre2-8 libutf8proc inih hdf5-openmpi
+PKGS    := jansson libpcre2-8 libutf8proc inih hdf5-openmpi zlib libzstd liblzma
 # OpenBLAS's OpenMP build, pinned by rpath whatever the system's BLAS alternative is: inside
 # ibc's own OpenMP regions its sgemm runs on the calling thread instead of oversubscribing.
 BLASDIR := /usr/lib/x86_64-linux-gnu/openblas-openmp

@@ -9,7 +9,7 @@ SECS=${FUZZ_SECONDS:-60}
 OUT=build-fuzz
 mkdir -p "$OUT"
 FLAGS="-g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iinclude $(pkg-config --cflags jansson libpcre2-8 libutf8proc)"
-LIBS="$(pkg-config --libs jansson libpcre2-8 libutf8proc inih) -lcsv -lm"
+LIBS="$(pkg-config --libs jansson libpcre2-8 libutf8proc inih zlib libzstd liblzma) -lcsv -lm"
 # Library sources each target needs (no MPI, no BLAS); every target gets COMMON.
 COMMON="src/io.c src/err.c src/mem.c"
 declare -A SRCS=(
@@ -20,6 +20,8 @@ declare -A SRCS=(
   [fuzz_benchtab]="src/benchtab.c"
   [fuzz_job]="src/job.c"
   [fuzz_npy]="src/npy.c"
+  [fuzz_instream]="src/instream.c src/sha256.c"
+  [fuzz_corpus]="src/corpus.c src/instream.c src/sha256.c src/rng.c"
 )
 seed() { # target dir
   case $1 in
@@ -57,6 +59,21 @@ open(sys.argv[1] + "/v2", "wb").write(npy((4,), 2))
 open(sys.argv[1] + "/scalar", "wb").write(npy(()))
 PY
       ;;
+    fuzz_instream) # the same lines plain, gzip (two members), zstd and xz
+      printf '{"text": "one"}\n{"text": "two"}\n' >"$2/plain"
+      { printf 'a\nb\n' | gzip -c; printf 'c\n' | gzip -c; } >"$2/members.gz"
+      zstd -q -c "$2/plain" >"$2/p.zst"
+      xz -c "$2/plain" >"$2/p.xz" ;;
+    fuzz_corpus) # first byte: format (byte % 5), options in the higher bits
+      printf '\x01{"text": "one"}\n{"text": "two"}\nnot json\n' >"$2/jsonl"
+      printf '\x02{"ids": [1, 2, 3]}\n{"ids": [4]}\n' >"$2/ids"
+      printf '\x00doc one\n\ndoc two\nmore\n' >"$2/text"
+      printf '\x81{"prompt": [{"role": "user", "content": "Hi?"}], "chosen": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Yes."}], "rejected": "No."}\n' >"$2/pref"
+      { printf '\x81'; printf '{"text": "a"}\n' | gzip -c; } >"$2/gz"
+      /usr/bin/python3 -c "
+import struct, sys
+t = struct.pack('<12H', *range(1, 13)); o = struct.pack('<3Q', 0, 5, 12)
+open(sys.argv[1], 'wb').write(b'\x03' + t + o)" "$2/tok16" ;;
     fuzz_tokenizer_encode)
       printf 'Hello, World! 123 caf\xc3\xa9 -x- [x] <s>  a\tb\n' >"$2/s1"
       printf 'ab ab\xe2\x96\x81a 9' >"$2/s2" ;;

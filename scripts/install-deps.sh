@@ -18,6 +18,8 @@ PKGS=(
   fortunes                            # the demo corpus
   python3-numpy python3-scipy         # reference values in tests
   procps                              # pkill/pgrep in the resume and Slurm tests
+  zlib1g-dev libzstd-dev liblzma-dev  # compressed corpora read as streams (gzip, zstd, xz)
+  python3-h5py                        # tests/h5py.sh: a real client reads the HDF5 results
 )
 
 # `install-deps.sh slurm`: the one-node Slurm that tests/slurm.sh starts (slurmctld, slurmd, munge).

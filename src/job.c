@@ -30,6 +30,18 @@ static int set_path(parse_ctx *c, char *dst, const char *v, const char *key) {
     return 1;
 }
 
+// A corpus file spec: a path or glob relative to the job file's folder, or @LIST (the list's path
+// made relative the same way; its lines are taken relative to the list's own folder).
+static int set_files(parse_ctx *c, char *dst, const char *v, const char *key) {
+    char list[JOB_PATH];
+    if (v[0] != '@') return set_path(c, dst, v, key);
+    if (!set_path(c, list, v + 1, key)) return 0;
+    if (strlen(list) + 1 >= JOB_PATH) return bad(c, "%s: path too long%s", key, "");
+    dst[0] = '@';
+    strcpy(dst + 1, list);
+    return 1;
+}
+
 static int set_int(parse_ctx *c, const char *key, const char *v, long long lo, long long hi, long long *out) {
     char *end;
     errno = 0;
@@ -165,10 +177,10 @@ static int handler(void *user, const char *sec, const char *key, const char *v) 
                 if (!strcmp(v, F[i])) { j->format = (corpus_format)i; return 1; }
             return bad(c, "format: expected text, jsonl, jsonl-ids, tokens-u16 or tokens-u32, got %s%s", v, "");
         }
-        if (!strcmp(key, "path")) return set_path(c, j->corpus, v, key);
+        if (!strcmp(key, "path")) return set_files(c, j->corpus, v, key);
         if (!strcmp(key, "field")) return set_str(c, j->field, sizeof j->field, key, v);
         if (!strcmp(key, "separator")) return set_str(c, j->separator, sizeof j->separator, key, v);
-        if (!strcmp(key, "offsets")) return set_path(c, j->offsets, v, key);
+        if (!strcmp(key, "offsets")) return set_files(c, j->offsets, v, key);
         if (!strcmp(key, "tokenizer")) return set_path(c, j->tokenizer, v, key);
         if (!strcmp(key, "add_special_tokens")) return set_bool(c, key, v, &j->add_special);
         if (!strcmp(key, "documents")) return set_int(c, key, v, 0, INT32_MAX, &x) && (j->documents = x, 1);
@@ -198,7 +210,7 @@ static int handler(void *user, const char *sec, const char *key, const char *v) 
         if (!strcmp(key, "layers")) return set_layers(c, v);
         if (!strcmp(key, "min_count")) return set_int(c, key, v, 0, INT32_MAX, &x) && (j->min_count = x, 1);
     } else if (!strcmp(sec, "preference")) {
-        if (!strcmp(key, "path")) return set_path(c, j->preference, v, key);
+        if (!strcmp(key, "path")) return set_files(c, j->preference, v, key);
     } else {
         return bad(c, "unknown section [%s]; expected job, checkpoints, corpus, estimator, preference or output%s", sec, "");
     }

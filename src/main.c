@@ -9,6 +9,7 @@
 
 #include "ibc/args.h"
 #include "ibc/ckpt.h"
+#include "ibc/corpus.h"
 #include "ibc/correlate.h"
 #include "ibc/dist.h"
 #include "ibc/err.h"
@@ -130,14 +131,19 @@ static int print_ids(FILE *f, const int32_t *ids, int n, int json) {
     return ferror(f) ? -1 : 0;
 }
 
-static int valid_utf8(const char *s, size_t n) {
-    utf8proc_int32_t cp;
-    for (size_t i = 0; i < n;) {
-        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
-        if (k <= 0) return 0;
-        i += (size_t)k;
-    }
-    return 1;
+typedef struct {
+    tokenizer *t;
+    int special;
+} tok_line;
+
+static int print_doc_ids(void *ctx, const char *text, size_t len, int64_t line, ibc_err *e) {
+    (void)line;
+    tok_line *tl = ctx;
+    int32_t *ids;
+    int n, rc = tok_encode(tl->t, text, len, tl->special, &ids, &n, e);
+    if (rc == 0) print_ids(stdout, ids, n, 1);
+    if (rc == 0) free(ids);
+    return rc;
 }
 
 static int cmd_tokenize(int argc, char **argv) {
@@ -160,31 +166,16 @@ static int cmd_tokenize(int argc, char **argv) {
         char *text = NULL;
         size_t len;
         rc = io_read_all("/dev/stdin", &text, &len, &e);
-        if (rc == 0 && !valid_utf8(text, len)) rc = ibc_fail(&e, IBC_EINPUT, "stdin: invalid UTF-8");
+        if (rc == 0 && !corpus_valid_utf8(text, len)) rc = ibc_fail(&e, IBC_EINPUT, "stdin: invalid UTF-8");
         if (rc == 0 && (rc = tok_encode(t, text, len, special, &ids, &n, &e)) == 0) {
             print_ids(stdout, ids, n, 0);
             free(ids);
         }
         free(text);
-    } else {
-        FILE *f = fopen(jsonl, "r");
-        if (!f) rc = ibc_fail(&e, IBC_EINPUT, "%s: cannot open", jsonl);
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t k;
-        for (long ln = 1; rc == 0 && (k = getline(&line, &cap, f)) >= 0; ln++) {
-            json_error_t je;
-            json_t *o = valid_utf8(line, (size_t)k) ? json_loadb(line, (size_t)k, JSON_ALLOW_NUL, &je) : NULL;
-            json_t *tx = json_object_get(o, "text");
-            if (!json_is_string(tx)) rc = ibc_fail(&e, IBC_EINPUT, "%s:%ld: expected a JSON object with a string field text", jsonl, ln);
-            else if ((rc = tok_encode(t, json_string_value(tx), json_string_length(tx), special, &ids, &n, &e)) == 0) {
-                print_ids(stdout, ids, n, 1);
-                free(ids);
-            }
-            json_decref(o);
-        }
-        free(line);
-        if (f) fclose(f);
+    } else { // through the corpus reader: compressed files too; blank lines skipped
+        tok_line tl = {t, special};
+        int64_t n_bad = 0;
+        rc = corpus_each_jsonl(jsonl, "text", 0, print_doc_ids, &tl, &n_bad, &e);
     }
     tok_free(t);
     return rc ? fail(&e) : 0;

@@ -13,6 +13,7 @@
 #include "ibc/io.h"
 #include "ibc/limits.h"
 #include "ibc/mem.h"
+#include "ibc/manifest.h"
 
 #ifndef IBC_VERSION
 #define IBC_VERSION "0.1"
@@ -144,6 +145,9 @@ static int write_h5(const char *path, const char *final, const char *job_text, c
     h5_attr_str(run, "version", IBC_VERSION);
     h5_attr_str(run, "git_revision", IBC_GIT_REV);
     h5_str_ds(&c, run, "job", job_text);
+    char *manifest = manifest_text_shared(path); // the folder's manifest.json (manifest.h), if any
+    if (manifest) h5_str_ds(&c, run, "manifest", manifest);
+    free(manifest);
     H5Gclose(run);
     hid_t ag = ok_id(&c, H5Gcreate2(f, "anchors", H5P_DEFAULT, c.gcpl, H5P_DEFAULT));
     for (int i = 0; i < n_an; i++) {

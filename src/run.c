@@ -12,6 +12,7 @@
 #include "ibc/io.h"
 #include "ibc/limits.h"
 #include "ibc/mem.h"
+#include "ibc/manifest.h"
 #include "ibc/model.h"
 #include "ibc/results.h"
 #include "ibc/softent.h"
@@ -313,7 +314,6 @@ static int start_corpus(job_run *s, ibc_err *err) {
     if (rc == 0) rc = ibc_fault("corpus", s->rank, err);
     if ((rc = dist_agree(rc, err))) return rc;
     dist_bcast_corpus(&s->c, err);
-    corpus_sample(&s->c, j->documents, j->corpus_seed);
     if ((rc = prepare_ids(j, &s->c, j->ckpts[0].path, &s->ts, err))) return rc;
     int n_max = n_max_of(j->orders);
     if (!countable(j, &s->c, n_max)) // the same verdict on every rank: every rank holds every id
@@ -335,6 +335,12 @@ static int open_results(job_run *s, ibc_err *err) {
     s->ok = xmalloc((size_t)s->c.n + 1);
     for (int k = 0; k < s->K; k++) snprintf(s->res[k].name, sizeof s->res[k].name, "%s", j->ckpts[k].name);
     rc = results_load(s->dir, j->name, j->text, s->res, s->K, &found, err);
+    if ((rc = dist_agree(rc, err))) return rc;
+    if (s->rank == 0) { // provenance; a resume over changed inputs is refused
+        char *mf = manifest_build(j, &s->c);
+        rc = manifest_update(s->dir, mf, found, err);
+        free(mf);
+    }
     return dist_agree(rc, err);
 }
 
@@ -433,7 +439,7 @@ int run_merge(const job *j, const char *const *dirs, int n_dirs, const char *out
             }
     }
     if (rc == 0) { // rc is agreed here: every rank is on this line or none
-        if (dist_rank() == 0) rc = io_mkdirs(out, err);
+        if (dist_rank() == 0 && (rc = io_mkdirs(out, err)) == 0) rc = manifest_merge(dirs, n_dirs, out, err);
         if ((rc = dist_agree(rc, err)) == 0) rc = save(j, out, res, K, &ac, err);
     }
     for (int k = 0; k < K; k++) { res_ckpt_free(&res[k]); res_ckpt_free(&part[k]); }

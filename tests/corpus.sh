@@ -54,6 +54,43 @@ printf '' >"$tmp/empty.jsonl"
 job em "format = jsonl-ids" "path = $tmp/empty.jsonl"; run em; st=$?
 check "an empty corpus: exit 2" '[ $st -eq 2 ] && grep -q "holds no document" $tmp/em.err'
 
+# Compressed and multi-file input, bad streams, over-long lines, the manifest and resuming.
+mf() { $PY -c "import json,sys; m=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; } # FILE EXPR(m)
+noout() { [ ! -e "$tmp/out/$1/$1.h5" ] && ! ls "$tmp/out/$1" 2>/dev/null | grep -q tmp; }
+gzip -c "$tmp/ids.jsonl" >"$tmp/ids.jsonl.gz"
+job gz "format = jsonl-ids" "path = $tmp/ids.jsonl.gz"; run gz
+check "gzip input: the same documents as the plain file" 'sed 1d $tmp/out/gz/layers.csv | diff -q - <(sed 1d $tmp/ids.csv) >/dev/null'
+check "manifest.json: the input's size and SHA-256 as on disk, gzip" \
+  '[ "$(mf $tmp/out/gz/manifest.json "m[\"inputs\"][0][\"sha256\"], m[\"inputs\"][0][\"size\"], m[\"inputs\"][0][\"kind\"]")" = "('"'"'$(sha256sum <$tmp/ids.jsonl.gz | cut -c1-64)'"'"', $(stat -c %s $tmp/ids.jsonl.gz), '"'"'gzip'"'"')" ]'
+job nomatch "format = jsonl-ids" "path = $tmp/nothing-*.jsonl.gz"; run nomatch; st=$?
+check "a glob that matches nothing: exit 2, one line, nothing written" \
+  '[ $st -eq 2 ] && grep -q "nothing-\*.jsonl.gz: no file matches this pattern" $tmp/nomatch.err && [ $(wc -l <$tmp/nomatch.err) -eq 1 ] && noout nomatch'
+head -c $(( $(stat -c %s "$tmp/ids.jsonl.gz") - 9 )) "$tmp/ids.jsonl.gz" >"$tmp/cut.jsonl.gz"
+job cut "format = jsonl-ids" "path = $tmp/cut.jsonl.gz"; run cut; st=$?
+check "a truncated gzip file: exit 2 naming it, nothing written" '[ $st -eq 2 ] && grep -q "cut.jsonl.gz: truncated gzip stream" $tmp/cut.err && noout cut'
+job cuts "format = jsonl-ids" "path = $tmp/cut.jsonl.gz" "on_bad_document = skip"; run cuts; st=$?
+check "a truncated stream is never skipped as a bad document" '[ $st -eq 2 ] && grep -q "truncated gzip stream" $tmp/cuts.err'
+xz -c "$tmp/ids.jsonl" >"$tmp/bad.jsonl.xz"
+printf 'XXXXXXXX' | dd of="$tmp/bad.jsonl.xz" bs=1 seek=200 conv=notrunc 2>/dev/null
+job xzc "format = jsonl-ids" "path = $tmp/bad.jsonl.xz"; run xzc; st=$?
+check "a corrupt xz file: exit 2 naming it and the byte offset" '[ $st -eq 2 ] && grep -q "bad.jsonl.xz: corrupt xz stream at compressed byte [0-9]" $tmp/xzc.err && noout xzc'
+$PY - "$tmp" <<'PY'
+import gzip, sys
+with gzip.open(sys.argv[1] + "/long.jsonl.gz", "wt", compresslevel=1) as f:
+    f.write('{"ids": [1, 2, 3, 4, 5, 6]}\n{"ids": [' + "7, " * 35_000_000 + '7]}\n{"ids": [3, 4, 5, 6, 7, 8]}\n')
+PY
+job long "format = jsonl-ids" "path = $tmp/long.jsonl.gz"; run long; st=$?
+check "a 100 MB JSON line: exit 2, file, line and the 64 MiB limit" '[ $st -eq 2 ] && grep -q "long.jsonl.gz:2: a line longer than 64 MiB (IBC_LINE_MAX)" $tmp/long.err'
+job longs "format = jsonl-ids" "path = $tmp/long.jsonl.gz" "on_bad_document = skip"; run longs
+check "... skipped and counted with on_bad_document = skip" \
+  '[ "$(attr $tmp/out/longs/longs.h5 n_documents)" = 2 ] && [ "$(mf $tmp/out/longs/manifest.json "m[\"documents\"][\"bad_skipped\"]")" = 1 ]'
+# Resuming over changed inputs: refused with the input named; nothing rewritten.
+cp "$tmp/out/gz/gz.h5" "$tmp/gz_before.h5"
+printf '{"ids": [9, 8, 7, 6, 5, 4]}\n' | gzip -c >>"$tmp/ids.jsonl.gz" # another member: one more document
+run gz; st=$?
+check "resuming after an input changed: exit 2, one line naming the input" \
+  '[ $st -eq 2 ] && grep -q "manifest.json: cannot resume: input .*ids.jsonl.gz: size changed" $tmp/gz.err && [ $(wc -l <$tmp/gz.err) -eq 1 ] && cmp -s $tmp/gz_before.h5 $tmp/out/gz/gz.h5'
+
 if [ -n "$FX" ] && [ -d "$FX/tokenizers" ]; then
   "$IBC" random-checkpoint "$tmp/g" --d 16 --layers 1 --heads 2 --kv-heads 1 --ff 32 --vocab 50257
   printf 'first document\nstill the first\n\nsecond one here\n\n\nthird, after two blank lines\n' >"$tmp/blank.txt"
@@ -74,6 +111,65 @@ if [ -n "$FX" ] && [ -d "$FX/tokenizers" ]; then
   check "preference pairs: I_pref and pref_info reported, 4 documents" \
     '[ -n "$(cut -d, -f13 $tmp/out/pref/layers.csv | sed -n 2p)" ] && [ -n "$(cut -d, -f17 $tmp/out/pref/summary.csv | sed -n 2p)" ] && [ "$(h5dump -a /checkpoints/model_a/n_documents $tmp/out/pref/pref.h5 | sed -n "s/^ *(0): //p")" = 4 ]'
   check "[checkpoints] list = FILE: named and bare paths" '[ "$(cut -d, -f1 $tmp/out/pref/summary.csv | tr "\n" " ")" = "checkpoint model_a g " ]'
+  # Chat-format preference pairs (Tulu: chosen repeats the prompt turns; UltraFeedback: a string
+  # prompt that chosen repeats as its user turn) measure the same as their documented rendering.
+  $PY - "$tmp" <<'PY'
+import json, sys
+d = sys.argv[1]
+u = lambda c: {"role": "user", "content": c}; a = lambda c: {"role": "assistant", "content": c}
+recs = [{"prompt": [u("What is two and two?")], "chosen": [u("What is two and two?"), a("Four, as anyone knows.")],
+         "rejected": [u("What is two and two?"), a("Five, said the cat.")]},
+        {"prompt": "Say hello.", "chosen": [u("Say hello."), a("Hello there, friend!")], "rejected": [u("Say hello."), a("No.")]}]
+with open(d + "/chat.jsonl", "w") as f:
+    for r in recs: f.write(json.dumps(r) + "\n")
+flat = [{"prompt": "user: What is two and two?\n", "chosen": "assistant: Four, as anyone knows.", "rejected": "assistant: Five, said the cat."},
+        {"prompt": "user: Say hello.\n", "chosen": "assistant: Hello there, friend!", "rejected": "assistant: No."}]
+with open(d + "/flat.jsonl", "w") as f:
+    for r in flat: f.write(json.dumps(r) + "\n")
+with open(d + "/chat_bad.jsonl", "w") as f:
+    f.write(json.dumps(recs[0]) + "\n" + json.dumps({"prompt": "x", "chosen": 3, "rejected": "y"}) + "\n")
+PY
+  for n in chat flat chat_bad; do sed "s|name = pref|name = $n|;s|$tmp/pref.jsonl|$tmp/$n.jsonl|" "$tmp/pref.ini" >"$tmp/$n.ini"; done
+  run chat; run flat
+  check "chat-format preference pairs: the same numbers as their rendering as strings (4 documents)" \
+    'cmp -s $tmp/out/chat/layers.csv $tmp/out/flat/layers.csv && [ "$(h5dump -a /checkpoints/model_a/n_documents $tmp/out/chat/chat.h5 | sed -n "s/^ *(0): //p")" = 4 ]'
+  run chat_bad; st=$?
+  check "chosen of the wrong type: exit 2, file, line and cause" \
+    '[ $st -eq 2 ] && grep -q "chat_bad.jsonl:2: chosen: expected a string or a list of {role, content} messages, got a number" $tmp/chat_bad.err && noout chat_bad'
+  C4="$FX/corpora/c4"
+  if [ -d "$C4" ] && ls "$C4"/c4-sample.*.json.gz >/dev/null 2>&1; then
+    # C4 as distributed: gzip files, a glob, numbered across files in sorted-name order.
+    zcat "$C4"/c4-sample.0{1,2,3}.json.gz >"$tmp/c4.jsonl"
+    ndoc=$(wc -l <"$tmp/c4.jsonl")
+    zstd -q -c "$tmp/c4.jsonl" >"$tmp/c4.jsonl.zst"; xz -c "$tmp/c4.jsonl" >"$tmp/c4.jsonl.xz"
+    cat "$C4"/c4-sample.0{1,2,3}.json.gz >"$tmp/c4.members.gz"
+    printf '# the three files, in another order\n%s\n%s\n%s\n' "$C4/c4-sample.03.json.gz" "$C4/c4-sample.01.json.gz" "$C4/c4-sample.02.json.gz" >"$tmp/c4.list"
+    for v in "glob:$C4/c4-sample.*.json.gz" "plain:$tmp/c4.jsonl" "zst:$tmp/c4.jsonl.zst" "xz:$tmp/c4.jsonl.xz" "members:$tmp/c4.members.gz" "list:@$tmp/c4.list"; do
+      tjob "c4${v%%:*}" "format = jsonl" "path = ${v#*:}" "documents = 7" "seed = 3"; run "c4${v%%:*}"
+    done
+    check "C4 files as distributed (glob over 3 gzip files): $ndoc documents read, 7 sampled" \
+      '[ "$(mf $tmp/out/c4glob/manifest.json "m[\"documents\"][\"total\"], m[\"documents\"][\"kept\"], len(m[\"inputs\"])")" = "($ndoc, 7, 3)" ] && [ "$(attr $tmp/out/c4glob/c4glob.h5 n_documents)" = 7 ]'
+    for v in plain zst xz members list; do
+      check "C4: the same sample and numbers from $v" 'cmp -s $tmp/out/c4glob/layers.csv $tmp/out/c4$v/layers.csv && [ "$(mf $tmp/out/c4glob/manifest.json "m[\"documents\"][\"indices\"]")" = "$(mf $tmp/out/c4$v/manifest.json "m[\"documents\"][\"indices\"]")" ]'
+    done
+    check "C4 manifest: each file's SHA-256 equals sha256sum's" \
+      '[ "$(mf $tmp/out/c4glob/manifest.json "\" \".join(i[\"sha256\"] for i in m[\"inputs\"])")" = "$(sha256sum "$C4"/c4-sample.0{1,2,3}.json.gz | cut -c1-64 | tr "\n" " " | sed "s/ $//")" ]'
+    # One thread per rank, so that only the rank count differs (issue 15: the BLAS's bits depend
+    # on its thread count).
+    for P in 1 2 3; do
+      sed "s|name = c4glob|name = c4p$P|" "$tmp/c4glob.ini" >"$tmp/c4p$P.ini"
+      OMP_NUM_THREADS=1 mpirun -np $P "$IBC" run "$tmp/c4p$P.ini" --quiet 2>"$tmp/c4p$P.err"
+    done
+    for P in 2 3; do
+      check "C4 sample on $P ranks: the same documents and bits as on 1" 'cmp -s $tmp/out/c4p1/layers.csv $tmp/out/c4p$P/layers.csv && cmp -s $tmp/out/c4p1/manifest.json <(sed "s/c4p$P/c4p1/g" $tmp/out/c4p$P/manifest.json)'
+    done
+    "$IBC" tokenize --tokenizer "$FX/tokenizers/gpt2/tokenizer.json" --jsonl "$C4/c4-sample.01.json.gz" >"$tmp/tk_gz.txt"
+    zcat "$C4/c4-sample.01.json.gz" >"$tmp/c401.jsonl"
+    "$IBC" tokenize --tokenizer "$FX/tokenizers/gpt2/tokenizer.json" --jsonl "$tmp/c401.jsonl" >"$tmp/tk_plain.txt"
+    check "tokenize --jsonl reads a gzip file as its plain text" '[ -s $tmp/tk_gz.txt ] && cmp -s $tmp/tk_gz.txt $tmp/tk_plain.txt && [ $(wc -l <$tmp/tk_gz.txt) -eq $(wc -l <$tmp/c401.jsonl) ]'
+  else
+    echo "skip C4 files: $C4 absent"
+  fi
 else
   echo "skip text corpus readers: fixtures folder absent"
 fi

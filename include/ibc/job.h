@@ -8,8 +8,9 @@
 #include <stdint.h>
 
 #include "ibc/err.h"
+#include "ibc/limits.h"
 
-#define JOB_PATH 4096
+#define JOB_PATH IBC_PATH_MAX
 
 typedef enum { CORPUS_TEXT, CORPUS_JSONL, CORPUS_JSONL_IDS, CORPUS_TOKENS_U16, CORPUS_TOKENS_U32 } corpus_format;
 typedef enum { TEMP_BOUND, TEMP_LEADING, TEMP_FIXED } temp_mode;

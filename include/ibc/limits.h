@@ -25,4 +25,9 @@
 #define IBC_MAX_WIDTH 1000000
 #define IBC_MAX_VOCAB (1 << 24)
 
+// Longest line of a corpus file (a JSONL record or a text line), decompressed: far above any
+// real document (C4's longest is ~100 KB), small enough that one hostile line cannot take the
+// node's memory. Longer lines are an error naming the file and line.
+#define IBC_LINE_MAX (64 << 20)
+
 #endif
