@@ -16,6 +16,7 @@
 #include "ibc/job.h"
 #include "ibc/model.h"
 #include "ibc/npy.h"
+#include "ibc/plan.h"
 #include "ibc/run.h"
 #include "ibc/tokenizer.h"
 #include "ibc/train.h"
@@ -39,6 +40,8 @@ static const char USAGE[] =
     "                                            metrics against benchmark scores: CSV, Markdown, plots\n"
     "  train [--out DIR] [--corpus DIR] [--steps N] [--seed S] [--quiet]\n"
     "                                            the embedded default: tokenizer, model and scores on Debian's fortunes\n"
+    "  plan JOB.ini --ranks P [--nodes N] [--threads T]\n"
+    "                                            memory per rank and node, exchange rounds and FLOPs, before running\n"
     "  merge JOB.ini DIR...                      merges results folders of one job (Slurm array tasks)\n"
     "  checkpoints JOB.ini [--results-dir]       prints the job's checkpoint count (or results folder)\n"
     "  inspect DIR                               architecture, sizes and dtype of a checkpoint\n"
@@ -357,6 +360,34 @@ static int cmd_merge(int argc, char **argv) {
     return rc ? ibc_exit_status(rc) : 0;
 }
 
+// `ibc plan`: what each rank and node will hold, from the job's real corpus; nothing runs.
+static int cmd_plan(int argc, char **argv) {
+    const char *path = NULL, *omp = getenv("OMP_NUM_THREADS");
+    long v[3] = {0, 1, omp && atol(omp) > 0 ? atol(omp) : 1}; // ranks, nodes, threads
+    static const char *flags[3] = {"--ranks", "--nodes", "--threads"};
+    for (int i = 0; i < argc; i++) {
+        int f = 0;
+        while (f < 3 && strcmp(argv[i], flags[f])) f++;
+        if (f < 3) {
+            char *end;
+            errno = 0;
+            v[f] = i + 1 < argc ? strtol(argv[++i], &end, 10) : 0;
+            if (i >= argc || *end || errno || v[f] < 1 || v[f] > (1 << 20))
+                return usage_error("plan: --ranks, --nodes and --threads take a positive integer");
+        } else if (argv[i][0] != '-' && !path) path = argv[i];
+        else return usage_error("plan: unexpected argument");
+    }
+    if (!path || !v[0]) return usage_error("plan needs a job file and --ranks P");
+    if (v[1] > v[0]) return usage_error("plan: --nodes cannot exceed --ranks");
+    ibc_err e = {0};
+    job j;
+    if (job_load(path, &j, &e)) return fail(&e);
+    plan_layout lay = {(int)v[0], (int)v[1], (int)v[2], (int)((v[0] + v[1] - 1) / v[1]), j.exchange_mb * 1048576};
+    int rc = plan_command(&j, &lay, stdout, &e);
+    job_free(&j);
+    return rc ? fail(&e) : 0;
+}
+
 // The job's checkpoint count, or with --results-dir its results folder (for scripts).
 static int cmd_checkpoints(int argc, char **argv) {
     if (argc < 1 || argc > 2 || (argc == 2 && strcmp(argv[1], "--results-dir")))
@@ -387,6 +418,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "random-checkpoint")) return cmd_random_checkpoint(argc - 2, argv + 2);
     if (!strcmp(cmd, "checkpoints")) return cmd_checkpoints(argc - 2, argv + 2);
+    if (!strcmp(cmd, "plan")) return cmd_plan(argc - 2, argv + 2);
     fprintf(stderr, "ibc: unknown command %s\n%s", cmd, USAGE);
     return 2;
 }

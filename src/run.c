@@ -11,6 +11,7 @@
 #include "ibc/dist.h"
 #include "ibc/io.h"
 #include "ibc/model.h"
+#include "ibc/plan.h"
 #include "ibc/results.h"
 #include "ibc/softent.h"
 #include "ibc/tokenizer.h"
@@ -296,6 +297,7 @@ int run_job(const job *j, const run_opts *o, ibc_err *err) {
         rc = ibc_fail(err, IBC_EINPUT, "%s: no document has a countable position (each needs at least %d tokens)",
                       c.source[0] ? c.source : j->corpus, 2 * n_max);
     rc = dist_share_error(rc, err);
+    if (rc == 0) rc = plan_fit_check(j, &c, err); // collective: a job that cannot fit stops here (exit 2)
     if (rc) {
         tok_free(ts.tok);
         corpus_free(&c);

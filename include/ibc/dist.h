@@ -16,6 +16,8 @@
 
 int dist_rank(void);
 int dist_size(void);
+// Ranks on this rank's node (MPI_COMM_TYPE_SHARED). Collective: every rank calls it.
+int dist_local_size(void);
 
 // Broadcasts rank 0's return code and error message; returns the code on every rank.
 int dist_share_error(int rc, ibc_err *err);
