@@ -60,7 +60,7 @@ EOF
 num() { awk -v k="$2" '$1 == k {print $2}' "$1"; }
 rows_line() { awk '/^rows_per_rank/ {print $5, $7, $11, $13}' "$1"; } # total max mean imbalance
 {
-  echo "| P | rows (all) | rows per rank: max / mean (imbalance) | peak RSS per rank, MB (VmHWM) | rows all-reduced per rank today, MB | plan: expected sent by the busiest rank, MB (rounds) | wall time, s | time imbalance |"
+  echo "| P | rows (all) | rows per rank: max / mean (imbalance) | peak RSS per rank, MiB (VmHWM) | rows all-reduced per rank today, MiB | plan: expected sent by the busiest rank, MiB (rounds) | wall time, s | time imbalance |"
   echo "|---|---|---|---|---|---|---|---|"
 } >"$OUT/table.md"
 for P in "${RANKS[@]}"; do

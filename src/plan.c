@@ -94,7 +94,7 @@ int plan_labels_count(const job *j, const corpus *c, int P, plan_labels *pl, ibc
 void plan_labels_free(plan_labels *pl) {
     free(pl->rows_rank);
     free(pl->touch_owned);
-    memset(pl, 0, sizeof *pl);
+    *pl = (plan_labels){0};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ int plan_checkpoint(const job *j, const plan_labels *pl, const plan_layout *lay,
 // Printing: one quantity per line, "key value unit (human)" so that scripts can read it
 
 static void line(FILE *f, const char *key, int64_t bytes, const char *note) {
-    fprintf(f, "  %-18s %15lld B  %10.1f MB  %s\n", key, (long long)bytes, bytes / 1048576.0, note);
+    fprintf(f, "  %-18s %15lld B  %10.1f MiB  %s\n", key, (long long)bytes, bytes / 1048576.0, note);
 }
 
 void plan_print_labels(FILE *f, const job *j, const plan_labels *pl) {
@@ -342,10 +342,10 @@ int64_t plan_mem_limit(char *source, size_t cap) {
 // ---------------------------------------------------------------------------------------------
 // The fit check of `ibc run`
 
-// "12.3 GB" or "456.7 MB" into buf[32].
+// "12.3 GiB" or "456.7 MiB" into buf[32].
 static const char *human(int64_t bytes, char *buf) {
     double g = bytes / 1073741824.0;
-    snprintf(buf, 32, g >= 1 ? "%.1f GB" : "%.1f MB", g >= 1 ? g : bytes / 1048576.0);
+    snprintf(buf, 32, g >= 1 ? "%.1f GiB" : "%.1f MiB", g >= 1 ? g : bytes / 1048576.0);
     return buf;
 }
 
