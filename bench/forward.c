@@ -17,15 +17,11 @@
 #include "bench.h"
 #include "ibc/ckpt.h"
 #include "ibc/model.h"
+#include "ibc/plan.h"
 
 // Useful FLOPs of one T-token pass: 2 per multiply-add of every projection, plus q.k and p.v
-// over the causal triangle (T(T+1)/2 pairs per head).
-static double forward_flops(const model_config *c, int T) {
-    double qd = (double)c->n_heads * c->head_dim, kd = (double)c->n_kv_heads * c->head_dim;
-    double proj = c->d * (qd + 2 * kd) + qd * c->d + (double)c->d * c->d_ff * (c->gated_mlp ? 3 : 2);
-    double att = 2.0 * 2.0 * qd * T * (T + 1) / 2.0;
-    return c->n_layers * (2.0 * T * proj + att);
-}
+// over the causal triangle (T(T+1)/2 pairs per head); the count `ibc plan` uses.
+static double forward_flops(const model_config *c, int T) { return plan_forward_flops(c, c->n_layers, T, T * (T + 1) / 2.0); }
 
 static double sgemm_gflops(int M, int N, int K, int reps) {
     float *a = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * (size_t)N * K),

@@ -18,6 +18,15 @@ int dist_size(void) {
     return s;
 }
 
+int dist_local_size(void) {
+    MPI_Comm node;
+    int local;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+    return local;
+}
+
 void dist_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
 
 int dist_agree(int rc, ibc_err *err) {

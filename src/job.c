@@ -211,8 +211,10 @@ static int handler(void *user, const char *sec, const char *key, const char *v) 
         if (!strcmp(key, "min_count")) return set_int(c, key, v, 0, INT32_MAX, &x) && (j->min_count = x, 1);
     } else if (!strcmp(sec, "preference")) {
         if (!strcmp(key, "path")) return set_files(c, j->preference, v, key);
+    } else if (!strcmp(sec, "parallel")) {
+        if (!strcmp(key, "exchange_mb")) return set_int(c, key, v, 1, 1 << 20, &x) && (j->exchange_mb = x, 1);
     } else {
-        return bad(c, "unknown section [%s]; expected job, checkpoints, corpus, estimator, preference or output%s", sec, "");
+        return bad(c, "unknown section [%s]; expected job, checkpoints, corpus, estimator, preference, parallel or output%s", sec, "");
     }
     return bad(c, "unknown key %s in [%s]", key, sec);
 }
@@ -241,6 +243,7 @@ int job_parse(const char *text, const char *path, job *j, ibc_err *err) {
     j->orders = 0xf;
     j->all_layers = 1;
     j->add_special = 1;
+    j->exchange_mb = 256;
     parse_ctx c = {.j = j};
     const char *slash = strrchr(path, '/');
     if (slash) snprintf(c.dir, sizeof c.dir, "%.*s", (int)(slash - path), path);

@@ -19,6 +19,7 @@
 #include "ibc/mem.h"
 #include "ibc/model.h"
 #include "ibc/npy.h"
+#include "ibc/plan.h"
 #include "ibc/run.h"
 #include "ibc/tokenizer.h"
 #include "ibc/train.h"
@@ -269,6 +270,26 @@ static int cmd_merge(int argc, char **argv) {
     return rc ? fail(&e) : 0;
 }
 
+// `ibc plan`: what each rank and node will hold, from the job's real corpus; nothing runs.
+static int cmd_plan(int argc, char **argv) {
+    const char *pos[1], *omp = getenv("OMP_NUM_THREADS");
+    int ranks = 0, nodes = 1, threads = omp && atoi(omp) > 0 ? atoi(omp) : 1, np;
+    arg_opt opts[] = {
+        {"--ranks", ARG_INT, &ranks, 1, 1 << 20, NULL, 1, "P"},
+        {"--nodes", ARG_INT, &nodes, 1, 1 << 20, NULL, 0, "N"},
+        {"--threads", ARG_INT, &threads, 1, 1 << 20, NULL, 0, "T"},
+    };
+    ibc_err e = {0};
+    job j;
+    if (args_parse(&SPEC("plan", opts, pos, 1, 1, "a job file"), argc, argv, &np, &e)) return fail(&e);
+    if (nodes > ranks) return ibc_fail(&e, IBC_EINPUT, "plan: --nodes %d cannot exceed --ranks %d", nodes, ranks), fail(&e);
+    if (job_load(pos[0], &j, &e)) return fail(&e);
+    plan_layout lay = {ranks, nodes, threads, (ranks + nodes - 1) / nodes, j.exchange_mb * 1048576};
+    int rc = plan_command(&j, &lay, stdout, &e);
+    job_free(&j);
+    return rc ? fail(&e) : 0;
+}
+
 // The job's checkpoint count, or with --results-dir its results folder (for scripts).
 static int cmd_checkpoints(int argc, char **argv) {
     const char *pos[1];
@@ -298,6 +319,8 @@ static const command COMMANDS[] = {
     {"run", cmd_run, 1, "JOB.ini [--quiet] [--only K] [--results DIR]",
      "the job: estimates for every checkpoint (mpirun -np N for N ranks); --only K runs checkpoint K (0-based) "
      "alone, into DIR"},
+    {"plan", cmd_plan, 0, "JOB.ini --ranks P [--nodes N] [--threads T]",
+     "memory per rank and node, exchange rounds and FLOPs, before running"},
     {"merge", cmd_merge, 1, "JOB.ini DIR...", "merges results folders of one job (Slurm array tasks)"},
     {"checkpoints", cmd_checkpoints, 0, "JOB.ini [--results-dir]", "prints the job's checkpoint count (or results folder)"},
     {"tokenize", cmd_tokenize, 0, "--tokenizer FILE [--no-special] [--jsonl IN]",

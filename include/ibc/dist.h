@@ -22,6 +22,8 @@
 // This rank's index and the number of ranks (local, no communication).
 int dist_rank(void);
 int dist_size(void);
+// Ranks on this rank's node (MPI_COMM_TYPE_SHARED). Collective: every rank calls it.
+int dist_local_size(void);
 
 // The one protocol for errors between ranks. Collective: every rank calls it.
 // Every rank passes its own rc (0 or an IBC_E* code) and err (its message when rc != 0).

@@ -55,6 +55,8 @@ typedef struct {
     int64_t min_count;      // labels seen fewer times are dropped (0 = keep all)
     // [preference]
     char preference[JOB_PATH]; // JSONL {prompt, chosen, rejected}; "" = none
+    // [parallel]
+    int64_t exchange_mb;    // cap of one label-row exchange round per rank, MB (default 256)
 } job;
 
 int job_load(const char *path, job *j, ibc_err *err);

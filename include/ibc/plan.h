@@ -1,0 +1,139 @@
+// plan: what a job will hold per rank and per node, before anything runs (issue 12 §4).
+//
+// `ibc plan JOB.ini --ranks P [--nodes N] [--threads T]` and the fit check of `ibc run` use
+// the same estimate. It reads the job's real corpus (labels depend on token ids only, so the
+// precount is exact: softent's own se_precount_doc / se_precount_done_min on a 2-bin, 1-layer
+// accumulator, whose rows cost 16 B), each checkpoint's config.json and safetensors headers
+// (mapped, never converted). The design it sizes (design.md "Distribution"):
+//
+//   mapped weights   = the safetensors files' bytes, shared by every rank of a node through
+//                      the page cache (counted once per node)
+//   layer scratch    = one decoder layer in f32 (the largest), per rank, when the stored
+//                      dtype is not F32 or the family stores it in a layout that needs
+//                      rearranging (GPT-2 Conv1D [in, out], GPT-NeoX per-head fused QKV);
+//                      0 when the F32 tensors are used from the map as they are
+//   activations      = per thread (each thread carries one document): model_forward's arena
+//                      4Td + T(H+2KV)D + THD + 128T + T F (x2 gated) + T(rot+1) floats at
+//                      the longest document T, plus the estimator's per-document a [P, n]
+//                      (f32) and label indices [sets, P] (int64)
+//   label index      = every label of every set on every rank: tuple 16 + N_x 8 + row 8 B
+//                      per label plus 4 B per hash slot (softent.h), from the real tables
+//   rows             = each counted label's row C_x [tracked layers, n] int64 lives on its
+//                      owner (owner.h); rows per rank counted exactly with owner_of_label
+//   exchange         = a rank sends, for each counted label owned elsewhere that its
+//                      documents touch, one row of sums (+ 8 B label index) to the owner,
+//                      in rounds of at most exchange_mb per rank; buffers: send + receive,
+//                      each min(exchange_mb, what it sends). Expected sends: a label seen
+//                      N_x times is touched by a given non-owner rank with probability
+//                      1 - (1 - 1/P)^N_x if positions fell on ranks independently; documents
+//                      keep positions together, so this is an upper estimate
+//   corpus           = every document's text and ids on every rank
+//   forward FLOPs    = bench/forward's count: 2 per multiply-add of every projection plus
+//                      q.k and p.v over the causal triangle, per document, up to the last
+//                      tracked hidden state (no logits)
+//
+// Per rank = layer scratch + threads x activations + label index + own rows + exchange
+// buffers + corpus + C; per node = mapped weights + ranks per node x per rank (busiest rank).
+#ifndef IBC_PLAN_H
+#define IBC_PLAN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ibc/config.h"
+#include "ibc/corpus.h"
+#include "ibc/err.h"
+#include "ibc/job.h"
+#include "ibc/softent.h"
+
+typedef struct {
+    char name[8];           // "X1".."Y4", "pref"
+    int k;                  // order (1 for pref)
+    int64_t labels;         // distinct labels
+    int64_t singletons;     // labels seen once (no row unless min_count merges them)
+    int64_t rows;           // labels with a row (the min_count "rare" label counts once)
+} plan_set;
+
+// Label statistics of one tokenisation of the corpus at P ranks.
+typedef struct {
+    int P;
+    int n_sets;
+    plan_set sets[SE_MAX_SETS];
+    int64_t documents;      // documents with a counted position
+    int64_t tokens;         // their tokens (up to max_length each)
+    int64_t positions;      // counted positions
+    int T_max;              // longest document (tokens, up to max_length)
+    double sum_T, sum_tri;  // over counted documents: sum T and sum T(T+1)/2 (FLOPs)
+    int64_t rows;           // all sets
+    int64_t *rows_rank;     // [P] rows each rank owns
+    double touch_total;     // sum over rows of 1 - (1 - 1/P)^N_x (expected senders per row)
+    double *touch_owned;    // [P] the same over the rows rank r owns
+    int64_t index_bytes;    // the label index, every rank
+    int64_t corpus_bytes;   // texts + ids + document records, every rank
+} plan_labels;
+
+// Precounts the corpus's ids (docs[i].ids, truncated to max_length) as `ibc run` does.
+// Not collective.
+int plan_labels_count(const job *j, const corpus *c, int P, plan_labels *pl, ibc_err *err);
+void plan_labels_free(plan_labels *pl);
+
+typedef struct {
+    int P, nodes, threads;
+    int ranks_per_node;     // ceil(P / nodes): the busiest node
+    int64_t exchange_bytes; // [parallel] exchange_mb in bytes
+} plan_layout;
+
+typedef struct {
+    char name[128];
+    char arch[16], dtype[16];
+    int L, d, layers_run, tracked;
+    int64_t params;         // elements stored
+    int64_t mapped;         // bytes, once per node
+    int64_t layer_scratch;  // bytes per rank
+    int64_t act_thread;     // bytes per thread
+    int64_t rows_max, rows_min; // rows per rank
+    double rows_mean;
+    int64_t row_bytes;      // one row: tracked * bins * 8
+    int64_t rows_bytes_max; // the busiest rank's rows
+    int64_t sent_max;       // bytes the busiest sender sends in this checkpoint (expected)
+    int64_t round_bytes;    // bytes one rank moves per round (<= exchange_mb)
+    int64_t rounds;         // rounds expected
+    int64_t exch_buffers;   // send + receive buffers per rank
+    int64_t other;          // corpus + global counts C
+    double flops;           // forward FLOPs of the checkpoint, all documents
+    int64_t per_rank;       // private bytes of the busiest rank
+    int64_t per_node;       // mapped + ranks_per_node * per_rank
+} plan_ckpt;
+
+// The estimate for checkpoint folder dir (config.json and safetensors headers only).
+int plan_checkpoint(const job *j, const plan_labels *pl, const plan_layout *lay, const char *name,
+                    const char *dir, plan_ckpt *pc, ibc_err *err);
+
+// Forward FLOPs of n_layers blocks over documents with sum T = sum_T and sum T(T+1)/2 =
+// sum_tri (bench/forward's count; one document of T tokens: sum_T = T, sum_tri = T(T+1)/2).
+double plan_forward_flops(const model_config *c, int n_layers, double sum_T, double sum_tri);
+
+// The plan as text, one quantity per line ("key  BYTES B  MB  note"), for people and scripts:
+// the corpus and label sets (rows per rank, rank_rows r0 r1 ...), then a checkpoint's block.
+void plan_print_labels(FILE *f, const job *j, const plan_labels *pl);
+void plan_print_ckpt(FILE *f, const plan_layout *lay, const plan_labels *pl, const plan_ckpt *pc);
+
+// `ibc plan`: reads and samples the job's corpus as `ibc run` does, tokenises text documents
+// with each checkpoint's tokenizer (again only when the tokenizer file's content changes),
+// precounts, and prints every checkpoint's estimate to out. Not collective (no MPI).
+int plan_command(const job *j, const plan_layout *lay, FILE *out, ibc_err *err);
+
+// The memory this node's ranks may use, in bytes, and where the number comes from: the
+// smallest of the cgroup v2 memory.max / cgroup v1 memory.limit_in_bytes (of this process's
+// cgroup and its parents), SLURM_MEM_PER_NODE, SLURM_MEM_PER_CPU x SLURM_CPUS_ON_NODE (MB);
+// else /proc/meminfo MemAvailable. 0 when none is known.
+int64_t plan_mem_limit(char *source, size_t cap);
+
+// `ibc run`'s fit check, after the corpus is prepared and before any checkpoint is loaded:
+// every rank computes the estimate of every checkpoint for its node (ranks on this node,
+// omp threads) and compares the largest with plan_mem_limit. IBC_EINPUT with one line
+// naming the need, the limit and the levers if any node cannot fit.
+// Collective: every rank calls it.
+int plan_fit_check(const job *j, const corpus *c, ibc_err *err);
+
+#endif

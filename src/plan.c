@@ -1,0 +1,450 @@
+#include "ibc/plan.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ibc/dist.h"
+#include "ibc/io.h"
+#include "ibc/limits.h"
+#include "ibc/mem.h"
+#include "ibc/owner.h"
+#include "ibc/safetensors.h"
+#include "ibc/tokenizer.h"
+
+#define PLAN_ATT_BLOCK 128 // model.c's ATT_BLOCK: query rows per attention score block
+
+// ---------------------------------------------------------------------------------------------
+// Labels: softent's precount on a 2-bin, 1-layer accumulator (rows cost 16 B there)
+
+// The largest order of the job (1 if none): documents need 2 n_max tokens to count.
+static int max_order(unsigned orders) {
+    int m = 1;
+    for (int k = 1; k <= SE_MAX_ORDER; k++)
+        if (orders & (1u << (k - 1))) m = k;
+    return m;
+}
+
+static int doc_tokens(const job *j, const corpus_doc *d) { return d->n_ids < j->max_length ? d->n_ids : j->max_length; }
+
+// Rows, owners and expected senders of one precounted table (set s).
+static void count_rows(plan_labels *pl, const se_table *t, int s) {
+    int P = pl->P;
+    double stay = 1.0 - 1.0 / P; // a position falls on a given rank with probability 1/P
+    for (int64_t x = 0; x < t->n_labels; x++) {
+        if (t->row[x] < 0 || t->Nx[x] == 0) continue; // singleton, or merged into "rare"
+        int o = owner_of_label(s, t->keys[x].key, P);
+        double touch = P > 1 ? 1.0 - pow(stay, (double)t->Nx[x]) : 0.0;
+        pl->sets[s].rows++;
+        pl->rows_rank[o]++;
+        pl->touch_total += touch;
+        pl->touch_owned[o] += touch;
+    }
+}
+
+int plan_labels_count(const job *j, const corpus *c, int P, plan_labels *pl, ibc_err *err) {
+    memset(pl, 0, sizeof *pl);
+    if (P < 1) return ibc_fail(err, IBC_EINPUT, "plan: ranks must be at least 1, got %d", P);
+    pl->P = P;
+    se_acc acc;
+    int rc = se_acc_init(&acc, 2, 1, 1, j->orders, j->preference[0] != 0, err);
+    if (rc) return rc;
+    for (int64_t i = 0; rc == 0 && i < c->n; i++) {
+        const corpus_doc *d = &c->docs[i];
+        int T = doc_tokens(j, d);
+        pl->corpus_bytes += (int64_t)sizeof *d + 4 * (int64_t)d->n_ids + (d->text ? (int64_t)strlen(d->text) + 1 : 0);
+        rc = se_precount_doc(&acc, d->ids, T, d->pref, err);
+        if (T < 2 * acc.n_max) continue; // no counted position: never run through the model
+        pl->documents++;
+        pl->tokens += T;
+        pl->sum_T += T;
+        pl->sum_tri += 0.5 * T * (T + 1.0);
+        if (T > pl->T_max) pl->T_max = T;
+    }
+    for (int s = 0; rc == 0 && s < acc.n_sets; s++) { // before min_count merges the rare ones
+        const se_table *t = &acc.tables[s];
+        plan_set *ps = &pl->sets[s];
+        memcpy(ps->name, acc.sets[s].name, sizeof ps->name);
+        ps->k = acc.sets[s].k;
+        ps->labels = t->n_labels;
+        for (int64_t x = 0; x < t->n_labels; x++) {
+            ps->singletons += t->Nx[x] == 1;
+            if (s == 0) pl->positions += t->Nx[x];
+        }
+    }
+    if (rc == 0) rc = se_precount_done_min(&acc, j->min_count, err);
+    if (rc == 0) {
+        pl->n_sets = acc.n_sets;
+        pl->rows_rank = xcalloc((size_t)P, sizeof(int64_t));
+        pl->touch_owned = xcalloc((size_t)P, sizeof(double));
+        for (int s = 0; s < acc.n_sets; s++) {
+            const se_table *t = &acc.tables[s];
+            pl->index_bytes += t->n_labels * (int64_t)(sizeof(se_label) + 2 * sizeof(int64_t)) + t->n_slots * 4;
+            count_rows(pl, t, s);
+            pl->rows += pl->sets[s].rows;
+        }
+    }
+    se_acc_free(&acc);
+    if (rc) plan_labels_free(pl);
+    return rc;
+}
+
+void plan_labels_free(plan_labels *pl) {
+    free(pl->rows_rank);
+    free(pl->touch_owned);
+    *pl = (plan_labels){0};
+}
+
+// ---------------------------------------------------------------------------------------------
+// One checkpoint
+
+double plan_forward_flops(const model_config *c, int n_layers, double sum_T, double sum_tri) {
+    double qd = (double)c->n_heads * c->head_dim, kd = (double)c->n_kv_heads * c->head_dim;
+    double proj = c->d * (qd + 2 * kd) + qd * c->d + (double)c->d * c->d_ff * (c->gated_mlp ? 3 : 2);
+    return n_layers * (2.0 * sum_T * proj + 2.0 * 2.0 * qd * sum_tri); // q.k and p.v: 2 FLOPs each
+}
+
+// f32 elements of the largest decoder layer: every matrix, bias and norm vector it may carry.
+static int64_t layer_floats(const model_config *c) {
+    int64_t d = c->d, F = c->d_ff, qd = (int64_t)c->n_heads * c->head_dim, kd = (int64_t)c->n_kv_heads * c->head_dim;
+    int64_t up = (c->gated_mlp ? 2 : 1) * F;
+    int64_t mats = (qd + 2 * kd) * d + d * qd + up * d + d * F;
+    return mats + (qd + 2 * kd) + d + up + d + 4 * d + qd + kd;
+}
+
+// Bytes one thread needs for one document of T tokens: model_forward's arena (model.c) and
+// the estimator's per-document a [P, n] f32 and label indices [sets, P] int64.
+static int64_t act_bytes(const model_config *c, int T, int bins, int n_sets, int n_max) {
+    int64_t Td = (int64_t)T * c->d, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
+    int64_t floats = 4 * Td + T * (H + 2 * KV) * D + T * H * D + (int64_t)PLAN_ATT_BLOCK * T +
+                     (int64_t)T * (c->gated_mlp ? 2 : 1) * c->d_ff + (int64_t)T * (c->rot_dim + 1);
+    int64_t P = T - 2 * n_max + 1 > 0 ? T - 2 * n_max + 1 : 0;
+    return 4 * floats + 4 * P * bins + 8 * P * n_sets;
+}
+
+// Tracked hidden states and the blocks the forward pass runs (it stops at the last tracked).
+static int tracked_layers(const job *j, const model_config *c, const char *name, int *tracked, int *run, ibc_err *err) {
+    int L = c->n_layers, last = 0;
+    *tracked = 0;
+    if (j->all_layers) { *tracked = L + 1; *run = L; return 0; }
+    char *seen = xcalloc((size_t)L + 1, 1);
+    for (int i = 0; i < j->n_layers_sel; i++) {
+        int l = j->layers[i];
+        if (l > L) {
+            free(seen);
+            return ibc_fail(err, IBC_EINPUT, "%s: layers: index %d past the %d hidden states of checkpoint %s", j->file, l, L + 1, name);
+        }
+        *tracked += !seen[l];
+        seen[l] = 1;
+        if (l > last) last = l;
+    }
+    free(seen);
+    *run = last; // index l needs blocks 1..l; index L is the last block plus the final norm
+    return 0;
+}
+
+// Safetensors headers: bytes mapped, elements, and the stored dtype ("mixed" if several).
+static int read_headers(const char *dir, plan_ckpt *pc, ibc_err *err) {
+    st_set st;
+    int rc = st_set_open(dir, &st, err); // maps and validates; no tensor byte is read
+    if (rc) return rc;
+    const char *dt = NULL;
+    for (int f = 0; f < st.nfiles; f++) {
+        pc->mapped += (int64_t)st.files[f].map_len;
+        for (int i = 0; i < st.files[f].n; i++) {
+            const st_tensor *t = &st.files[f].tensors[i];
+            const char *n = st_dtype_name(t->dtype);
+            pc->params += t->numel;
+            dt = !dt || !strcmp(dt, n) ? n : "mixed";
+        }
+    }
+    snprintf(pc->dtype, sizeof pc->dtype, "%s", dt ? dt : "?");
+    st_set_free(&st);
+    return 0;
+}
+
+int plan_checkpoint(const job *j, const plan_labels *pl, const plan_layout *lay, const char *name,
+                    const char *dir, plan_ckpt *pc, ibc_err *err) {
+    memset(pc, 0, sizeof *pc);
+    snprintf(pc->name, sizeof pc->name, "%s", name);
+    char path[IBC_PATH_NAME_MAX];
+    model_config c;
+    int rc = io_join(path, sizeof path, dir, "config.json", err);
+    if (rc == 0) rc = config_load(path, &c, err);
+    if (rc == 0) rc = read_headers(dir, pc, err);
+    if (rc == 0) rc = tracked_layers(j, &c, name, &pc->tracked, &pc->layers_run, err);
+    if (rc) return rc;
+    snprintf(pc->arch, sizeof pc->arch, "%s", config_arch_name(c.arch));
+    pc->L = c.n_layers;
+    pc->d = c.d;
+    int rearranged = c.arch == ARCH_GPT2 || c.arch == ARCH_GPT_NEOX; // Conv1D; per-head fused QKV
+    pc->layer_scratch = strcmp(pc->dtype, "F32") || rearranged ? 4 * layer_floats(&c) : 0;
+    pc->act_thread = act_bytes(&c, pl->T_max, j->bins, pl->n_sets, max_order(j->orders));
+    pc->row_bytes = (int64_t)pc->tracked * j->bins * 8; // C_x [tracked, n] int64
+    pc->rows_min = pl->rows;
+    double sent_max = 0;
+    for (int r = 0; r < lay->P; r++) {
+        int64_t k = pl->rows_rank[r];
+        if (k > pc->rows_max) pc->rows_max = k;
+        if (k < pc->rows_min) pc->rows_min = k;
+        double sent = (pl->touch_total - pl->touch_owned[r]) * (double)(pc->row_bytes + 8); // + label index
+        if (sent > sent_max) sent_max = sent;
+    }
+    pc->rows_mean = (double)pl->rows / lay->P;
+    pc->rows_bytes_max = pc->rows_max * pc->row_bytes;
+    pc->sent_max = (int64_t)ceil(sent_max);
+    pc->round_bytes = pc->sent_max < lay->exchange_bytes ? pc->sent_max : lay->exchange_bytes;
+    pc->rounds = pc->sent_max ? (pc->sent_max + lay->exchange_bytes - 1) / lay->exchange_bytes : 0;
+    pc->exch_buffers = 2 * pc->round_bytes; // send and receive
+    pc->other = pl->corpus_bytes + pc->row_bytes; // the corpus, and the global counts C
+    pc->flops = plan_forward_flops(&c, pc->layers_run, pl->sum_T, pl->sum_tri);
+    pc->per_rank = pc->layer_scratch + (int64_t)lay->threads * pc->act_thread + pl->index_bytes + pc->rows_bytes_max +
+                   pc->exch_buffers + pc->other;
+    pc->per_node = pc->mapped + (int64_t)lay->ranks_per_node * pc->per_rank;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing: one quantity per line, "key value unit (human)" so that scripts can read it
+
+static void line(FILE *f, const char *key, int64_t bytes, const char *note) {
+    fprintf(f, "  %-18s %15lld B  %10.1f MiB  %s\n", key, (long long)bytes, bytes / 1048576.0, note);
+}
+
+void plan_print_labels(FILE *f, const job *j, const plan_labels *pl) {
+    fprintf(f, "corpus: %lld documents counted, %lld tokens, %lld counted positions, longest %d tokens\n",
+            (long long)pl->documents, (long long)pl->tokens, (long long)pl->positions, pl->T_max);
+    fprintf(f, "label sets (every rank holds the index; rows live on their owner), min_count %lld:\n",
+            (long long)j->min_count);
+    fprintf(f, "  %-5s %12s %12s %9s %12s\n", "set", "labels", "singletons", "single%", "rows");
+    int64_t labels = 0;
+    for (int s = 0; s < pl->n_sets; s++) {
+        const plan_set *p = &pl->sets[s];
+        fprintf(f, "  %-5s %12lld %12lld %9.2f %12lld\n", p->name, (long long)p->labels, (long long)p->singletons,
+                p->labels ? 100.0 * p->singletons / p->labels : 0.0, (long long)p->rows);
+        labels += p->labels;
+    }
+    fprintf(f, "  %-5s %12lld %12s %9s %12lld\n", "total", (long long)labels, "", "", (long long)pl->rows);
+    int64_t mx = 0, mn = pl->rows;
+    for (int r = 0; r < pl->P; r++) {
+        mx = pl->rows_rank[r] > mx ? pl->rows_rank[r] : mx;
+        mn = pl->rows_rank[r] < mn ? pl->rows_rank[r] : mn;
+    }
+    fprintf(f, "rows_per_rank %d ranks: total %lld max %lld min %lld mean %.1f imbalance %.4f\n", pl->P,
+            (long long)pl->rows, (long long)mx, (long long)mn, (double)pl->rows / pl->P,
+            pl->rows ? mx / ((double)pl->rows / pl->P) : 1.0);
+    fprintf(f, "rank_rows");
+    for (int r = 0; r < pl->P; r++) fprintf(f, " %lld", (long long)pl->rows_rank[r]);
+    fprintf(f, "\n");
+}
+
+void plan_print_ckpt(FILE *f, const plan_layout *lay, const plan_labels *pl, const plan_ckpt *pc) {
+    char note[256];
+    fprintf(f, "checkpoint %s: %s, %d layers, d %d, %s, %lld parameters; %d hidden states tracked, %d blocks run\n",
+            pc->name, pc->arch, pc->L, pc->d, pc->dtype, (long long)pc->params, pc->tracked, pc->layers_run);
+    line(f, "mapped_weights", pc->mapped, "per node (page cache, shared by its ranks)");
+    line(f, "layer_scratch", pc->layer_scratch, pc->layer_scratch ? "per rank (one layer in f32)" : "per rank (F32 used from the map)");
+    snprintf(note, sizeof note, "per thread (one document of %d tokens), x %d threads", pl->T_max, lay->threads);
+    line(f, "activations", pc->act_thread, note);
+    line(f, "label_index", pl->index_bytes, "per rank (every label of every set)");
+    snprintf(note, sizeof note, "busiest rank: %lld rows x %lld B (mean %.1f rows, min %lld)", (long long)pc->rows_max,
+             (long long)pc->row_bytes, pc->rows_mean, (long long)pc->rows_min);
+    line(f, "rows", pc->rows_bytes_max, note);
+    snprintf(note, sizeof note, "busiest sender, expected (upper estimate), in %lld round(s)", (long long)pc->rounds);
+    line(f, "exchange_sent", pc->sent_max, note);
+    line(f, "exchange_round", pc->round_bytes, "per rank per round (<= exchange_mb)");
+    line(f, "exchange_buffers", pc->exch_buffers, "per rank (send + receive)");
+    line(f, "corpus_counts", pc->other, "per rank (texts, ids, global counts)");
+    line(f, "total_per_rank", pc->per_rank, "private, busiest rank");
+    snprintf(note, sizeof note, "mapped + %d ranks x per rank", lay->ranks_per_node);
+    line(f, "total_per_node", pc->per_node, note);
+    fprintf(f, "  %-18s %15.6g FLOP  %10.1f GFLOP  per checkpoint (all documents)\n", "forward", pc->flops, pc->flops / 1e9);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory limits
+
+// First integer in a file, or -1 (absent, "max", unreadable).
+static int64_t read_int(const char *path) {
+    FILE *f = fopen(path, "r");
+    long long v = -1;
+    if (f && fscanf(f, "%lld", &v) != 1) v = -1;
+    if (f) fclose(f);
+    return v;
+}
+
+// The smallest limit file of cgroup path p and its parents under base (v1 "unlimited" is
+// a huge number: anything from 2^60 up counts as none).
+static int64_t cgroup_walk(const char *base, char *p, const char *file) {
+    int64_t best = -1;
+    for (;;) {
+        char path[IBC_PATH_NAME_MAX];
+        snprintf(path, sizeof path, "%s%s/%s", base, strcmp(p, "/") ? p : "", file);
+        int64_t v = read_int(path);
+        if (v > 0 && v < (1LL << 60) && (best < 0 || v < best)) best = v;
+        char *s = strrchr(p, '/');
+        if (!s || s == p) { if (!strcmp(p, "/")) break; strcpy(p, "/"); continue; }
+        *s = 0;
+    }
+    return best;
+}
+
+static int64_t cgroup_limit(void) {
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    char ln[IBC_PATH_MAX];
+    int64_t best = -1;
+    while (f && fgets(ln, sizeof ln, f)) {
+        ln[strcspn(ln, "\n")] = 0;
+        char *c1 = strchr(ln, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2) continue;
+        *c2 = 0;
+        int64_t v = -1;
+        if (!strcmp(ln, "0") && c1[1] == 0) { // cgroup v2: "0::/path"
+            v = cgroup_walk(access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/unified",
+                            c2 + 1, "memory.max");
+        } else if (strstr(c1 + 1, "memory")) { // v1: "N:memory:/path"
+            v = cgroup_walk("/sys/fs/cgroup/memory", c2 + 1, "memory.limit_in_bytes");
+        }
+        if (v > 0 && (best < 0 || v < best)) best = v;
+    }
+    if (f) fclose(f);
+    return best;
+}
+
+static int64_t env_mb(const char *name) {
+    const char *v = getenv(name);
+    char *end;
+    long long x = v ? strtoll(v, &end, 10) : -1;
+    return v && end != v && x > 0 ? (int64_t)x * 1048576 : -1;
+}
+
+int64_t plan_mem_limit(char *source, size_t cap) {
+    int64_t best = -1, v;
+    snprintf(source, cap, "unknown");
+    if ((v = cgroup_limit()) > 0) best = v, snprintf(source, cap, "cgroup memory limit");
+    if ((v = env_mb("SLURM_MEM_PER_NODE")) > 0 && (best < 0 || v < best)) best = v, snprintf(source, cap, "SLURM_MEM_PER_NODE");
+    const char *cpus = getenv("SLURM_CPUS_ON_NODE");
+    long ncpu = cpus ? atol(cpus) : sysconf(_SC_NPROCESSORS_ONLN);
+    if ((v = env_mb("SLURM_MEM_PER_CPU")) > 0 && ncpu > 0 && (best < 0 || v * ncpu < best))
+        best = v * ncpu, snprintf(source, cap, "SLURM_MEM_PER_CPU x %ld CPUs", ncpu);
+    if (best > 0) return best;
+    FILE *f = fopen("/proc/meminfo", "r");
+    char ln[256];
+    long long kb;
+    while (f && fgets(ln, sizeof ln, f))
+        if (sscanf(ln, "MemAvailable: %lld kB", &kb) == 1) best = kb * 1024, snprintf(source, cap, "MemAvailable");
+    if (f) fclose(f);
+    return best > 0 ? best : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fit check of `ibc run`
+
+// "12.3 GiB" or "456.7 MiB" into buf[32].
+static const char *human(int64_t bytes, char *buf) {
+    double g = bytes / 1073741824.0;
+    snprintf(buf, 32, g >= 1 ? "%.1f GiB" : "%.1f MiB", g >= 1 ? g : bytes / 1048576.0);
+    return buf;
+}
+
+int plan_fit_check(const job *j, const corpus *c, ibc_err *err) {
+    int P = dist_size(), local = dist_local_size();
+    plan_layout lay = {P, (P + local - 1) / local, omp_get_max_threads(), local, j->exchange_mb * 1048576};
+    plan_labels pl;
+    plan_ckpt worst = {0}, pc;
+    int rc = plan_labels_count(j, c, P, &pl, err);
+    for (int k = 0; rc == 0 && k < j->n_ckpts; k++) {
+        ibc_err ignore = {0}; // a checkpoint that cannot be read fails at its own load, as today
+        if (plan_checkpoint(j, &pl, &lay, j->ckpts[k].name, j->ckpts[k].path, &pc, &ignore) == 0 && pc.per_node > worst.per_node)
+            worst = pc;
+    }
+    char src[96], need[32], per[32], map[32], lim[32];
+    int64_t limit = plan_mem_limit(src, sizeof src);
+    if (rc == 0 && limit > 0 && worst.per_node > limit)
+        rc = ibc_fail(err, IBC_EINPUT,
+                      "%s: the job cannot fit: checkpoint %s needs %s on a node (%d ranks x %s + %s mapped weights) but "
+                      "may use %s (%s); levers: more ranks (rows divide by ranks: %lld rows, %lld on the busiest of %d), "
+                      "fewer hidden states (`layers =`, %d tracked), `min_count` (rarer labels share one row), fewer "
+                      "ranks per node; `ibc plan` shows the details",
+                      j->file, worst.name, human(worst.per_node, need), local, human(worst.per_rank, per),
+                      human(worst.mapped, map), human(limit, lim), src, (long long)pl.rows, (long long)worst.rows_max, P,
+                      worst.tracked);
+    plan_labels_free(&pl);
+    if (dist_any(rc != 0) && rc == 0)
+        rc = ibc_fail(err, IBC_EINPUT, "%s: the job cannot fit on another rank's node (its limit is lower); levers: more "
+                      "ranks, `layers =`, `min_count`, fewer ranks per node; `ibc plan` shows the details", j->file);
+    return rc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// `ibc plan`
+
+// Replaces every text document's ids by those of tokenizer text tt (the file at path).
+static int tokenize_all(const job *j, corpus *c, const char *tt, size_t len, const char *path, ibc_err *err) {
+    tokenizer *t;
+    int rc = tok_parse(tt, len, path, &t, err);
+    for (int64_t i = 0; rc == 0 && i < c->n; i++) {
+        corpus_doc *d = &c->docs[i];
+        free(d->ids);
+        d->ids = NULL;
+        d->n_ids = 0;
+        rc = tok_encode(t, d->text, strlen(d->text), j->add_special, &d->ids, &d->n_ids, err);
+    }
+    if (rc == 0) tok_free(t);
+    return rc;
+}
+
+// Ids for checkpoint k: tokenises again only when its tokenizer file differs from *cur's.
+static int ids_for(const job *j, corpus *c, int k, char **cur, size_t *cur_len, int *changed, ibc_err *err) {
+    *changed = *cur == NULL;
+    if (!c->n || !c->docs[0].text) { // pre-tokenized: the same ids for every checkpoint
+        if (!*cur) *cur = xstrdup("");
+        return 0;
+    }
+    char path[IBC_PATH_NAME_MAX], *text;
+    size_t len;
+    int rc = j->tokenizer[0] ? (snprintf(path, sizeof path, "%s", j->tokenizer), 0)
+                             : io_join(path, sizeof path, j->ckpts[k].path, "tokenizer.json", err);
+    if (rc == 0) rc = io_read_all(path, &text, &len, err);
+    if (rc) return rc;
+    if (*cur && len == *cur_len && !memcmp(text, *cur, len)) { free(text); return 0; }
+    rc = tokenize_all(j, c, text, len, path, err);
+    free(*cur);
+    *cur = text;
+    *cur_len = len;
+    *changed = 1;
+    return rc;
+}
+
+int plan_command(const job *j, const plan_layout *lay, FILE *out, ibc_err *err) {
+    corpus c = {0};
+    int rc = corpus_read(j, &c, err);
+    if (rc) return rc;
+    fprintf(out, "ibc plan: job %s: %d ranks on %d nodes (%d ranks on the busiest node), %d threads per rank, "
+            "exchange_mb %lld, bins %d\n", j->name, lay->P, lay->nodes, lay->ranks_per_node, lay->threads,
+            (long long)(lay->exchange_bytes / 1048576), j->bins);
+    plan_labels pl = {0};
+    char *cur = NULL;
+    size_t cur_len = 0;
+    for (int k = 0; rc == 0 && k < j->n_ckpts; k++) {
+        int changed;
+        plan_ckpt pc;
+        rc = ids_for(j, &c, k, &cur, &cur_len, &changed, err);
+        if (rc == 0 && changed) {
+            plan_labels_free(&pl);
+            rc = plan_labels_count(j, &c, lay->P, &pl, err);
+            if (rc == 0 && !pl.documents)
+                rc = ibc_fail(err, IBC_EINPUT, "%s: no document has a countable position (each needs at least %d tokens)",
+                              c.source[0] ? c.source : j->corpus, 2 * max_order(j->orders));
+            if (rc == 0) plan_print_labels(out, j, &pl);
+        }
+        if (rc == 0) rc = plan_checkpoint(j, &pl, lay, j->ckpts[k].name, j->ckpts[k].path, &pc, err);
+        if (rc == 0) plan_print_ckpt(out, lay, &pl, &pc);
+    }
+    free(cur);
+    plan_labels_free(&pl);
+    corpus_free(&c);
+    return rc;
+}

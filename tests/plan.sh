@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# `ibc plan` and the fit check of `ibc run` (issue 12 §4). The plan of a small job is checked
+# against a computation by hand in Python from the corpus file, config.json and the file
+# sizes: label counts, rows, rows per rank (owner rule re-implemented from owner.h), bytes
+# per component, totals and FLOPs. Exact integers: tolerance 0 (FLOPs: 1e-5 relative, as the
+# plan prints 6 significant digits). Then `ibc run` refuses a job that cannot fit (exit 2,
+# one line, nothing in results/) and runs it otherwise; bad arguments exit 2. TAP-style lines.
+. "$(dirname "$0")/lib.bash"
+if [ -z "$FX" ] || [ ! -d "$FX/softh" ] || [ ! -d "$FX/real/stories260K" ]; then
+  echo "skip plan tests: fixtures folder absent (set IBC_FIXTURES)"; exit 0
+fi
+CORPUS=$FX/softh/fortunes300_stories260K.jsonl
+cat >"$tmp/job.ini" <<EOF
+[job]
+name = plan
+output = $tmp/out
+[checkpoints]
+stories = $FX/real/stories260K
+llama_bf16 = $FX/hf-tiny/llama_bf16
+[corpus]
+format = jsonl-ids
+path = $CORPUS
+[estimator]
+anchors = $FX/softh/anchors_d64_n100_seed0.npy
+layers = 0,1,3
+[parallel]
+exchange_mb = 1
+EOF
+
+"$IBC" plan "$tmp/job.ini" --ranks 3 --nodes 2 --threads 2 >"$tmp/plan3.txt" 2>"$tmp/plan3.err"
+check "plan exits 0 on a small job" '[ $? -eq 0 ] && [ ! -s $tmp/plan3.err ]'
+
+check "plan numbers equal a computation by hand" "$PY - '$tmp/plan3.txt' '$CORPUS' '$FX' <<'PY'
+import json, os, re, sys
+txt = open(sys.argv[1]).read()
+docs = [json.loads(l)['ids'][:512] for l in open(sys.argv[2])]
+fx = sys.argv[3]
+P, nodes, threads, bins, nmax, M64 = 3, 2, 2, 100, 4, (1 << 64) - 1
+
+def owner(s, key, P):  # owner.h: splitmix64(fnv1a64(key int32 LE x4, set int32 LE)) mod P
+    h = 0xcbf29ce484222325
+    for v in list(key) + [s]:
+        for b in (v & 0xffffffff).to_bytes(4, 'little'):
+            h = ((h ^ b) * 0x100000001b3) & M64
+    z = h
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M64
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M64
+    return (z ^ (z >> 31)) % P
+
+sets = []
+for k in range(1, 5): sets += [('X%d' % k, k, 0), ('Y%d' % k, k, 1)]
+counts = [dict() for _ in sets]
+positions = tokens = ndocs = Tmax = 0
+sumT = sumtri = 0.0
+for ids in docs:
+    T = len(ids)
+    if T < 2 * nmax: continue
+    ndocs += 1; tokens += T; sumT += T; sumtri += T * (T + 1) / 2; Tmax = max(Tmax, T)
+    for t in range(nmax - 1, T - nmax):  # t0 = nmax-1 .. T-nmax-1
+        positions += 1
+        for s, (name, k, out) in enumerate(sets):
+            key = tuple(ids[t + 1:t + 1 + k] if out else ids[t - k + 1:t + 1]) + (-1,) * (4 - k)
+            counts[s][key] = counts[s].get(key, 0) + 1
+rows_rank = [0] * P
+rows = 0
+for s, (name, k, out) in enumerate(sets):
+    c = counts[s]
+    lab, single, r = len(c), sum(1 for v in c.values() if v == 1), sum(1 for v in c.values() if v >= 2)
+    m = re.search(r'^  %s +(\d+) +(\d+) +[\d.]+ +(\d+)$' % name, txt, re.M)
+    assert m and tuple(map(int, m.groups())) == (lab, single, r), (name, m and m.groups(), lab, single, r)
+    rows += r
+    for key, v in c.items():
+        if v >= 2: rows_rank[owner(s, key, P)] += 1
+assert re.search(r'counted, %d tokens, %d counted positions, longest %d tokens' % (tokens, positions, Tmax), txt)
+assert re.search(r'^rank_rows %s$' % ' '.join(map(str, rows_rank)), txt, re.M), rows_rank
+assert re.search(r'^rows_per_rank 3 ranks: total %d max %d ' % (rows, max(rows_rank)), txt, re.M)
+
+blocks = txt.split('\ncheckpoint ')[1:]
+def val(b, key): return int(re.search(r'^  %s +(-?\d+) B' % key, b, re.M).group(1))
+index = val(blocks[0], 'label_index')
+for b, name, tracked, run in zip(blocks, ['real/stories260K', 'hf-tiny/llama_bf16'], [3, 3], [3, 3]):
+    c = json.load(open('%s/%s/config.json' % (fx, name)))
+    d, F, H, KV = c['hidden_size'], c['intermediate_size'], c['num_attention_heads'], c['num_key_value_heads']
+    D = c.get('head_dim', d // H)
+    bf16 = c['torch_dtype'] == 'bfloat16'
+    assert val(b, 'mapped_weights') == os.path.getsize('%s/%s/model.safetensors' % (fx, name))
+    layer = (H + 2 * KV) * D * d + d * H * D + 2 * F * d + d * F + (H + 2 * KV) * D + d + 2 * F + d + 4 * d + H * D + KV * D
+    assert val(b, 'layer_scratch') == (4 * layer if bf16 else 0), (name, val(b, 'layer_scratch'))
+    npos = Tmax - 2 * nmax + 1
+    act = 4 * (4 * Tmax * d + Tmax * (H + 2 * KV) * D + Tmax * H * D + 128 * Tmax + Tmax * 2 * F + Tmax * (D + 1)) \
+          + 4 * npos * bins + 8 * npos * len(sets)
+    assert val(b, 'activations') == act, (name, val(b, 'activations'), act)
+    rowb = tracked * bins * 8
+    assert val(b, 'rows') == max(rows_rank) * rowb
+    assert val(b, 'label_index') == index
+    sent, rnd, buf = val(b, 'exchange_sent'), val(b, 'exchange_round'), val(b, 'exchange_buffers')
+    # expected senders: each row touched by a non-owner rank with probability 1-(2/3)^N_x
+    tot = [0.0] * P
+    for s in range(len(sets)):
+        for key, v in counts[s].items():
+            if v >= 2: tot[owner(s, key, P)] += 1 - (2 / 3) ** v
+    exp_sent = max(sum(tot) - t for t in tot) * (rowb + 8)
+    assert abs(sent - exp_sent) <= 1 + 1e-9 * exp_sent, (sent, exp_sent)
+    assert rnd == min(sent, 1 << 20) and buf == 2 * rnd
+    assert re.search(r'in %d round' % -(-sent // (1 << 20)), b)
+    other = val(b, 'corpus_counts')
+    total = val(b, 'layer_scratch') + threads * act + index + val(b, 'rows') + buf + other
+    assert val(b, 'total_per_rank') == total
+    assert val(b, 'total_per_node') == val(b, 'mapped_weights') + 2 * total
+    qd, kd = H * D, KV * D
+    flops = run * (2 * sumT * (d * (qd + 2 * kd) + qd * d + d * F * 3) + 4 * qd * sumtri)
+    got = float(re.search(r'^  forward +(\S+) FLOP', b, re.M).group(1))
+    assert abs(got - flops) <= 1e-5 * flops, (got, flops)
+PY"
+
+sums_ok=1
+for P in 1 2 4 7; do
+  "$IBC" plan "$tmp/job.ini" --ranks $P >"$tmp/p$P.txt" || sums_ok=0
+  total=$(awk '/^rows_per_rank/ {print $5}' "$tmp/p$P.txt")
+  sum=$(awk '/^rank_rows/ {s = 0; for (i = 2; i <= NF; i++) s += $i; print s}' "$tmp/p$P.txt")
+  n=$(awk '/^rank_rows/ {print NF - 1}' "$tmp/p$P.txt")
+  [ "$total" = "$sum" ] && [ "$n" = "$P" ] || sums_ok=0
+  [ "$P" = 1 ] && t1=$total
+  [ "$total" = "$t1" ] || sums_ok=0
+done
+check "rows per rank sum to the same total at 1, 2, 4 and 7 ranks" '[ $sums_ok = 1 ]'
+check "one rank exchanges nothing" 'grep -q "^  exchange_sent  *0 B" $tmp/p1.txt'
+
+# min_count 3: rarer labels share one row per set, so fewer rows
+sed 's/^layers = .*/layers = 0,1,3\nmin_count = 3/' "$tmp/job.ini" >"$tmp/mc.ini"
+"$IBC" plan "$tmp/mc.ini" --ranks 1 >"$tmp/mc.txt"
+check "min_count lowers the rows" '[ $(awk "/^rows_per_rank/ {print \$5}" $tmp/mc.txt) -lt $(awk "/^rows_per_rank/ {print \$5}" $tmp/p1.txt) ]'
+
+# --- the fit check of ibc run --------------------------------------------------------------------
+SLURM_MEM_PER_NODE=1 "$IBC" run "$tmp/job.ini" --quiet >"$tmp/run.out" 2>"$tmp/run.err"
+rc=$?
+check "run refuses a job that cannot fit: exit 2" '[ $rc -eq 2 ]'
+check "the refusal is one line naming need, limit and levers" \
+  '[ $(wc -l <$tmp/run.err) -eq 1 ] && grep -q "cannot fit" $tmp/run.err && grep -q "SLURM_MEM_PER_NODE" $tmp/run.err && grep -q "more ranks" $tmp/run.err && grep -q "layers =" $tmp/run.err && grep -q "min_count" $tmp/run.err'
+check "nothing written before the refusal" '[ ! -e $tmp/out ]'
+SLURM_MEM_PER_CPU=1 SLURM_CPUS_ON_NODE=2 mpirun --oversubscribe -np 2 "$IBC" run "$tmp/job.ini" --quiet 2>"$tmp/run2.err"
+rc=$?
+check "two ranks refuse together under SLURM_MEM_PER_CPU" '[ $rc -eq 2 ] && grep -q "SLURM_MEM_PER_CPU" $tmp/run2.err && [ ! -e $tmp/out ]'
+# (one checkpoint, 20 documents: the run itself is not what is tested here)
+sed -e '/^llama_bf16/d' -e 's/^format = .*/&\ndocuments = 20/' "$tmp/job.ini" >"$tmp/small.ini"
+SLURM_MEM_PER_NODE=65536 "$IBC" run "$tmp/small.ini" --quiet 2>"$tmp/run3.err"
+rc=$?
+check "run accepts the job when it fits" '[ $rc -eq 0 ] && [ -s $tmp/out/plan/summary.csv ]'
+
+# --- bad arguments and job keys ------------------------------------------------------------------
+bad_ok=1
+for args in "" "--ranks 2" "$tmp/job.ini" "$tmp/job.ini --ranks 0" "$tmp/job.ini --ranks x" "$tmp/job.ini --ranks -1" \
+            "$tmp/job.ini --ranks 2 --nodes 3" "$tmp/job.ini --ranks 2 --bogus" "$tmp/job.ini --ranks" \
+            "$tmp/missing.ini --ranks 2"; do
+  "$IBC" plan $args >/dev/null 2>"$tmp/bad.err"
+  rc=$?
+  if [ $rc -ne 2 ] || [ ! -s "$tmp/bad.err" ]; then bad_ok=0; echo "   plan $args: exit $rc"; fi
+done
+check "bad plan arguments exit 2 with a message" '[ $bad_ok = 1 ]'
+sed 's/^exchange_mb = .*/exchange_mb = 0/' "$tmp/job.ini" >"$tmp/bad.ini"
+"$IBC" plan "$tmp/bad.ini" --ranks 2 >/dev/null 2>"$tmp/bad.err"
+check "exchange_mb = 0 is refused naming the line" '[ $? -eq 2 ] && grep -q "bad.ini:.*exchange_mb" $tmp/bad.err'
