@@ -12,8 +12,8 @@ LIBS="$(pkg-config --libs jansson libpcre2-8 libutf8proc inih) -lcsv -lm"
 declare -A SRCS=(
   [fuzz_safetensors]="src/safetensors.c src/io.c src/err.c"
   [fuzz_config]="src/config.c src/io.c src/err.c"
-  [fuzz_tokenizer_load]="src/tokenizer.c src/io.c src/err.c"
-  [fuzz_tokenizer_encode]="src/tokenizer.c src/io.c src/err.c"
+  [fuzz_tokenizer_load]="src/tok_*.c src/hmap.c src/mem.c src/io.c src/err.c"
+  [fuzz_tokenizer_encode]="src/tok_*.c src/hmap.c src/mem.c src/io.c src/err.c"
   [fuzz_benchtab]="src/benchtab.c src/io.c src/err.c"
   [fuzz_job]="src/job.c src/io.c src/err.c"
 )

@@ -77,7 +77,7 @@ int64_t hmap_find(const hmap *m, const void *key, size_t len) {
 }
 
 static void grow_slots(hmap *m) {
-    size_t cap = m->cap ? 2 * m->cap : m->min_cap, mask = cap - 1;
+    size_t cap = m->cap ? 2 * m->cap : m->min_cap ? m->min_cap : 16, mask = cap - 1; // zeroed map: 16
     free(m->slot);
     m->slot = xcalloc(cap, sizeof(uint64_t));
     m->cap = cap;
