@@ -9,6 +9,7 @@
 
 #include "ibc/corpus.h"
 #include "ibc/dist.h"
+#include "ibc/hmap.h"
 #include "ibc/io.h"
 #include "ibc/model.h"
 #include "ibc/results.h"
@@ -109,12 +110,6 @@ static int encode_doc(void *ctx, const corpus_doc *d, int32_t **ids, int *n, ibc
     return tok_encode(ts->tok, d->text, strlen(d->text), ts->add_special, ids, n, err);
 }
 
-static uint64_t fnv(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h | 1;
-}
-
 static int prepare_ids(const job *j, corpus *c, const char *ckpt_dir, tok_state *ts, ibc_err *err) {
     if (!c->n || !c->docs[0].text) return 0; // pre-tokenized
     char path[JOB_PATH + 32];
@@ -124,7 +119,7 @@ static int prepare_ids(const job *j, corpus *c, const char *ckpt_dir, tok_state 
     size_t len;
     int rc = io_read_all(path, &text, &len, err);
     if (rc) return rc;
-    uint64_t h = fnv(text, len);
+    uint64_t h = hmap_hash(text, len) | 1; // 0 means no tokenizer yet
     if (h == ts->hash) { free(text); return 0; }
     tokenizer *t;
     rc = tok_parse(text, len, path, &t, err);

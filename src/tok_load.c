@@ -214,7 +214,8 @@ static void set_token(tokenizer *t, const char *s, size_t n, int32_t id) {
     t->id2tok[id] = xmalloc(n + 1);
     memcpy(t->id2tok[id], s, n);
     t->id2tok[id][n] = 0;
-    t->vocab.val[hmap_put(&t->vocab, s, n, NULL)] = id; // inserts or overwrites
+    int64_t i = hmap_put(&t->vocab, s, n, NULL); // inserts or overwrites
+    t->vocab.val[i] = id;
 }
 
 // One entry of model.merges, "a b" or [a, b], into its parts.

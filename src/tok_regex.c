@@ -81,7 +81,7 @@ int tok_match(const tok_rx *rx, const node *nd, const char *s, size_t n, size_t 
     PCRE2_UCHAR msg[160];
     pcre2_get_error_message(m, msg, sizeof msg);
     return ibc_fail(rx->err, m == PCRE2_ERROR_NOMEMORY ? IBC_ESYS : IBC_EINPUT,
-                    "%s: regex /%.80s/ failed at byte %zu of a %zu-byte piece (text from byte %zu): %s (PCRE2 error %d)",
+                    "%s: regex /%.80s/ failed searching from byte %zu of a %zu-byte piece (text from byte %zu): %s (PCRE2 error %d)",
                     rx->name, nd->pat, pos, n, rx->at, (char *)msg, m);
 }
 

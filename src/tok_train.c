@@ -73,7 +73,8 @@ static int64_t best_pair(const trainer *tr, hmap *counts, int32_t *ba, int32_t *
     for (int i = 0; i < tr->nw; i++)
         for (int k = 0; k + 1 < tr->w[i].n; k++) {
             int32_t pair[2] = {tr->w[i].sym[k], tr->w[i].sym[k + 1]}, a = pair[0], b = pair[1];
-            int64_t *cur = &counts->val[hmap_put(counts, pair, sizeof pair, NULL)];
+            int64_t x = hmap_put(counts, pair, sizeof pair, NULL); // may move counts->val
+            int64_t *cur = &counts->val[x];
             *cur += tr->w[i].count;
             if (*cur > best || (*cur == best && (a < *ba || (a == *ba && b < *bb)))) { best = *cur; *ba = a; *bb = b; }
         }
