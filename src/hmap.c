@@ -7,21 +7,32 @@
 
 #define MUL 0x9e3779b97f4a7c15ULL // 2^64 / golden ratio, odd
 
+static inline uint64_t load64(const unsigned char *p) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+static inline uint64_t load32(const unsigned char *p) {
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
 uint64_t hmap_hash(const void *s, size_t n) {
     const unsigned char *p = s;
     uint64_t h = 0xcbf29ce484222325ULL ^ (n * MUL); // FNV-1a's offset basis, then the length
-    for (; n >= 8; n -= 8, p += 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * MUL;
+    size_t k = n;
+    for (; k > 8; k -= 8, p += 8) {
+        h = (h ^ load64(p)) * MUL;
         h ^= h >> 32;
     }
-    if (n) {
-        uint64_t w = 0;
-        memcpy(&w, p, n);
-        h = (h ^ w) * MUL;
-        h ^= h >> 32;
-    }
+    // The last 1-8 bytes as one word: for keys of 8 bytes or more the last 8 (overlapping the
+    // previous word); shorter keys by two 4-byte reads, or their first, middle and last byte.
+    // The length is already in h, so overlapping reads cannot make two keys equal.
+    uint64_t w = n >= 8 ? load64(p + k - 8) : k >= 4 ? load32(p) << 32 | load32(p + k - 4)
+               : k ? (uint64_t)p[0] << 16 | (uint64_t)p[k >> 1] << 8 | p[k - 1] : 0;
+    h = (h ^ w) * MUL;
+    h ^= h >> 32;
     h ^= h >> 33; // fmix64
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
@@ -53,14 +64,20 @@ void hmap_clear(hmap *m) {
     m->keys_len = 0;
 }
 
-static int key_eq(const hmap *m, int64_t i, const void *key, size_t len) {
+static inline int key_eq(const hmap *m, int64_t i, const void *key, size_t len) {
+    if (m->key_size == 8) { // a pair of int32: one compare
+        uint64_t a, b;
+        memcpy(&a, m->keys + (size_t)i * 8, 8);
+        memcpy(&b, key, 8);
+        return a == b;
+    }
     if (m->key_size) return !memcmp(m->keys + (size_t)i * len, key, len);
     size_t a = m->off[i];
     return m->off[i + 1] - a - 1 == len && !memcmp(m->keys + a, key, len);
 }
 
 // The slot of key (hash h) or of the empty slot where it would go.
-static size_t probe(const hmap *m, const void *key, size_t len, uint64_t h) {
+static inline __attribute__((always_inline)) size_t probe(const hmap *m, const void *key, size_t len, uint64_t h) {
     size_t mask = m->cap - 1, i = (size_t)h & mask;
     uint64_t tag = h >> 32;
     for (;; i = (i + 1) & mask) {
@@ -99,16 +116,16 @@ int64_t hmap_put(hmap *m, const void *key, size_t len, int *added) {
     if (m->slot[i]) return (int64_t)(uint32_t)m->slot[i] - 1;
     int64_t k = m->n++;
     size_t need = m->key_size ? (size_t)m->n * len : m->keys_len + len + 1;
-    xgrow(m->keys, m->keys_cap, need);
+    if (need > m->keys_cap) xgrow(m->keys, m->keys_cap, need);
     if (!m->key_size) {
-        xgrow(m->off, m->off_cap, (size_t)m->n + 1);
+        if ((size_t)m->n + 1 > m->off_cap) xgrow(m->off, m->off_cap, (size_t)m->n + 1);
         if (k == 0) m->off[0] = 0;
         m->keys[m->keys_len + len] = 0;
         m->off[k + 1] = m->keys_len + len + 1;
     }
     if (len) memcpy(m->keys + (m->key_size ? (size_t)k * len : m->keys_len), key, len);
     m->keys_len = need;
-    xgrow(m->val, m->val_cap, (size_t)m->n);
+    if ((size_t)m->n > m->val_cap) xgrow(m->val, m->val_cap, (size_t)m->n);
     m->val[k] = 0;
     m->slot[i] = (h >> 32) << 32 | (uint64_t)(k + 1);
     if (added) *added = 1;

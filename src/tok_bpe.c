@@ -13,7 +13,7 @@ static int cand_less(cand a, cand b) { return a.rank < b.rank || (a.rank == b.ra
 typedef struct { cand *v; int n; size_t cap; } heap;
 
 static void heap_push(heap *h, cand c) {
-    xgrow(h->v, h->cap, (size_t)h->n + 1);
+    TOK_GROW(h->v, h->cap, (size_t)h->n + 1);
     int i = h->n++;
     while (i > 0 && cand_less(c, h->v[(i - 1) / 2])) { h->v[i] = h->v[(i - 1) / 2]; i = (i - 1) / 2; }
     h->v[i] = c;

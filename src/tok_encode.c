@@ -20,7 +20,7 @@ typedef struct { size_t a, b; int tok; } hit; // tok: index in t->added, -1 for 
 typedef struct { hit *v; int n; size_t cap; } hits;
 
 static void hit_push(hits *h, size_t a, size_t b, int tok) {
-    xgrow(h->v, h->cap, (size_t)h->n + 1);
+    TOK_GROW(h->v, h->cap, (size_t)h->n + 1);
     h->v[h->n++] = (hit){a, b, tok};
 }
 

@@ -22,27 +22,33 @@
 
 #include "ibc/err.h"
 #include "ibc/hmap.h"
+#include "ibc/limits.h"
 #include "ibc/mem.h"
 #include "ibc/tokenizer.h"
 
 // ---- growing buffers ----
+// xgrow with its capacity test inline: these grow in the innermost loops (one byte, one id).
+#define TOK_GROW(p, cap, need)                  \
+    do {                                        \
+        if ((size_t)(need) > (cap)) xgrow(p, cap, need); \
+    } while (0)
 typedef struct { char *p; size_t n, cap; } sbuf;   // bytes, always NUL-terminated once used
 typedef struct { int32_t *p; int n; size_t cap; } ivec;
 
 static inline void sb_add(sbuf *b, const void *s, size_t n) {
-    xgrow(b->p, b->cap, b->n + n + 1);
+    TOK_GROW(b->p, b->cap, b->n + n + 1);
     if (n) memcpy(b->p + b->n, s, n);
     b->n += n;
     b->p[b->n] = 0;
 }
 static inline void sb_reset(sbuf *b) { b->n = 0; sb_add(b, "", 0); }
 static inline void iv_push(ivec *v, int32_t x) {
-    xgrow(v->p, v->cap, (size_t)v->n + 1);
+    TOK_GROW(v->p, v->cap, (size_t)v->n + 1);
     v->p[v->n++] = x;
 }
 static inline void iv_append(ivec *v, const int32_t *x, int k) {
     if (k <= 0) return;
-    xgrow(v->p, v->cap, (size_t)v->n + (size_t)k);
+    TOK_GROW(v->p, v->cap, (size_t)v->n + (size_t)k);
     memcpy(v->p + v->n, x, sizeof(int32_t) * (size_t)k);
     v->n += k;
 }
@@ -76,7 +82,7 @@ typedef struct {
 } added_tok;
 
 struct tokenizer {
-    char name[512];
+    char name[IBC_PATH_MAX]; // the file (or name) given to tok_load / tok_parse, for messages
     hmap vocab;           // token -> id in val (model and added)
     char **id2tok;        // [nid]
     int nid;
@@ -112,10 +118,13 @@ typedef struct {
 } tok_rx;
 
 // Parsing context: the file name and the JSON path of the node being parsed.
+// Longest JSON path kept for messages ("pre_tokenizer.pretokenizers[3].pattern"): pipelines
+// nest two or three levels, so 256 bytes never cut a real one.
+#define TOK_JSON_PATH_MAX 256
 typedef struct {
     const char *name;
     ibc_err *err;
-    char path[256];
+    char path[TOK_JSON_PATH_MAX];
 } pctx;
 
 extern const char *const TOK_BYTELEVEL_RE; // GPT-2's pre-tokenizer regex

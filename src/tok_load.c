@@ -449,7 +449,7 @@ int tok_parse(const char *json, size_t len, const char *name, tokenizer **out, i
     t->unk = -1;
     hmap_init(&t->vocab, 0, 0);
     hmap_init(&t->merges, 2 * sizeof(int32_t), 0);
-    hmap_init(&t->cache, 0, 4096);
+    hmap_init(&t->cache, 0, 4096); // the word cache starts with room for ~2.8k words
     pctx c = {name, err, ""};
     int rc = 0;
     json_t *model = json_object_get(root, "model");

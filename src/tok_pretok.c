@@ -7,7 +7,7 @@
 
 void tok_pl_push(plist *l, const char *s, size_t n, int first) {
     if (!n) return; // HF drops empty splits
-    xgrow(l->v, l->cap, (size_t)l->n + 1);
+    TOK_GROW(l->v, l->cap, (size_t)l->n + 1);
     char *d = xmalloc(n + 1);
     memcpy(d, s, n);
     d[n] = 0;
@@ -24,7 +24,7 @@ typedef struct { size_t a, b; int match; } seg;
 typedef struct { seg *v; int n; size_t cap; } slist;
 
 static void sl_push(slist *l, size_t a, size_t b, int match) {
-    xgrow(l->v, l->cap, (size_t)l->n + 1);
+    TOK_GROW(l->v, l->cap, (size_t)l->n + 1);
     l->v[l->n++] = (seg){a, b, match};
 }
 

@@ -66,8 +66,8 @@ static inline const void *hmap_key(const hmap *m, int64_t i, size_t *len) {
 }
 
 // The one hash function of ibc (64 bits): FNV-1a's xor-then-multiply taken a 64-bit word at a
-// time (with a xorshift so high bits reach the next multiply), the length mixed in first,
-// and MurmurHash3's fmix64 finaliser. Deterministic on every platform of the same byte order;
+// time (with a xorshift so high bits reach the next multiply; the last word read overlapping
+// the one before), the length mixed in first, and MurmurHash3's fmix64 finaliser. Deterministic on every platform of the same byte order;
 // never used for anything stored in files.
 uint64_t hmap_hash(const void *s, size_t n);
 
