@@ -28,11 +28,11 @@ all: $(BIN)
 deps:
 	@bash scripts/install-deps.sh
 
-$(BUILD)/%.o: src/%.c $(wildcard include/ibc/*.h) | $(BUILD)
+$(BUILD)/%.o: src/%.c $(wildcard include/ibc/*.h) $(wildcard src/*.h) | $(BUILD)
 	@echo "CC $<"; $(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libibc.a: $(LIB_OBJ)
-	@ar rcs $@ $^
+	@rm -f $@ && ar rcs $@ $^ # from scratch: a deleted source leaves no stale member
 
 $(BIN): $(BUILD)/main.o $(BUILD)/libibc.a
 	@mkdir -p $(dir $(BIN))

@@ -15,6 +15,8 @@
 
 #include "bench.h"
 #include "ibc/ckpt.h"
+#include "ibc/limits.h"
+#include "ibc/mem.h"
 #include "ibc/model.h"
 #include "ibc/rng.h"
 #include "ibc/softent.h"
@@ -27,16 +29,16 @@ int main(int argc, char **argv) {
     zipf z = zipf_make(c.vocab, 1.1);
     rng r;
     rng_seed(&r, 1);
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)docs * T);
+    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)docs * T);
     for (size_t i = 0; i < (size_t)docs * T; i++) ids[i] = zipf_draw(&z, &r);
-    float *h = malloc(sizeof(float) * (size_t)T * d), *W = malloc(sizeof(float) * (size_t)n * d);
+    float *h = xmalloc(sizeof(float) * (size_t)T * d), *W = xmalloc(sizeof(float) * (size_t)n * d);
     for (size_t i = 0; i < (size_t)T * d; i++) h[i] = (float)rng_normal(&r);
     se_anchors(n, d, 0, W);
     double eps;
     ibc_err e = {0};
     se_eps_bound(n, d, &eps, &e);
 
-    char dir[4096];
+    char dir[IBC_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/ibc-bench-estimator-smollm", tmp);
     if (ckpt_write_random(dir, &c, 1, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
     model m;
@@ -76,7 +78,7 @@ int main(int argc, char **argv) {
         }
     }
     model_free(&m);
-    char cmd[4200];
+    char cmd[IBC_CMD_MAX];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) return 1;
     return 0;

@@ -11,6 +11,7 @@
 
 #include "bench.h"
 #include "ibc/io.h"
+#include "ibc/limits.h"
 #include "ibc/tokenizer.h"
 
 int main(int argc, char **argv) {
@@ -18,7 +19,7 @@ int main(int argc, char **argv) {
     const char *toks[] = {"gpt2", "gpt-neox-20b", "lenml-llama2"};
     const char *texts[] = {"corpora/wikitext-2-raw_wiki.test.raw", "corpora/tinyshakespeare_input.txt"};
     for (int ti = 0; ti < 2; ti++) {
-        char path[1024];
+        char path[IBC_PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", fx, texts[ti]);
         char *text;
         size_t len;

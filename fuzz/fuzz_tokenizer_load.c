@@ -1,4 +1,5 @@
 // libFuzzer target: tokenizer.json parsing on arbitrary text (bad input is an error, never a crash).
+#include <stdlib.h>
 #include <stdint.h>
 
 #include "ibc/tokenizer.h"

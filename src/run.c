@@ -9,6 +9,7 @@
 
 #include "ibc/corpus.h"
 #include "ibc/dist.h"
+#include "ibc/hmap.h"
 #include "ibc/io.h"
 #include "ibc/limits.h"
 #include "ibc/mem.h"
@@ -110,12 +111,6 @@ static int encode_doc(void *ctx, const corpus_doc *d, int32_t **ids, int *n, ibc
     return tok_encode(ts->tok, d->text, strlen(d->text), ts->add_special, ids, n, err);
 }
 
-static uint64_t fnv(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h | 1;
-}
-
 // Collective: every rank calls it. Every rank reads and parses the tokenizer file; the
 // ranks agree on that before the documents are shared out, then on the encoding.
 static int prepare_ids(const job *j, corpus *c, const char *ckpt_dir, tok_state *ts, ibc_err *err) {
@@ -128,7 +123,7 @@ static int prepare_ids(const job *j, corpus *c, const char *ckpt_dir, tok_state 
     size_t len = 0;
     tokenizer *t = NULL;
     if (rc == 0) rc = io_read_all(path, &text, &len, err);
-    uint64_t h = rc == 0 ? fnv(text, len) : 0;
+    uint64_t h = rc == 0 ? hmap_hash(text, len) | 1 : 0;
     if (rc == 0 && h != ts->hash) rc = tok_parse(text, len, path, &t, err);
     free(text);
     if (rc == 0) rc = ibc_fault("tokenize", dist_rank(), err);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibc/mem.h"
 #include "ibc/npy.h"
 #include "ibc/rng.h"
 
@@ -136,72 +137,31 @@ double se_entropy_fix(const int64_t *c, int n) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Label tables: open addressing keyed by the whole tuple
-
-static uint64_t hash_label(const se_label *k) {
-    uint64_t a, b;
-    memcpy(&a, k->key, 8);
-    memcpy(&b, k->key + 2, 8);
-    uint64_t z = a ^ (b * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL; // splitmix64 finaliser
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static int table_grow_slots(se_table *t) {
-    int64_t ns = t->n_slots ? 2 * t->n_slots : 1024;
-    uint32_t *s = calloc((size_t)ns, sizeof(uint32_t));
-    if (!s) return -1;
-    for (int64_t i = 0; i < t->n_labels; i++) {
-        uint64_t h = hash_label(&t->keys[i]) & (uint64_t)(ns - 1);
-        while (s[h]) h = (h + 1) & (uint64_t)(ns - 1);
-        s[h] = (uint32_t)(i + 1);
-    }
-    free(t->slots);
-    t->slots = s;
-    t->n_slots = ns;
-    return 0;
-}
+// Label tables: hmap keyed by the whole tuple (16 bytes), N_x its payload
 
 // Index of label k in t; if absent, inserts it (N_x 0, no row) when `insert`, else returns -2.
-// -1 when out of memory.
+// -1 when the table holds HMAP_MAX labels.
 static int64_t table_find(se_table *t, const se_label *k, int insert) {
-    if ((t->n_labels + 1) * 10 > t->n_slots * 7 && table_grow_slots(t)) return -1;
-    uint64_t mask = (uint64_t)t->n_slots - 1, h = hash_label(k) & mask;
-    for (;; h = (h + 1) & mask) {
-        uint32_t s = t->slots[h];
-        if (!s) break;
-        if (!memcmp(&t->keys[s - 1], k, sizeof *k)) return s - 1; // full tuple compared
+    if (!insert) {
+        int64_t i = hmap_find(&t->map, k, sizeof *k);
+        return i >= 0 ? i : -2;
     }
-    if (!insert) return -2;
-    if (t->n_labels == t->cap) {
-        int64_t cap = t->cap ? 2 * t->cap : 256;
-        if (cap > UINT32_MAX - 1) return -1;
-        se_label *keys = realloc(t->keys, sizeof(se_label) * (size_t)cap);
-        if (keys) t->keys = keys;
-        int64_t *Nx = keys ? realloc(t->Nx, sizeof(int64_t) * (size_t)cap) : NULL;
-        if (Nx) t->Nx = Nx;
-        int64_t *row = Nx ? realloc(t->row, sizeof(int64_t) * (size_t)cap) : NULL;
-        if (!row) return -1;
-        t->row = row;
-        t->cap = cap;
-    }
-    int64_t i = t->n_labels++;
-    t->keys[i] = *k;
-    t->Nx[i] = 0;
+    int added;
+    int64_t i = hmap_put(&t->map, k, sizeof *k, &added);
+    if (i < 0 || !added) return i;
+    xgrow(t->row, t->cap, (size_t)i + 1);
     t->row[i] = -1;
-    t->slots[h] = (uint32_t)(i + 1);
+    t->n_labels = t->map.n;
+    t->keys = (const se_label *)t->map.keys;
+    t->Nx = t->map.val;
     return i;
 }
 
-// Gives label x a zeroed C_x row of `len` counts; -1 when out of memory.
+// Gives label x a zeroed C_x row of `len` counts. Returns 0: allocation follows ibc/mem.h.
 static int table_add_row(se_table *t, int64_t x, int len) {
     if (t->n_rows == t->cap_rows) {
-        int64_t cap = t->cap_rows ? 2 * t->cap_rows : 256;
-        int64_t *Cx = realloc(t->Cx, sizeof(int64_t) * (size_t)cap * len);
-        if (!Cx) return -1;
-        t->Cx = Cx;
-        t->cap_rows = cap;
+        t->cap_rows = t->cap_rows ? 2 * t->cap_rows : 256;
+        t->Cx = xrealloc(t->Cx, sizeof(int64_t) * (size_t)t->cap_rows * (size_t)len);
     }
     t->row[x] = t->n_rows++;
     memset(t->Cx + t->row[x] * len, 0, sizeof(int64_t) * (size_t)len);
@@ -209,7 +169,8 @@ static int table_add_row(se_table *t, int64_t x, int len) {
 }
 
 static void table_free(se_table *t) {
-    free(t->keys); free(t->Nx); free(t->row); free(t->Cx); free(t->slots);
+    hmap_free(&t->map);
+    free(t->row); free(t->Cx);
     memset(t, 0, sizeof *t);
 }
 
@@ -249,6 +210,7 @@ int se_acc_init(se_acc *acc, int n, int d, int n_layers, unsigned orders, int pr
         memcpy(y->name, (char[3]){'Y', (char)('0' + k), 0}, 3);
     }
     if (pref) acc->sets[acc->n_sets++] = (se_set){SE_PREF, 1, "pref"};
+    for (int s = 0; s < acc->n_sets; s++) hmap_init(&acc->tables[s].map, sizeof(se_label), 1024);
     acc->C = calloc((size_t)n_layers * n, sizeof(int64_t));
     acc->cond_direct = calloc((size_t)(acc->n_sets + 1) * n_layers * SE_COND_LIMBS, sizeof(int64_t));
     if (!acc->C || !acc->cond_direct) { se_acc_free(acc); return ibc_fail(err, IBC_ESYS, "estimator: out of memory"); }
@@ -298,7 +260,7 @@ int se_precount_doc(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_
         for (int p = 0; p < P; p++) {
             se_label k = label_at(&acc->sets[s], ids, t0 + p, pref_label);
             int64_t x = table_find(&acc->tables[s], &k, 1);
-            if (x < 0) return ibc_fail(err, IBC_ESYS, "estimator: out of memory for label table %s", acc->sets[s].name);
+            if (x < 0) return ibc_fail(err, IBC_EINPUT, "estimator: label table %s is full (2^32 labels)", acc->sets[s].name);
             acc->tables[s].Nx[x]++;
         }
     return 0;
@@ -317,7 +279,7 @@ int se_precount_done_min(se_acc *acc, int64_t min_count, ibc_err *err) {
         if (n_rare) { // one label for all rare ones; theirs point at its row and carry N_x = 0
             se_label k = {{-2, -2, -2, -2}};
             int64_t r = table_find(t, &k, 1);
-            if (r < 0) return ibc_fail(err, IBC_ESYS, "estimator: out of memory");
+            if (r < 0) return ibc_fail(err, IBC_EINPUT, "estimator: label table %s is full (2^32 labels)", acc->sets[s].name);
             t->Nx[r] = rare;
             shared = r;
         }
@@ -328,8 +290,7 @@ int se_precount_done_min(se_acc *acc, int64_t min_count, ibc_err *err) {
             for (int64_t x = 0; x < t->n_labels; x++)
                 if (x != shared && t->Nx[x] < min_count) t->row[x] = r, t->Nx[x] = 0;
         }
-        t->Cx = calloc((size_t)(rows ? rows : 1) * len, sizeof(int64_t));
-        if (!t->Cx) return ibc_fail(err, IBC_ESYS, "estimator: out of memory for %lld rows of %s", (long long)rows, acc->sets[s].name);
+        t->Cx = xcalloc((size_t)(rows ? rows : 1) * len, sizeof(int64_t));
         t->n_rows = t->cap_rows = rows;
     }
     acc->precounted = 1;
@@ -425,7 +386,7 @@ int se_acc_merge(se_acc *dst, const se_acc *src, ibc_err *err) {
             if (i == -2 || (i >= 0 && dst->precounted && dt->row[i] < 0))
                 return ibc_fail(err, IBC_EINPUT, "estimator: merging accumulators precounted over different documents");
             if (i < 0 || (dt->row[i] < 0 && table_add_row(dt, i, len)))
-                return ibc_fail(err, IBC_ESYS, "estimator: out of memory merging %s", dst->sets[s].name);
+                return ibc_fail(err, IBC_EINPUT, "estimator: label table %s is full (2^32 labels) merging", dst->sets[s].name);
             if (!dst->precounted) dt->Nx[i] += st->Nx[x]; // precounted N_x are global already
             int64_t *d = dt->Cx + dt->row[i] * len;
             const int64_t *c = st->Cx + st->row[x] * len;

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "ibc/tokenizer.h"
+#include "../src/tok_internal.h" // tok_test_pcre2: the PCRE2 test hook
 
 static int ids_equal(const int32_t *a, int n, json_t *want) {
     if ((size_t)n != json_array_size(want)) return 0;
@@ -151,6 +152,82 @@ static void test_train_roundtrip(void **s) {
     free(text);
 }
 
+// A tokenizer whose pre-tokenizer is one Split on `regex` (JSON-escaped), vocabulary "a".."c".
+static tokenizer *split_tokenizer(const char *regex, const char *name) {
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"%s\"}, \"behavior\": \"Isolated\"},"
+             " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"c\": 2, \" \": 3}, \"merges\": []}}",
+             regex);
+    tokenizer *t;
+    ibc_err e = {0};
+    if (tok_parse(json, strlen(json), name, &t, &e)) fail_msg("%s", e.msg);
+    return t;
+}
+
+static void expect_error(tokenizer *t, const char *text, int code, const char *const *parts) {
+    int32_t *ids = NULL;
+    int n;
+    ibc_err e = {0};
+    int rc = tok_encode(t, text, strlen(text), 0, &ids, &n, &e);
+    print_message("  %s\n", e.msg);
+    assert_int_equal(rc, code);
+    assert_null(ids);
+    for (int i = 0; parts[i]; i++)
+        if (!strstr(e.msg, parts[i])) fail_msg("message lacks \"%s\": %s", parts[i], e.msg);
+}
+
+// Issue 11 point 4: a PCRE2 error other than no-match is an error naming the tokenizer, the
+// pattern and the position, never a silently different tokenization.
+static void test_pcre2_errors(void **s) {
+    (void)s;
+    // 1. Catastrophic backtracking at PCRE2's own default limits: (a+)+b over 40 a's that are
+    // not followed by b needs ~2^40 steps; the match limit (10^7) stops it.
+    tokenizer *t = split_tokenizer("(a+)+b", "evil.json");
+    char text[64];
+    snprintf(text, sizeof text, "%s", "c aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac b");
+    expect_error(t, text, IBC_EINPUT, (const char *const[]){"evil.json", "(a+)+b", "from byte 0 of a 45-byte piece", "limit", NULL});
+    tok_free(t);
+    // 2. The real GPT-2 pattern with a match limit of 1 (the test hook): the first search fails.
+    t = split_tokenizer("'s|'t| ?\\\\p{L}+| ?\\\\p{N}+|\\\\s+", "gpt2ish.json");
+    int32_t *ids;
+    int n;
+    ibc_err e = {0};
+    assert_int_equal(tok_encode(t, "ab c", 4, 0, &ids, &n, &e), 0); // the pattern itself works
+    assert_int_equal(n, 4); // a b " " c: no merges
+    free(ids);
+    tok_test_pcre2(t, 1, 0);
+    expect_error(t, "ab c", IBC_EINPUT, (const char *const[]){"gpt2ish.json", "\\p{L}+", "match limit", NULL});
+    // 3. PCRE2 cannot allocate while segmenting (the test hook fails its allocations): IBC_ESYS.
+    tok_test_pcre2(t, 0, 1);
+    expect_error(t, "ab c", IBC_ESYS, (const char *const[]){"gpt2ish.json", "out of memory", "match data", NULL});
+    tok_test_pcre2(t, 0, 0); // and back to normal
+    assert_int_equal(tok_encode(t, "ab c", 4, 0, &ids, &n, &e), 0);
+    free(ids);
+    tok_free(t);
+}
+
+// A long run of one character class (10 MB of spaces, then of letters) through GPT-2's
+// pattern: no limit is reached, and the ids are right.
+static void test_long_runs(void **s) {
+    (void)s;
+    size_t len = 10u << 20;
+    char *text = xmalloc(len + 1);
+    tokenizer *t = split_tokenizer("'s|'t| ?\\\\p{L}+| ?\\\\p{N}+|\\\\s+(?!\\\\S)|\\\\s+", "runs.json");
+    for (int k = 0; k < 2; k++) {
+        memset(text, k ? 'a' : ' ', len);
+        text[len] = 0;
+        int32_t *ids;
+        int n;
+        ibc_err e = {0};
+        if (tok_encode(t, text, len, 0, &ids, &n, &e)) fail_msg("%s", e.msg);
+        assert_int_equal(n, (int)len); // one piece; no merges, so one id per character
+        free(ids);
+    }
+    tok_free(t);
+    free(text);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gpt2),
@@ -158,6 +235,8 @@ int main(void) {
         cmocka_unit_test(test_lenml),
         cmocka_unit_test(test_train_roundtrip),
         cmocka_unit_test(test_components),
+        cmocka_unit_test(test_pcre2_errors),
+        cmocka_unit_test(test_long_runs),
     };
     return cmocka_run_group_tests_name("tokenizer", tests, NULL, NULL);
 }

@@ -23,15 +23,16 @@
 // k of the job, plus the per-document preference label. Labels are whole tuples, hashed with
 // the full tuple compared on collision. Counted positions: t = n_max-1 .. T-n_max-1.
 //
-// Memory: per tracked layer C [n] int64; per label set a table with, per distinct label,
-// the tuple (16 B), N_x (8 B), one hash slot (4-8 B) and C_x [layers, n] int64
-// (8 n bytes per layer): 800 B per label and layer at n = 100 (docs/scaling.md).
+// Memory: per tracked layer C [n] int64; per label set a table (hmap.h) with, per distinct
+// label, the tuple (16 B), N_x (8 B), its row index (8 B), 11-23 B of hash slots (8 B at load
+// 0.35-0.7) and C_x [layers, n] int64 (8 n bytes per layer): 800 B per label and layer at n = 100 (docs/scaling.md).
 #ifndef IBC_SOFTENT_H
 #define IBC_SOFTENT_H
 
 #include <stdint.h>
 
 #include "ibc/err.h"
+#include "ibc/hmap.h"
 
 #define SE_MAX_ORDER 4
 #define SE_MAX_SETS (2 * SE_MAX_ORDER + 1)
@@ -68,12 +69,13 @@ typedef struct {
 } se_label;
 
 typedef struct {
-    se_label *keys;  // [n_labels]
-    int64_t *Nx;     // [n_labels]
-    int64_t *row;    // [n_labels] row of C_x in Cx, or -1 for a precounted singleton
-    int64_t *Cx;     // [n_rows, n_layers, n]
-    uint32_t *slots; // [n_slots] open addressing, label index + 1, 0 = empty
-    int64_t n_labels, cap, n_slots, n_rows, cap_rows;
+    hmap map;              // se_label (16 B) -> label index 0..n_labels-1, in order of first sight
+    const se_label *keys;  // [n_labels] the map's keys   } views into map, valid until
+    int64_t *Nx;           // [n_labels] the map's payloads } the next insertion
+    int64_t *row;          // [n_labels] row of C_x in Cx, or -1 for a precounted singleton
+    int64_t *Cx;           // [n_rows, n_layers, n]
+    int64_t n_labels, n_rows, cap_rows;
+    size_t cap;            // of row
 } se_table;
 
 // ---- the accumulator ----

@@ -1,0 +1,133 @@
+#include "ibc/hmap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ibc/mem.h"
+
+#define MUL 0x9e3779b97f4a7c15ULL // 2^64 / golden ratio, odd
+
+static inline uint64_t load64(const unsigned char *p) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+static inline uint64_t load32(const unsigned char *p) {
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+uint64_t hmap_hash(const void *s, size_t n) {
+    const unsigned char *p = s;
+    uint64_t h = 0xcbf29ce484222325ULL ^ (n * MUL); // FNV-1a's offset basis, then the length
+    size_t k = n;
+    for (; k > 8; k -= 8, p += 8) {
+        h = (h ^ load64(p)) * MUL;
+        h ^= h >> 32;
+    }
+    // The last 1-8 bytes as one word: for keys of 8 bytes or more the last 8 (overlapping the
+    // previous word); shorter keys by two 4-byte reads, or their first, middle and last byte.
+    // The length is already in h, so overlapping reads cannot make two keys equal.
+    uint64_t w = n >= 8 ? load64(p + k - 8) : k >= 4 ? load32(p) << 32 | load32(p + k - 4)
+               : k ? (uint64_t)p[0] << 16 | (uint64_t)p[k >> 1] << 8 | p[k - 1] : 0;
+    h = (h ^ w) * MUL;
+    h ^= h >> 32;
+    h ^= h >> 33; // fmix64
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 33);
+}
+
+void hmap_init(hmap *m, size_t key_size, size_t min_cap) {
+    memset(m, 0, sizeof *m);
+    m->key_size = key_size;
+    m->min_cap = 16;
+    while (m->min_cap < min_cap) m->min_cap *= 2;
+}
+
+void hmap_free(hmap *m) {
+    free(m->slot);
+    free(m->keys);
+    free(m->off);
+    free(m->val);
+    size_t ks = m->key_size, mc = m->min_cap;
+    memset(m, 0, sizeof *m);
+    m->key_size = ks;
+    m->min_cap = mc;
+}
+
+void hmap_clear(hmap *m) {
+    if (m->slot) memset(m->slot, 0, sizeof(uint64_t) * m->cap);
+    m->n = 0;
+    m->keys_len = 0;
+}
+
+static inline int key_eq(const hmap *m, int64_t i, const void *key, size_t len) {
+    if (m->key_size == 8) { // a pair of int32: one compare
+        uint64_t a, b;
+        memcpy(&a, m->keys + (size_t)i * 8, 8);
+        memcpy(&b, key, 8);
+        return a == b;
+    }
+    if (m->key_size) return !memcmp(m->keys + (size_t)i * len, key, len);
+    size_t a = m->off[i];
+    return m->off[i + 1] - a - 1 == len && !memcmp(m->keys + a, key, len);
+}
+
+// The slot of key (hash h) or of the empty slot where it would go.
+static inline __attribute__((always_inline)) size_t probe(const hmap *m, const void *key, size_t len, uint64_t h) {
+    size_t mask = m->cap - 1, i = (size_t)h & mask;
+    uint64_t tag = h >> 32;
+    for (;; i = (i + 1) & mask) {
+        uint64_t s = m->slot[i];
+        if (!s) return i;
+        if (s >> 32 == tag && key_eq(m, (int64_t)(uint32_t)s - 1, key, len)) return i;
+    }
+}
+
+int64_t hmap_find(const hmap *m, const void *key, size_t len) {
+    if (!m->n) return -1;
+    uint64_t s = m->slot[probe(m, key, len, hmap_hash(key, len))];
+    return s ? (int64_t)(uint32_t)s - 1 : -1;
+}
+
+static void grow_slots(hmap *m) {
+    size_t cap = m->cap ? 2 * m->cap : m->min_cap ? m->min_cap : 16, mask = cap - 1; // zeroed map: 16
+    free(m->slot);
+    m->slot = xcalloc(cap, sizeof(uint64_t));
+    m->cap = cap;
+    for (int64_t k = 0; k < m->n; k++) { // indices and keys stay; only the slots move
+        size_t len;
+        const void *key = hmap_key(m, k, &len);
+        uint64_t h = hmap_hash(key, len), i = h & mask;
+        while (m->slot[i]) i = (i + 1) & mask;
+        m->slot[i] = (h >> 32) << 32 | (uint64_t)(k + 1);
+    }
+}
+
+int64_t hmap_put(hmap *m, const void *key, size_t len, int *added) {
+    if (added) *added = 0;
+    if (m->n >= HMAP_MAX) return hmap_find(m, key, len); // full: only existing keys
+    if ((size_t)(m->n + 1) * 10 > m->cap * 7) grow_slots(m); // load factor <= 0.7
+    uint64_t h = hmap_hash(key, len);
+    size_t i = probe(m, key, len, h);
+    if (m->slot[i]) return (int64_t)(uint32_t)m->slot[i] - 1;
+    int64_t k = m->n++;
+    size_t need = m->key_size ? (size_t)m->n * len : m->keys_len + len + 1;
+    if (need > m->keys_cap) xgrow(m->keys, m->keys_cap, need);
+    if (!m->key_size) {
+        if ((size_t)m->n + 1 > m->off_cap) xgrow(m->off, m->off_cap, (size_t)m->n + 1);
+        if (k == 0) m->off[0] = 0;
+        m->keys[m->keys_len + len] = 0;
+        m->off[k + 1] = m->keys_len + len + 1;
+    }
+    if (len) memcpy(m->keys + (m->key_size ? (size_t)k * len : m->keys_len), key, len);
+    m->keys_len = need;
+    if ((size_t)m->n > m->val_cap) xgrow(m->val, m->val_cap, (size_t)m->n);
+    m->val[k] = 0;
+    m->slot[i] = (h >> 32) << 32 | (uint64_t)(k + 1);
+    if (added) *added = 1;
+    return k;
+}
