@@ -369,10 +369,10 @@ static int cmd_plan(int argc, char **argv) {
         int f = 0;
         while (f < 3 && strcmp(argv[i], flags[f])) f++;
         if (f < 3) {
-            char *end = NULL;
+            char *end;
             errno = 0;
-            if (i + 1 < argc) v[f] = strtol(argv[++i], &end, 10);
-            if (!end || *end || errno || v[f] < 1 || v[f] > (1 << 20))
+            v[f] = i + 1 < argc ? strtol(argv[++i], &end, 10) : 0;
+            if (i >= argc || *end || errno || v[f] < 1 || v[f] > (1 << 20))
                 return usage_error("plan: --ranks, --nodes and --threads take a positive integer");
         } else if (argv[i][0] != '-' && !path) path = argv[i];
         else return usage_error("plan: unexpected argument");
