@@ -193,16 +193,16 @@ void dist_init(int *argc, char ***argv) {
     MPI_Comm_rank(node, &me.local);
     MPI_Comm_size(node, &n_local);
     cpu_set_t mask;
+    me.want = env_int("OMP_NUM_THREADS");
     if (sched_getaffinity(0, sizeof mask, &mask) != 0) { // no mask: every online cpu
         CPU_ZERO(&mask);
         for (long c = 0, n = sysconf(_SC_NPROCESSORS_ONLN); c < n && c < CPU_SETSIZE; c++) CPU_SET(c, &mask);
-    } else if (ompi_default_binding()) {
+    } else if (me.want > CPU_COUNT(&mask) && ompi_default_binding()) {
         me.widened = widen(&mask, me.local, n_local);
     }
     int sharers = sharers_of(&mask, node, &index);
     MPI_Comm_free(&node);
     me.cores = CPU_COUNT(&mask);
-    me.want = env_int("OMP_NUM_THREADS");
     me.threads = dist_plan_threads(me.cores, sharers, index, me.want, env_int("IBC_FORCE_THREADS") == 1, &me.capped);
     format_cpus(&mask, me.cpus, sizeof me.cpus);
     g_threads = me.threads;

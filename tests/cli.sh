@@ -128,16 +128,19 @@ seed = 7
 anchors = $FX/softh/anchors_d64_n100_seed0.npy
 INI
 lay() { rm -rf "$tmp/lay"; env "$@" "$IBC" run "$tmp/lay.ini" 2>"$tmp/lay.err" >/dev/null; }
-lay mpirun -np 1
-check "mpirun -np 1: Open MPI's default one-core binding replaced, the rank uses all $n cores" \
+lay OMP_NUM_THREADS=$n mpirun -np 1
+check "OMP_NUM_THREADS=$n mpirun -np 1: Open MPI's default one-core binding replaced, the rank uses all $n cores" \
   'grep -q "^ibc: 1 rank x $n threads, cores per rank: 0-$((n - 1)) (Open MPI.s default binding replaced" $tmp/lay.err'
+lay mpirun -np 1
+check "mpirun -np 1 without OMP_NUM_THREADS: the one core Open MPI gave, 1 thread (as before)" \
+  'grep -q "^ibc: 1 rank x 1 thread, cores per rank: [0-9]*$" $tmp/lay.err'
 lay OMP_NUM_THREADS=2 mpirun -np 1 --bind-to core
 check "explicit --bind-to core with OMP_NUM_THREADS=2: one warning, 1 thread on the 1 core given" \
   '[ $(grep -c "^ibc: warning: OMP_NUM_THREADS=2 exceeds the cores of 1 of 1 rank .*--map-by slot:PE=2" $tmp/lay.err) -eq 1 ] && grep -q "^ibc: 1 rank x 1 thread, cores per rank: [0-9]*$" $tmp/lay.err'
 lay OMP_NUM_THREADS=2 IBC_FORCE_THREADS=1 mpirun -np 1 --bind-to core
 check "IBC_FORCE_THREADS=1 runs the threads asked for, without a warning" '! grep -q warning $tmp/lay.err && grep -q "^ibc: 1 rank x 2 threads" $tmp/lay.err'
 lay mpirun -np 2
-check "mpirun -np 2: each rank its own half of the cores" 'grep -q "^ibc: 2 ranks x $((n / 2)) thread.*, cores per rank: [0-9-]* | [0-9-]*" $tmp/lay.err'
+check "mpirun -np 2: each rank its own core, 1 thread" 'grep -qE "^ibc: 2 ranks x 1 thread, cores per rank: [0-9]+ \| [0-9]+$" $tmp/lay.err'
 lay mpirun -np 1 --bind-to none
 check "--bind-to none: the whole mask, no note" 'grep -q "^ibc: 1 rank x $n threads, cores per rank: 0-$((n - 1))$" $tmp/lay.err'
 rm -rf "$tmp/lay"; mpirun -np 2 "$IBC" run "$tmp/lay.ini" --quiet 2>"$tmp/lay.err" >/dev/null

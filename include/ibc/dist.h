@@ -69,11 +69,13 @@ int dist_map_docs(corpus *c, dist_doc_fn fn, void *ctx, ibc_err *err);
 // - Its cores are its affinity mask (sched_getaffinity) as the launcher set it: an explicit
 //   binding (`mpirun --bind-to ...`, `--map-by ...:PE=N`, `srun --cpu-bind`, taskset, a Slurm
 //   or cgroup cpuset) is kept as it is. Open MPI's DEFAULT binding (each rank of a job of one
-//   or two ranks bound to one core although nobody asked) is replaced by an even split of the
+//   or two ranks bound to one core although nobody asked) is kept too, unless OMP_NUM_THREADS
+//   asks for more threads than it gives: then it is replaced by an even split of the
 //   launcher's cores among the node's ranks in local-rank order (hardware-thread siblings kept
-//   together), so that `mpirun -np 1` with 2 threads gets 2 cores. Default = Open MPI says it
-//   bound the rank and no binding, mapping or cpus-per-rank option, OMP_PROC_BIND or
-//   OMP_PLACES was given.
+//   together), so that `OMP_NUM_THREADS=2 mpirun -np 1` gets 2 cores. Default = Open MPI says
+//   it bound the rank and no binding, mapping or cpus-per-rank option, OMP_PROC_BIND or
+//   OMP_PLACES was given. (Without OMP_NUM_THREADS the thread counts are those ibc always
+//   had: 1 per rank under mpirun -np 1 or 2, all cores for a rank started without mpirun.)
 // - Its threads: OMP_NUM_THREADS if set; else the cores of its mask divided fairly among the
 //   ranks of the node whose masks overlap it (the remainder to the lower local ranks).
 // - Never more threads than cores in the mask, unless IBC_FORCE_THREADS=1: a larger
