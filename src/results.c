@@ -123,9 +123,7 @@ static void write_ckpt(h5ctx *c, hid_t parent, const res_ckpt *r, int index) {
 
 static int write_h5(const char *path, const char *final, const char *job_text, const res_ckpt *r, int n, const res_anchors *an,
                     int n_an, ibc_err *err) {
-    int root = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &root);
-    root = root == 0;
+    int root = dist_rank() == 0;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL);
     H5E_auto2_t old;

@@ -8,9 +8,12 @@
 . "$(dirname "$0")/lib.bash"
 trap 'pkill -f "$tmp" 2>/dev/null; umount "$tmp/full" 2>/dev/null; rm -rf "$tmp"' EXIT
 if [ -z "$FX" ] || [ ! -d "$FX/tokenizers" ]; then echo "skip failure tests: fixtures folder absent (set IBC_FIXTURES)"; exit 0; fi
-run() { # np ini [env...]: runs the job with a 30 s limit; sets st and leaves stderr in $tmp/err
+# The time limit of every run: 30 s (issue 11); FAILURE_TIMEOUT raises it for slow builds
+# (ASan on a loaded machine), where a run that hits it still fails the test.
+lim=${FAILURE_TIMEOUT:-30}
+run() { # np ini [env...]: runs the job within the limit; sets st and leaves stderr in $tmp/err
   local np=$1 ini=$2; shift 2
-  env "$@" timeout -k 5 30 mpirun --oversubscribe -np "$np" "$IBC" run "$ini" --quiet >/dev/null 2>"$tmp/err"
+  env "$@" timeout -k 5 $lim mpirun --oversubscribe -np "$np" "$IBC" run "$ini" --quiet >/dev/null 2>"$tmp/err"
   st=$?
 }
 
@@ -50,7 +53,7 @@ for phase in corpus tokenize precount load forward merge write; do
     if [ $st -ne 2 ] || [ "$n" -ne 1 ]; then bad="$bad rank $r (exit $st, message $n times)"; fi
     ls "$tmp/out/f/"*.tmp* >/dev/null 2>&1 && bad="$bad rank $r (temporary files left)"
   done
-  check "fault $phase on rank 0, 1, 2 of 3: exit 2 within 30 s, the message once${bad:+:$bad}" '[ -z "$bad" ]'
+  check "fault $phase on rank 0, 1, 2 of 3: exit 2 within $lim s, the message once${bad:+:$bad}" '[ -z "$bad" ]'
 done
 
 # --- allocation failures: IBC_FAIL_ALLOC=N (the N-th allocation of each process fails) --------
@@ -66,17 +69,18 @@ same() { cmp -s "$1/f.h5" "$2/f.h5" && cmp -s "$1/layers.csv" "$2/layers.csv" &&
 bad=""; runs=0; last=0
 for ((N = 1; ; N += stride)); do
   rm -rf "$tmp/sw" && cp -r "$tmp/base" "$tmp/sw"
-  IBC_FAIL_ALLOC=$N timeout -k 5 30 mpirun --oversubscribe -np 2 "$IBC" run "$tmp/f.ini" --quiet --results "$tmp/sw" >/dev/null 2>"$tmp/err"
+  IBC_FAIL_ALLOC=$N timeout -k 5 $lim mpirun --oversubscribe -np 2 "$IBC" run "$tmp/f.ini" --quiet --results "$tmp/sw" >/dev/null 2>"$tmp/err"
   st=$?; runs=$((runs + 1))
   case $st in
     0|2) ;;
     1) grep -q "out of memory: .* bytes at " "$tmp/err" || bad="$bad N=$N(exit 1 without the out-of-memory line)" ;;
+    124|137) bad="$bad N=$N(no end within $lim s)"; break ;;
     *) bad="$bad N=$N(exit $st)" ;;
   esac
   ls "$tmp/sw" | grep -q '\.tmp' && bad="$bad N=$N(temporary file left)"
   same "$tmp/sw" "$tmp/base" || same "$tmp/sw" "$tmp/ref" || bad="$bad N=$N(results neither the previous nor complete)"
   [ $st -eq 0 ] && { last=$N; break; }
-  [ $N -gt 100000 ] && { bad="$bad (no N up to 100000 passes)"; break; }
+  [ $N -gt 20000 ] && { bad="$bad (no N up to 20000 passes)"; break; }
 done
 echo "   allocation sweep: $runs runs, stride $stride, first passing N = $last"
 check "IBC_FAIL_ALLOC=1..$last step $stride: no signal, no hang, results the previous or complete${bad:+:$bad}" '[ -z "$bad" ]'
@@ -89,16 +93,17 @@ else
   mpirun --oversubscribe -np 2 "$IBC" run "$tmp/f.ini" --quiet --only 0 --results "$tmp/full/r" 2>/dev/null
   cp -r "$tmp/full/r" "$tmp/before"
   dd if=/dev/zero of="$tmp/full/filler" bs=1k count=64 2>/dev/null # fills what is left
-  timeout -k 5 30 mpirun --oversubscribe -np 2 "$IBC" run "$tmp/f.ini" --quiet --results "$tmp/full/r" >/dev/null 2>"$tmp/err"
+  timeout -k 5 $lim mpirun --oversubscribe -np 2 "$IBC" run "$tmp/f.ini" --quiet --results "$tmp/full/r" >/dev/null 2>"$tmp/err"
   st=$?
+  echo "   full filesystem: $(grep "^ibc: " "$tmp/err")"
   check "full filesystem: exit 2, one line naming the file in the results folder" \
     '[ $st -eq 2 ] && [ $(grep -c "^ibc: " $tmp/err) -eq 1 ] && grep -q "^ibc: $tmp/full/r/[a-z.]*: " $tmp/err'
   check "full filesystem: the previous results are intact, no temporary file" \
     'same "$tmp/full/r" "$tmp/before" && ! ls "$tmp/full/r" | grep -q "\.tmp"'
   rm -f "$tmp/full/filler"
-  timeout -k 5 30 mpirun --oversubscribe -np 2 "$IBC" run "$tmp/f.ini" --quiet --results "$tmp/full/r" 2>"$tmp/err"
+  timeout -k 5 $lim mpirun --oversubscribe -np 2 "$IBC" run "$tmp/f.ini" --quiet --results "$tmp/full/r" 2>"$tmp/err"
   check "full filesystem, space freed: the job resumes and ends equal to an uninterrupted run" '[ $? -eq 0 ] && same "$tmp/full/r" "$tmp/ref"'
-  cp "$tmp/err" "$tmp/full.err"; umount "$tmp/full"
+  umount "$tmp/full"
 fi
 
 # --- odd bins and odd position counts (under `make asan` this runs with UBSan, no recovery) ----
