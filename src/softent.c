@@ -149,7 +149,7 @@ static int64_t table_find(se_table *t, const se_label *k, int insert) {
     int added;
     int64_t i = hmap_put(&t->map, k, sizeof *k, &added);
     if (i < 0 || !added) return i;
-    xgrow(t->row, t->cap, (size_t)i + 1);
+    if ((size_t)i + 1 > t->cap) xgrow(t->row, t->cap, (size_t)i + 1);
     t->row[i] = -1;
     t->n_labels = t->map.n;
     t->keys = (const se_label *)t->map.keys;
