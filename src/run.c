@@ -73,6 +73,12 @@ static void free_anchors(anchor_cache *ac) {
     ac->n = 0;
 }
 
+// IBC_TIMING=1: timing lines on stderr (run_ckpt's per checkpoint, save's), for bench/job.sh.
+static int timing_on(void) {
+    const char *v = getenv("IBC_TIMING");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
 // Rewrites the results with every checkpoint so far (anchors for each width present).
 static int save(const job *j, const char *dir, res_ckpt *res, int K, anchor_cache *ac, ibc_err *err) {
     const res_anchors *tmp;
@@ -81,7 +87,10 @@ static int save(const job *j, const char *dir, res_ckpt *res, int K, anchor_cach
             int rc = get_anchors(j, ac, res[i].d, &tmp, err);
             if (rc) return rc;
         }
-    return results_write(dir, j->name, j->text, res, K, ac->a, ac->n, err);
+    double t0 = now();
+    int rc = results_write(dir, j->name, j->text, res, K, ac->a, ac->n, err);
+    if (rc == 0 && timing_on() && dist_rank() == 0) fprintf(stderr, "ibc: timing results: %.3f s\n", now() - t0);
+    return rc;
 }
 
 // Token ids for text documents: the job's tokenizer or the checkpoint's tokenizer.json.
@@ -191,12 +200,9 @@ typedef struct {
     double busy;              // this rank's document loop, wall time, without the agreement
     double agree;             // per-round agreement: waiting for the slowest rank included
     double merge;             // exchange and merge of counts, conditional sums, results
+    double lock_wait;         // thread-seconds waiting for a layer's lock (se_doc_add)
+    int64_t lock_waits;       // how often a thread had to wait for one
 } ckpt_timing;
-
-static int timing_on(void) {
-    const char *v = getenv("IBC_TIMING");
-    return v && *v && strcmp(v, "0") != 0;
-}
 
 // This process's peak resident memory (VmHWM), bytes; 0 if unknown.
 static int64_t peak_rss(void) {
@@ -227,17 +233,19 @@ static double max_over_mean(const int64_t *all, int P) {
 static void timing_print(const progress *pg, const ckpt_timing *tm, double wall, int threads) {
     int P = dist_size();
     int64_t v[8] = {(int64_t)(tm->forward * 1e9), (int64_t)(tm->estimator * 1e9), (int64_t)(tm->precount * 1e9),
-                    (int64_t)(tm->agree * 1e9), (int64_t)(tm->merge * 1e9), threads, 0, 0};
-    dist_sum(v, 6);
+                    (int64_t)(tm->agree * 1e9), (int64_t)(tm->merge * 1e9), threads, (int64_t)(tm->lock_wait * 1e9),
+                    tm->lock_waits};
+    dist_sum(v, 8);
     int64_t *mem = xmalloc(sizeof(int64_t) * (size_t)P), mx = 0;
     gather_i64(peak_rss(), mem, P);
     for (int r = 0; r < P; r++) mx = mem[r] > mx ? mem[r] : mx;
     free(mem);
     if (dist_rank() == 0)
         fprintf(stderr, "ibc: timing %s: wall %.3f s, ranks %d, threads %lld, forward %.3f s, estimator %.3f s, "
-                "precount %.3f s, agreement %.3f s, merge %.3f s, imbalance %.3f, peak memory per rank %.1f MB\n",
-                pg->name, wall, P, (long long)v[5], v[0] * 1e-9 / v[5], v[1] * 1e-9 / v[5], v[2] * 1e-9 / P,
-                v[3] * 1e-9 / P, v[4] * 1e-9 / P, pg->imbalance, mx / 1048576.0);
+                "precount %.3f s, agreement %.3f s, merge %.3f s, imbalance %.3f, peak memory per rank %.1f MB, "
+                "lock waits %lld (%.4f s)\n", pg->name, wall, P, (long long)v[5], v[0] * 1e-9 / v[5], v[1] * 1e-9 / v[5],
+                v[2] * 1e-9 / P, v[3] * 1e-9 / P, v[4] * 1e-9 / P, pg->imbalance, mx / 1048576.0, (long long)v[7],
+                v[6] * 1e-9 / v[5]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -474,6 +482,8 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
         if (rc == 0 && all[0]) rc = dist_any(g_stop != 0) ? IBC_ESTOP : ibc_fail(err, IBC_ESYS, "a rank failed");
     }
     for (int t = 0; t < threads; t++) tm.forward += fwd[t], tm.estimator += est[t];
+    tm.lock_wait = acc.lock_wait_s;
+    tm.lock_waits = acc.lock_waits;
     double t2 = now();
     if (rc == 0) rc = finish_ckpt(slot, L, nslots, &acc, an, r, err);
     tm.merge = now() - t2;

@@ -438,7 +438,14 @@ void se_doc_add(se_acc *acc, se_doc *doc, int layer, const float *W, double eps,
             q[(size_t)p * n + j] = (int64_t)((double)doc->a[(size_t)p * n + j] * SE_FIX_ONE + 0.5);
         if (acc->precounted) fix_limbs(se_entropy_fix(q + (size_t)p * n, n), hq + (size_t)p * SE_COND_LIMBS);
     }
-    omp_set_lock(&acc->locks[layer]);
+    if (!omp_test_lock(&acc->locks[layer])) { // another thread adds this layer: wait, and count it
+        double t0 = omp_get_wtime();
+        omp_set_lock(&acc->locks[layer]);
+#pragma omp atomic
+        acc->lock_waits++;
+#pragma omp atomic
+        acc->lock_wait_s += omp_get_wtime() - t0;
+    }
     doc_accumulate(acc, doc, layer);
     omp_unset_lock(&acc->locks[layer]);
 }

@@ -103,6 +103,8 @@ typedef struct {
     int precounted;          // labels and N_x fixed by se_precount_* (see below)
     int64_t *cond_direct;    // [n_sets, n_layers, SE_COND_LIMBS] singleton terms h(q_t)
     omp_lock_t *locks;       // [n_layers]: held while a document's layer is added
+    int64_t lock_waits;      // times a thread found its layer's lock taken (contention)
+    double lock_wait_s;      // seconds spent waiting for those locks, all threads
     se_doc doc;              // scratch of se_doc_begin/se_doc_layer (one thread)
 } se_acc;
 
