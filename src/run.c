@@ -366,7 +366,12 @@ static int run_round(const job *j, const corpus *c, const char *ok, const model 
             fwd[th] += now() - t0 - (rc->est[th] - e0);
             if (r)
 #pragma omp critical(run_round_err)
-                if (k < failed) { failed = k; *err = *e; err->code = r; }
+                if (k < failed) { // the first failing document in the list wins, whatever the timing
+                    *err = *e;
+                    err->code = r;
+#pragma omp atomic write
+                    failed = k;
+                }
         }
     }
     free(errs);

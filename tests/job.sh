@@ -85,7 +85,7 @@ check "progress: checkpoint k/K, documents, tokens/s and ETA on stderr (skips on
   'grep -q "already complete, skipped" $tmp/progress'
 rm -rf "$tmp/np1"
 $MPIRUN 2 "$IBC" run "$tmp/multi1.ini" 2>"$tmp/progress" >/dev/null
-check "progress line format" 'grep -qE "^ibc: checkpoint 6/6 gemma: documents 300/300, [0-9]+ tokens/s, ETA [0-9]+s$" $tmp/progress'
+check "progress line format" 'grep -qE "^ibc: checkpoint 6/6 gemma: documents 300/300, [0-9]+ tokens/s, imbalance [0-9.]+, ETA [0-9]+s$" $tmp/progress'
 rm -rf "$tmp/np1"
 $MPIRUN 2 "$IBC" run "$tmp/multi1.ini" --quiet 2>"$tmp/progress" >/dev/null
 check "--quiet silences progress" '[ ! -s $tmp/progress ]'
