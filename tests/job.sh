@@ -14,7 +14,7 @@ job() { # name output checkpoints... (NAME=PATH lines)
     echo "[corpus]"; echo "format = jsonl-ids"; echo "path = $FX/softh/fortunes300_stories260K.jsonl"
     echo "[estimator]"; echo "anchors = $FX/softh/anchors_d64_n100_seed0.npy"; } >"$tmp/$name.ini"
 }
-dump() { h5dump -m %.17g "$1" | sed 1d; } # the numbers, without the file name line
+dump() { h5_numbers "$1"; } # the numbers, without the file name line and the timing
 
 # --- 1, 2, 3 ranks: bitwise identical ---------------------------------------------------------
 ck=("stories260K = $FX/real/stories260K" "llama = $FX/hf-tiny/llama" "gpt2 = $FX/hf-tiny/gpt2"
@@ -27,7 +27,7 @@ for np in 1 2 3; do
   echo "   ranks $np: exit $?"
 done
 # The job text differs only in the output folder; compare every number.
-check "1, 2 and 3 ranks: summary.csv identical" 'cmp -s $tmp/np1/multi/summary.csv $tmp/np2/multi/summary.csv && cmp -s $tmp/np1/multi/summary.csv $tmp/np3/multi/summary.csv'
+check "1, 2 and 3 ranks: summary.csv identical" 'cmp -s <(csv_numbers $tmp/np1/multi/summary.csv) <(csv_numbers $tmp/np2/multi/summary.csv) && cmp -s <(csv_numbers $tmp/np1/multi/summary.csv) <(csv_numbers $tmp/np3/multi/summary.csv)'
 check "1, 2 and 3 ranks: layers.csv identical" 'cmp -s $tmp/np1/multi/layers.csv $tmp/np2/multi/layers.csv && cmp -s $tmp/np1/multi/layers.csv $tmp/np3/multi/layers.csv'
 check "1, 2 and 3 ranks: every HDF5 number identical" \
   'diff <(dump $tmp/np1/multi/multi.h5 | grep -v "$tmp") <(dump $tmp/np3/multi/multi.h5 | grep -v "$tmp") >/dev/null && diff <(dump $tmp/np1/multi/multi.h5 | grep -v "$tmp") <(dump $tmp/np2/multi/multi.h5 | grep -v "$tmp") >/dev/null'
@@ -75,7 +75,7 @@ for how in USR1 TERM KILL; do
   [ $how != KILL ] && check "SIGTERM-like $how: exit 75 and a message to resume" '[ $st -eq 75 ] && grep -q "run the same job again to resume" $tmp/r$how.err'
   $MPIRUN 2 "$IBC" run "$tmp/resume$how.ini" 2>"$tmp/r$how.err2"
   check "resume after $how: finished checkpoints skipped, results identical" \
-    'grep -q "already complete, skipped" $tmp/r$how.err2 && cmp -s $tmp/ref/resume/summary.csv $tmp/r$how/resume/summary.csv && cmp -s $tmp/ref/resume/layers.csv $tmp/r$how/resume/layers.csv'
+    'grep -q "already complete, skipped" $tmp/r$how.err2 && cmp -s <(csv_numbers $tmp/ref/resume/summary.csv) <(csv_numbers $tmp/r$how/resume/summary.csv) && cmp -s $tmp/ref/resume/layers.csv $tmp/r$how/resume/layers.csv'
 done
 check "no temporary file left in results" '! ls $tmp/r*/resume/*.tmp* >/dev/null 2>&1'
 
@@ -85,7 +85,7 @@ check "progress: checkpoint k/K, documents, tokens/s and ETA on stderr (skips on
   'grep -q "already complete, skipped" $tmp/progress'
 rm -rf "$tmp/np1"
 $MPIRUN 2 "$IBC" run "$tmp/multi1.ini" 2>"$tmp/progress" >/dev/null
-check "progress line format" 'grep -qE "^ibc: checkpoint 6/6 gemma: documents 300/300, [0-9]+ tokens/s, ETA [0-9]+s$" $tmp/progress'
+check "progress line format" 'grep -qE "^ibc: checkpoint 6/6 gemma: documents 300/300, [0-9]+ tokens/s, imbalance [0-9.]+, ETA [0-9]+s$" $tmp/progress'
 rm -rf "$tmp/np1"
 $MPIRUN 2 "$IBC" run "$tmp/multi1.ini" --quiet 2>"$tmp/progress" >/dev/null
 check "--quiet silences progress" '[ ! -s $tmp/progress ]'

@@ -29,6 +29,7 @@
 #ifndef IBC_SOFTENT_H
 #define IBC_SOFTENT_H
 
+#include <omp.h>
 #include <stdint.h>
 
 #include "ibc/err.h"
@@ -79,6 +80,18 @@ typedef struct {
 } se_table;
 
 // ---- the accumulator ----
+
+// One document's labels and soft assignments: per-thread scratch, kept apart from the shared
+// counts so that threads, like ranks, can each carry whole documents (design.md "Run loop").
+typedef struct {
+    int P;                   // counted positions of the current document
+    int cap_P, n;            // capacity (positions) and the bins it was sized for
+    int64_t *idx;            // [n_sets, P] label index of each position
+    float *a;                // [P, n] soft assignments
+    int64_t *q;              // [P, n] the same in Q32.32
+    int64_t *hq;             // [P, SE_COND_LIMBS] limbs of h(q_t), for precounted singletons
+} se_doc;
+
 typedef struct {
     int n, d;                // bins, width
     int n_layers;            // tracked hidden-state indices
@@ -91,11 +104,10 @@ typedef struct {
     se_table tables[SE_MAX_SETS];
     int precounted;          // labels and N_x fixed by se_precount_* (see below)
     int64_t *cond_direct;    // [n_sets, n_layers, SE_COND_LIMBS] singleton terms h(q_t)
-    // per-document scratch
-    int P;                   // counted positions of the current document
-    int64_t *doc_idx;        // [n_sets, P] label index of each position
-    float *a;                // [P, n]
-    int cap_P;
+    omp_lock_t *locks;       // [n_layers]: held while a document's layer is added
+    int64_t lock_waits;      // times a thread found its layer's lock taken (contention)
+    double lock_wait_s;      // seconds spent waiting for those locks, all threads
+    se_doc doc;              // scratch of se_doc_begin/se_doc_layer (one thread)
 } se_acc;
 
 // orders: bitmask of n-gram orders (bit k-1 for order k), each order giving X_k and Y_k;
@@ -103,12 +115,24 @@ typedef struct {
 int se_acc_init(se_acc *acc, int n, int d, int n_layers, unsigned orders, int pref, ibc_err *err);
 void se_acc_free(se_acc *acc);
 
-// Starts a document: computes its labels and returns the number of counted positions P
-// (0: nothing to add; the document is counted as skipped). pref_label: 0/1, or -1 if none.
+// Documents, one thread: se_doc_begin computes the labels of a document and returns the
+// number of counted positions in acc->doc.P (0: nothing to add; the document is counted as
+// skipped). pref_label: 0/1, or -1 if none. se_doc_layer adds layer slot `layer` of it: h
+// [T, d] is the whole document's hidden state, of which rows n_max-1 .. T-n_max-1 are counted.
 int se_doc_begin(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_err *err);
-// Adds layer slot `layer` of the current document: h [T, d] is the whole document's
-// hidden state, of which rows n_max-1 .. T-n_max-1 are counted.
 void se_doc_layer(se_acc *acc, int layer, const float *W, double eps, const float *h, int T);
+
+// Documents, many threads at once into one PRECOUNTED accumulator, each thread with its own
+// se_doc (se_doc_init / se_doc_free): se_doc_start only reads the label tables (its counters
+// are atomic), and se_doc_add computes the document's soft assignment in doc (one sgemm of the
+// document's own shape [P, d] x [d, n], on the calling thread when called inside a parallel
+// region) and then adds its exact integer masses under the layer's lock (acc->locks[layer]).
+// The totals are the same bits whatever the threads, the order or the split of documents.
+// Streaming mode (not precounted) inserts labels: one thread only.
+void se_doc_init(se_doc *doc);
+void se_doc_free(se_doc *doc);
+int se_doc_start(se_acc *acc, se_doc *doc, const int32_t *ids, int T, int pref_label, ibc_err *err);
+void se_doc_add(se_acc *acc, se_doc *doc, int layer, const float *W, double eps, const float *h, int T);
 
 // Precount mode (what `ibc run` uses). Labels depend on token ids only, so a first pass over
 // the corpus's ids can fix every N_x before any hidden state exists. A label seen once then
