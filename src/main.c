@@ -35,7 +35,7 @@ static const char USAGE[] =
     "                                            a random-weight Hugging Face folder (tests, benchmarks)\n"
     "  correlate RESULTS_DIR_OR_H5... --benchmarks FILE.csv [--name-column C[,C2]] [--aliases FILE]\n"
     "            [--covariates log_params] [--duplicates first|mean|error] [--exclude COLS] [--out DIR]\n"
-    "            [--per-layer] [--no-plots]\n"
+    "            [--per-layer] [--no-plots] [--resamples N] [--seed S] [--dump-resamples]\n"
     "                                            metrics against benchmark scores: CSV, Markdown, plots\n"
     "  train [--out DIR] [--corpus DIR] [--steps N] [--seed S] [--quiet]\n"
     "                                            the embedded default: tokenizer, model and scores on Debian's fortunes\n"
@@ -293,6 +293,7 @@ static int cmd_correlate(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-plots")) o.plots = 0;
         else if (!strcmp(a, "--per-layer")) o.per_layer = 1;
+        else if (!strcmp(a, "--dump-resamples")) o.dump_resamples = 1;
         else if (a[0] == '-' && !v) { free(in); return usage_error("correlate: a flag needs a value"); }
         else if (!strcmp(a, "--benchmarks")) o.benchmarks = v, i++;
         else if (!strcmp(a, "--name-column")) o.name_cols = v, i++;
@@ -300,6 +301,8 @@ static int cmd_correlate(int argc, char **argv) {
         else if (!strcmp(a, "--covariates")) o.covariates = v, i++;
         else if (!strcmp(a, "--exclude")) o.exclude = v, i++;
         else if (!strcmp(a, "--out")) o.out = v, i++;
+        else if (!strcmp(a, "--resamples")) o.resamples = atoi(v), i++;
+        else if (!strcmp(a, "--seed")) o.seed = strtoull(v, NULL, 10), i++;
         else if (!strcmp(a, "--duplicates")) {
             i++;
             if (!strcmp(v, "first")) o.dups = BT_FIRST;

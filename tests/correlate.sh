@@ -29,7 +29,7 @@ CSV
 "$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --covariates log_params --out "$tmp/c" 2>"$tmp/err"; st=$?
 check "correlate runs (exit $st)" '[ $st -eq 0 ]'
 check "outputs: correlations.csv, regression.csv, partial.csv, correlations.md with the documented headers" \
-  '[ "$(head -1 $tmp/c/correlations.csv)" = "metric,benchmark,n,spearman_rho,spearman_p,pearson_r,pearson_p" ] && [ "$(head -1 $tmp/c/regression.csv)" = "metric,benchmark,covariates,n,term,coef,se,t,p,r2,adj_r2,loo_r2" ] && [ -s $tmp/c/partial.csv ] && grep -q "^| metric | benchmark | r | p | n |" $tmp/c/correlations.md'
+  '[ "$(head -1 $tmp/c/correlations.csv)" = "metric,benchmark,n,spearman_rho,spearman_p,pearson_r,pearson_p,spearman_ci_lo,spearman_ci_hi,spearman_bca_lo,spearman_bca_hi,spearman_perm_p,pearson_ci_lo,pearson_ci_hi,pearson_bca_lo,pearson_bca_hi,pearson_perm_p" ] && [ "$(head -1 $tmp/c/regression.csv)" = "metric,benchmark,covariates,n,term,coef,se,t,p,r2,adj_r2,loo_r2" ] && [ -s $tmp/c/partial.csv ] && grep -q "^| metric | benchmark | r | p | n |" $tmp/c/correlations.md'
 check "duplicates: the first row wins (olmo2 IFEval 42.2)" '[ "$(awk -F, "\$1==\"olmo2\" {print (\$18 == 42.2)}" $tmp/c/matched.csv)" = 1 ]'
 check "missing values drop a model from that benchmark only (BBH n = 7, MATH n = 8)" \
   'grep -q "^optimality_1,BBH,7," $tmp/c/correlations.csv && grep -q "^optimality_1,MATH,8," $tmp/c/correlations.csv && grep -q "^optimality_1,IFEval,9," $tmp/c/correlations.csv'
@@ -87,6 +87,74 @@ for row in csv.DictReader(open(d + '/partial.csv')):
     r = np.corrcoef(rx, ry)[0, 1]; df = len(pts) - 3
     close(row['partial_r'], r, 'partial'); close(row['p'], 2 * stats.t.sf(abs(r * math.sqrt(df / (1 - r * r))), df), 'partial p')
 assert checked > 50
+PY"
+
+# Intervals and permutation p-values against scipy 1.10's bootstrap and permutation_test.
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --out "$tmp/rs" --no-plots --dump-resamples 2>/dev/null
+check "resamples: 10,000 bootstrap index sets per n, permutations where n! > 10,000, exact enumeration below" \
+  '[ $(grep -c "^boot,9," $tmp/rs/resamples.csv) -eq 10000 ] && [ $(grep -c "^perm,9," $tmp/rs/resamples.csv) -eq 10000 ] && [ $(grep -c "^perm,6," $tmp/rs/resamples.csv) -eq 0 ]'
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --out "$tmp/rs2" --no-plots 2>/dev/null
+check "the same seed gives the same intervals" 'cmp -s $tmp/rs/correlations.csv $tmp/rs2/correlations.csv'
+# Tolerances: on the same index sets (exported above), the percentile and BCa intervals and the
+# sampled permutation p equal scipy's own code to 1e-9 (only summation order differs: ~1e-15 in
+# each resampled r, amplified by the BCa level's derivative); scipy's BCa is fed the same
+# resampled values with ibc's documented tie snap (stats.h ST_TIE) applied. Where n! <= 10,000
+# both enumerate every permutation: permutation_test itself, to 1e-12. Where they sample, each
+# with its own generator: scipy's permutation_test to 6 Monte-Carlo standard errors.
+check "bootstrap percentile and BCa intervals, permutation p: equal scipy on the same resamples" "$PY - '$tmp/rs' <<'PY'
+import csv, math, sys
+import numpy as np
+from scipy import stats
+from scipy.stats._resampling import _bca_interval
+d = sys.argv[1]
+m = list(csv.DictReader(open(d + '/matched.csv')))
+plans = {}
+for row in csv.DictReader(open(d + '/resamples.csv')):
+    plans.setdefault((row['kind'], int(row['n'])), []).append([int(v) for v in row['indices'].split()])
+plans = {k: np.array(v) for k, v in plans.items()}
+def pear(a, b, axis=-1):
+    a = a - a.mean(axis=axis, keepdims=True); b = b - b.mean(axis=axis, keepdims=True)
+    return np.clip((a * b).sum(axis) / np.sqrt((a * a).sum(axis) * (b * b).sum(axis)), -1, 1)
+def rank(a):  # average ranks along the last axis, vectorised (rankdata's axis= loops in Python)
+    a = np.moveaxis(a, -1, -1)
+    lt = (a[..., None, :] < a[..., :, None]).sum(-1); eq = (a[..., None, :] == a[..., :, None]).sum(-1)
+    return lt + (eq + 1) / 2
+def spear(a, b, axis=-1):
+    assert axis == -1
+    return pear(rank(a), rank(b), axis)
+def close(a, b, tol, what):
+    assert (math.isnan(b) and a == '') or abs(float(a) - b) <= tol, (what, a, b)
+rows = exact = sampled = 0
+for row in csv.DictReader(open(d + '/correlations.csv')):
+    pts = [(r[row['metric']], r[row['benchmark']]) for r in m if r[row['metric']] != '' and r[row['benchmark']] != '']
+    x = np.array([float(a) for a, b in pts]); y = np.array([float(b) for a, b in pts]); n = len(x)
+    boot = plans[('boot', n)]; assert boot.shape == (10000, n)
+    for name, f in (('spearman', spear), ('pearson', pear)):
+        th = f(x, y)
+        tb = f(x[boot], y[boot])
+        tb[np.abs(tb - th) <= 1e-12] = th
+        lo, hi = np.percentile(tb, [2.5, 97.5])
+        close(row[name + '_ci_lo'], lo, 1e-9, (row['metric'], name)); close(row[name + '_ci_hi'], hi, 1e-9, name)
+        stat_idx = lambda i, axis=-1: f(x[i], y[i], axis)
+        a1, a2, _ = _bca_interval((np.arange(n),), stat_idx, axis=-1, alpha=0.025, theta_hat_b=tb, batch=None)
+        close(row[name + '_bca_lo'], np.percentile(tb, a1 * 100), 1e-9, (row['metric'], row['benchmark'], name, 'bca'))
+        close(row[name + '_bca_hi'], np.percentile(tb, a2 * 100), 1e-9, (row['metric'], row['benchmark'], name, 'bca'))
+        got = float(row[name + '_perm_p'])
+        if math.factorial(n) <= 10000:
+            res = stats.permutation_test((x,), lambda u, axis=-1: f(u, y, axis), permutation_type='pairings', n_resamples=10000)
+            close(row[name + '_perm_p'], res.pvalue, 1e-12, (row['metric'], row['benchmark'], name, 'exact')); exact += 1
+        else:
+            perm = plans[('perm', n)]; null = f(x[perm], y[None, :].repeat(len(perm), 0)); g = max(1e-14, abs(1e-14 * th))
+            p = min(1, 2 * min(((null <= th + g).sum() + 1) / 10001, ((null >= th - g).sum() + 1) / 10001))
+            close(row[name + '_perm_p'], p, 1e-12, (row['metric'], name, 'replay'))
+            if rows < 12:
+                res = stats.permutation_test((x,), lambda u, axis=-1: f(u, y, axis), permutation_type='pairings', n_resamples=10000,
+                                             vectorized=True, random_state=1)
+                q = (got + res.pvalue) / 2
+                assert abs(got - res.pvalue) <= 6 * 2 * math.sqrt(max(q * (1 - q), 1e-4) / 10000) + 4e-4, (row['metric'], name, got, res.pvalue)
+            sampled += 1
+    rows += 1
+assert rows > 30 and exact > 0 and sampled > 0, (rows, exact, sampled)
 PY"
 
 "$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --per-layer --out "$tmp/pl" --no-plots 2>/dev/null
