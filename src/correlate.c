@@ -43,7 +43,7 @@ static void num(FILE *f, double v) {
 // Everything corr_run works on.
 typedef struct {
     const corr_opts *o;
-    rd_set set;
+    const rd_set *set;
     benchtab t;
     bt_aliases al;
     int *row;        // [set.n] table row of each checkpoint, -1 when unmatched
@@ -54,9 +54,8 @@ typedef struct {
 } ctx;
 
 static void ctx_free(ctx *c) {
-    for (int n = 0; c->plans && n <= c->set.n; n++) st_plan_free(&c->plans[n]);
+    for (int n = 0; c->plans && n <= c->set->n; n++) st_plan_free(&c->plans[n]);
     free(c->plans);
-    rd_free(&c->set);
     bt_free(&c->t);
     bt_aliases_free(&c->al);
     free(c->row);
@@ -69,14 +68,13 @@ static const st_plan *plan_for(ctx *c, int n) {
     return &c->plans[n];
 }
 
-// Reads the results and the table, and matches checkpoints to rows (unmatched on stderr and
-// into um).
+// Reads the table and matches checkpoints to rows (unmatched on stderr and into um, if any).
 static int load(ctx *c, FILE *um, ibc_err *err) {
     const corr_opts *o = c->o;
-    int rc = rd_add_all(&c->set, o->inputs, o->n_inputs, err);
+    int rc = 0;
     c->log_params = o->covariates && !strcmp(o->covariates, "log_params");
-    if (rc == 0 && o->per_layer) rc = rd_need_h5(&c->set, "--per-layer", err);
-    if (rc == 0 && c->log_params) rc = rd_need_h5(&c->set, "--covariates log_params (the parameter count)", err);
+    if (o->per_layer) rc = rd_need_h5(c->set, "--per-layer", err);
+    if (rc == 0 && c->log_params) rc = rd_need_h5(c->set, "--covariates log_params (the parameter count)", err);
     if (rc == 0 && o->covariates && o->covariates[0] && !c->log_params)
         rc = ibc_fail(err, IBC_EINPUT, "--covariates: expected log_params, got %s", o->covariates);
     if (rc == 0) rc = bt_read(o->benchmarks, o->name_cols, o->exclude, o->dups, &c->t, err);
@@ -93,19 +91,19 @@ static int load(ctx *c, FILE *um, ibc_err *err) {
         for (int b = 0; b < t->n_cols; b++) s += c->score[(size_t)i * c->nb + b] = t->v[(size_t)i * t->n_cols + b];
         c->score[(size_t)i * c->nb + t->n_cols] = s / t->n_cols;
     }
-    c->row = xcalloc((size_t)c->set.n + 1, sizeof(int));
-    c->plans = xcalloc((size_t)c->set.n + 1, sizeof(st_plan));
-    for (int i = 0; i < c->set.n; i++) {
-        c->row[i] = bt_find(t, bt_alias(&c->al, c->set.r[i].name));
+    c->row = xcalloc((size_t)c->set->n + 1, sizeof(int));
+    c->plans = xcalloc((size_t)c->set->n + 1, sizeof(st_plan));
+    for (int i = 0; i < c->set->n; i++) {
+        c->row[i] = bt_find(t, bt_alias(&c->al, c->set->r[i].name));
         c->matched += c->row[i] >= 0;
         if (c->row[i] < 0) {
-            fprintf(stderr, "ibc: unmatched: %s\n", c->set.r[i].name);
-            fprintf(um, "%s\n", c->set.r[i].name);
+            fprintf(stderr, "ibc: unmatched: %s\n", c->set->r[i].name);
+            if (um) fprintf(um, "%s\n", c->set->r[i].name);
         }
     }
     if (c->matched < 3)
         return ibc_fail(err, IBC_EINPUT, "%s: only %d of %d checkpoints matched a row (need 3); see --name-column and --aliases",
-                        o->benchmarks, c->matched, c->set.n);
+                        o->benchmarks, c->matched, c->set->n);
     return 0;
 }
 
@@ -114,10 +112,10 @@ static void write_matched(const ctx *c, FILE *f) {
     for (int m = 0; m < RD_NMETRICS; m++) fprintf(f, ",%s", RD_METRICS[m]);
     for (int b = 0; b < c->nb; b++) fprintf(f, ",%s", c->bnames[b]);
     fputc('\n', f);
-    for (int i = 0; i < c->set.n; i++) {
+    for (int i = 0; i < c->set->n; i++) {
         if (c->row[i] < 0) continue;
-        fprintf(f, "%s,%s,%lld", c->set.r[i].name, c->t.names[c->row[i]], (long long)c->set.r[i].params);
-        for (int m = 0; m < RD_NMETRICS; m++) num(f, rd_metric(&c->set.r[i], m));
+        fprintf(f, "%s,%s,%lld", c->set->r[i].name, c->t.names[c->row[i]], (long long)c->set->r[i].params);
+        for (int m = 0; m < RD_NMETRICS; m++) num(f, rd_metric(&c->set->r[i], m));
         for (int b = 0; b < c->nb; b++) num(f, c->score[(size_t)c->row[i] * c->nb + b]);
         fputc('\n', f);
     }
@@ -128,9 +126,9 @@ static void write_matched(const ctx *c, FILE *f) {
 static mdesc *metric_list(const ctx *c, int *nm) {
     static const char *PL[10] = {"H", "I_X1", "I_X2", "I_X3", "I_X4", "I_Y1", "I_Y2", "I_Y3", "I_Y4", "I_pref"};
     int maxl = -1;
-    for (int i = 0; i < c->set.n; i++)
-        for (int s = 0; c->row[i] >= 0 && c->o->per_layer && s < c->set.r[i].n_layers; s++)
-            if (c->set.r[i].layer_ids[s] > maxl) maxl = c->set.r[i].layer_ids[s];
+    for (int i = 0; i < c->set->n; i++)
+        for (int s = 0; c->row[i] >= 0 && c->o->per_layer && s < c->set->r[i].n_layers; s++)
+            if (c->set->r[i].layer_ids[s] > maxl) maxl = c->set->r[i].layer_ids[s];
     mdesc *ms = xcalloc((size_t)RD_NMETRICS + 10 * (size_t)(maxl + 1), sizeof(mdesc));
     for (int m = 0; m < RD_NMETRICS; m++) {
         snprintf(ms[m].name, sizeof ms[m].name, "%s", RD_METRICS[m]);
@@ -156,13 +154,13 @@ typedef struct {
 // Gathers metric m against benchmark b over the models with both values; returns n.
 static int gather(const ctx *c, const mdesc *m, int b, outs *w) {
     int n = 0;
-    for (int i = 0; i < c->set.n; i++) {
+    for (int i = 0; i < c->set->n; i++) {
         if (c->row[i] < 0) continue;
-        double xv = mval(&c->set.r[i], m), yv = c->score[(size_t)c->row[i] * c->nb + b];
-        if (!isfinite(xv) || !isfinite(yv) || (c->log_params && c->set.r[i].params <= 0)) continue;
+        double xv = mval(&c->set->r[i], m), yv = c->score[(size_t)c->row[i] * c->nb + b];
+        if (!isfinite(xv) || !isfinite(yv) || (c->log_params && c->set->r[i].params <= 0)) continue;
         w->x[n] = xv;
         w->y[n] = yv;
-        w->Z[n] = c->log_params ? log10((double)c->set.r[i].params) : 0;
+        w->Z[n] = c->log_params ? log10((double)c->set->r[i].params) : 0;
         w->X[2 * n] = xv;
         w->X[2 * n + 1] = w->Z[n];
         n++;
@@ -170,22 +168,29 @@ static int gather(const ctx *c, const mdesc *m, int b, outs *w) {
     return n;
 }
 
+// The correlations of x, y [n] with their intervals and permutation p-values.
+static void pair_stats(ctx *c, const double *x, const double *y, int n, corr_pair *q) {
+    q->n = n;
+    st_spearman(x, y, n, &q->rho, &q->rho_p);
+    st_pearson(x, y, n, &q->r, &q->r_p);
+    for (int k = 0; k < 2; k++) // resampled: Spearman, then Pearson
+        st_corr_resample(x, y, n, k ? ST_PEARSON : ST_SPEARMAN, plan_for(c, n), 0.95, &q->s[k]);
+}
+
 static void write_pair(ctx *c, const mdesc *m, int b, outs *w) {
     int n = gather(c, m, b, w);
     if (n < 3) return; // this metric is absent (e.g. an order not in the job)
     const char *mn = m->name, *bn = c->bnames[b], *cov = c->log_params ? "log_params" : "";
-    double rho, ps, r, pp;
-    st_spearman(w->x, w->y, n, &rho, &ps);
-    st_pearson(w->x, w->y, n, &r, &pp);
+    corr_pair q;
+    pair_stats(c, w->x, w->y, n, &q);
     fprintf(w->fc, "%s,%s,%d", mn, bn, n);
-    num(w->fc, rho); num(w->fc, ps); num(w->fc, r); num(w->fc, pp);
-    for (int k = 0; k < 2; k++) { // resampled: Spearman, then Pearson
-        st_resampled rs;
-        st_corr_resample(w->x, w->y, n, k ? ST_PEARSON : ST_SPEARMAN, plan_for(c, n), 0.95, &rs);
-        num(w->fc, rs.pct_lo); num(w->fc, rs.pct_hi); num(w->fc, rs.bca_lo); num(w->fc, rs.bca_hi); num(w->fc, rs.p_perm);
+    num(w->fc, q.rho); num(w->fc, q.rho_p); num(w->fc, q.r); num(w->fc, q.r_p);
+    for (int k = 0; k < 2; k++) {
+        const st_resampled *rs = &q.s[k];
+        num(w->fc, rs->pct_lo); num(w->fc, rs->pct_hi); num(w->fc, rs->bca_lo); num(w->fc, rs->bca_hi); num(w->fc, rs->p_perm);
     }
     fputc('\n', w->fc);
-    fprintf(w->fm, "| %s | %s | %.3f | %.3g | %d |\n", mn, bn, r, pp, n);
+    fprintf(w->fm, "| %s | %s | %.3f | %.3g | %d |\n", mn, bn, q.r, q.r_p, n);
     st_ols ols;
     if (st_ols_fit(w->y, c->log_params ? w->X : w->x, n, c->log_params ? 2 : 1, &ols) == 0) {
         const char *term[3] = {"intercept", mn, "log_params"};
@@ -228,7 +233,7 @@ static void write_stats(ctx *c, outs *w) {
 // Every index set used so far: kind,n,b,indices.
 static void write_resamples(const ctx *c, FILE *f) {
     fputs("kind,n,b,indices\n", f);
-    for (int n = 0; n <= c->set.n; n++) {
+    for (int n = 0; n <= c->set->n; n++) {
         const st_plan *p = &c->plans[n];
         for (int k = 0; p->boot && k < 2; k++)
             for (int b = 0; b < p->B && (k == 0 || p->perm); b++) {
@@ -317,11 +322,56 @@ static int move_staged(const char *staged, const char *out, int keep, ibc_err *e
     return rc;
 }
 
+int corr_summarize(const corr_opts *o, const rd_set *set, corr_summary *out, ibc_err *err) {
+    memset(out, 0, sizeof *out);
+    ctx c = {.o = o, .set = set, .B = o->resamples > 0 ? o->resamples : 10000};
+    int rc = load(&c, NULL, err);
+    if (rc == 0) {
+        out->matched = c.matched;
+        out->nb = c.nb;
+        out->bnames = xcalloc((size_t)c.nb, sizeof(char *));
+        for (int b = 0; b < c.nb; b++) out->bnames[b] = xstrdup(c.bnames[b]);
+        out->pairs = xcalloc((size_t)RD_NMETRICS * (size_t)c.nb, sizeof(corr_pair));
+        outs w = {0};
+        w.x = xmalloc(sizeof(double) * (size_t)c.matched);
+        w.y = xmalloc(sizeof(double) * (size_t)c.matched);
+        w.X = xmalloc(sizeof(double) * 2 * (size_t)c.matched);
+        w.Z = xmalloc(sizeof(double) * (size_t)c.matched);
+        for (int m = 0; m < RD_NMETRICS; m++)
+            for (int b = 0; b < c.nb; b++) {
+                mdesc md = {.summary = m};
+                int n = gather(&c, &md, b, &w);
+                if (n < 3) continue;
+                corr_pair *q = &out->pairs[out->n_pairs++];
+                pair_stats(&c, w.x, w.y, n, q);
+                q->metric = m;
+                q->bench = b;
+                q->x = xmalloc(sizeof(double) * (size_t)n);
+                q->y = xmalloc(sizeof(double) * (size_t)n);
+                memcpy(q->x, w.x, sizeof(double) * (size_t)n);
+                memcpy(q->y, w.y, sizeof(double) * (size_t)n);
+            }
+        free(w.x); free(w.y); free(w.X); free(w.Z);
+    }
+    ctx_free(&c);
+    return rc;
+}
+
+void corr_summary_free(corr_summary *s) {
+    for (int b = 0; b < s->nb; b++) free(s->bnames[b]);
+    for (int i = 0; i < s->n_pairs; i++) { free(s->pairs[i].x); free(s->pairs[i].y); }
+    free(s->bnames);
+    free(s->pairs);
+    memset(s, 0, sizeof *s);
+}
+
 int corr_run(const corr_opts *o, ibc_err *err) {
-    ctx c = {.o = o, .B = o->resamples > 0 ? o->resamples : 10000};
+    rd_set set = {0};
+    ctx c = {.o = o, .set = &set, .B = o->resamples > 0 ? o->resamples : 10000};
     oset s = {0};
     FILE *um = oset_add(&s, "unmatched.txt");
-    int rc = load(&c, um, err);
+    int rc = rd_add_all(&set, o->inputs, o->n_inputs, err);
+    if (rc == 0) rc = load(&c, um, err);
     char staged[IBC_PATH_NAME_MAX], leaf[64];
     snprintf(leaf, sizeof leaf, ".plots.tmp.%ld", (long)getpid());
     if (rc == 0) rc = io_mkdirs(o->out, err);
@@ -335,7 +385,7 @@ int corr_run(const corr_opts *o, ibc_err *err) {
     }
     if (rc == 0 && o->plots) {
         rc = io_mkdirs(staged, err);
-        if (rc == 0) rc = corr_plots(staged, &c.set, c.row, c.score, c.nb, c.bnames, err);
+        if (rc == 0) rc = corr_plots(staged, &set, c.row, c.score, c.nb, c.bnames, err);
     }
     if (rc == 0) rc = oset_commit(&s, o->out, o->plots ? staged : NULL, err);
     if (o->plots) {
@@ -344,5 +394,6 @@ int corr_run(const corr_opts *o, ibc_err *err) {
     }
     oset_free(&s);
     ctx_free(&c);
+    rd_free(&set);
     return rc;
 }

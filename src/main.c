@@ -15,7 +15,9 @@
 #include "ibc/io.h"
 #include "ibc/job.h"
 #include "ibc/model.h"
+#include "ibc/mem.h"
 #include "ibc/npy.h"
+#include "ibc/report.h"
 #include "ibc/run.h"
 #include "ibc/tokenizer.h"
 #include "ibc/train.h"
@@ -37,6 +39,8 @@ static const char USAGE[] =
     "            [--covariates log_params] [--duplicates first|mean|error] [--exclude COLS] [--out DIR]\n"
     "            [--per-layer] [--no-plots] [--resamples N] [--seed S] [--dump-resamples]\n"
     "                                            metrics against benchmark scores: CSV, Markdown, plots\n"
+    "  report RESULTS... [--benchmarks FILE.csv ...] [--aliases FILE] [--name-column C] [--out FILE.html]\n"
+    "                                            one self-contained HTML page: job, tables, plots, intervals\n"
     "  train [--out DIR] [--corpus DIR] [--steps N] [--seed S] [--quiet]\n"
     "                                            the embedded default: tokenizer, model and scores on Debian's fortunes\n"
     "  merge JOB.ini DIR...                      merges results folders of one job (Slurm array tasks)\n"
@@ -323,6 +327,34 @@ static int cmd_correlate(int argc, char **argv) {
     return 0;
 }
 
+// `ibc report RESULTS... [--benchmarks FILE.csv ...] --out report.html` (report.h).
+static int cmd_report(int argc, char **argv) {
+    rep_opts o = {.out = "report.html"};
+    const char **in = xcalloc((size_t)argc + 1, sizeof(char *)), **bench = xcalloc((size_t)argc + 1, sizeof(char *));
+    int bad = 0;
+    for (int i = 0; i < argc && !bad; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (a[0] != '-') in[o.n_inputs++] = a;
+        else if (!v) bad = 1;
+        else if (!strcmp(a, "--benchmarks")) bench[o.n_benchmarks++] = v, i++;
+        else if (!strcmp(a, "--out")) o.out = v, i++;
+        else if (!strcmp(a, "--name-column")) o.name_cols = v, i++;
+        else if (!strcmp(a, "--aliases")) o.aliases = v, i++;
+        else if (!strcmp(a, "--resamples")) o.resamples = atoi(v), i++;
+        else if (!strcmp(a, "--seed")) o.seed = strtoull(v, NULL, 10), i++;
+        else bad = 1;
+    }
+    o.inputs = in;
+    o.benchmarks = bench;
+    ibc_err e = {0};
+    int rc = bad || !o.n_inputs ? usage_error("report needs results folders and takes --benchmarks FILE --out FILE.html")
+                                : rep_run(&o, &e) ? fail(&e) : 0;
+    if (rc == 0) printf("%s\n", o.out);
+    free(in);
+    free(bench);
+    return rc;
+}
+
 static int cmd_train(int argc, char **argv) {
     tr_opts o = {.corpus = "/usr/share/games/fortunes", .out = "results/demo-train", .steps = 600, .batch = 16,
                  .seq = 64, .vocab = 2048, .d = 128, .layers = 4, .heads = 4, .kv_heads = 2, .d_ff = 352, .lr = 3e-3f,
@@ -387,6 +419,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(cmd, "correlate")) return cmd_correlate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "random-checkpoint")) return cmd_random_checkpoint(argc - 2, argv + 2);
     if (!strcmp(cmd, "checkpoints")) return cmd_checkpoints(argc - 2, argv + 2);

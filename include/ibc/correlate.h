@@ -31,6 +31,7 @@
 #include "ibc/benchtab.h"
 #include "ibc/err.h"
 #include "ibc/resdir.h"
+#include "ibc/stats.h"
 
 typedef struct {
     const char *const *inputs;
@@ -51,6 +52,25 @@ typedef struct {
 
 // Not collective: one process reads, computes and writes.
 int corr_run(const corr_opts *o, ibc_err *err);
+
+// The summary metrics against each benchmark of o->benchmarks, in memory (for `ibc report`):
+// the same statistics and intervals as correlations.csv, for every (metric, benchmark) with at
+// least 3 models, with the values behind them. o->inputs are not read: set is used instead.
+typedef struct {
+    int metric, bench, n;       // index in RD_METRICS, index in bnames, models
+    double rho, rho_p, r, r_p;  // Spearman, Pearson and their t-based p
+    st_resampled s[2];          // [0] Spearman, [1] Pearson: intervals and permutation p
+    double *x, *y;              // [n] the metric, the score
+} corr_pair;
+
+typedef struct {
+    char **bnames;              // [nb] benchmark columns, then "mean"
+    int nb, matched, n_pairs;
+    corr_pair *pairs;           // [n_pairs]
+} corr_summary;
+
+int corr_summarize(const corr_opts *o, const rd_set *set, corr_summary *out, ibc_err *err);
+void corr_summary_free(corr_summary *s);
 
 // corrplot.c: the gnuplot plots (plots/ above) of set, row [set->n] (table row or -1) and
 // score [rows, nb], drawn into folder dir; IBC_ESYS when gnuplot fails.
