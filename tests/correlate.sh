@@ -122,6 +122,7 @@ def rank(a):  # average ranks along the last axis, vectorised (rankdata's axis= 
 def spear(a, b, axis=-1):
     assert axis == -1
     return pear(rank(a), rank(b), axis)
+np.seterr(invalid='ignore')  # a degenerate resample (no variance) gives NaN, as in scipy
 def close(a, b, tol, what):
     assert (math.isnan(b) and a == '') or abs(float(a) - b) <= tol, (what, a, b)
 rows = exact = sampled = 0
@@ -199,3 +200,43 @@ bad noname 'name,a\ngpt2,1\n' "noname.csv:1: no name column model in the header"
 bad empty '' "empty.csv: empty file"
 bad dup 'model,a\ngpt2,1\ngpt2,2\n' "dup.csv:3: model gpt2 appears again" --duplicates error
 bad few 'model,a\ngpt2,1\nllama,2\n' "few.csv: only 2 of 9 checkpoints matched a row (need 3)"
+
+# All or nothing (issue 11): a target in the way stops the whole set before anything is renamed;
+# no .tmp is left and the previous set is unchanged. (Tests run as root, so the obstacles are
+# a regular FILE where the plots folder goes, and a folder where matched.csv goes, not modes.)
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --out "$tmp/aon" --no-plots 2>/dev/null
+(cd "$tmp/aon" && md5sum * >"$tmp/aon.md5")
+: >"$tmp/aon/plots"
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --covariates log_params --out "$tmp/aon" 2>"$tmp/aon.err"; st=$?
+check "a file where plots/ goes: exit 2, one line, no .tmp, no partial.csv, the previous set unchanged" \
+  '[ $st -eq 2 ] && [ $(wc -l <$tmp/aon.err) -eq 1 ] && grep -q "aon/plots: cannot create the plots folder" $tmp/aon.err &&
+   [ -z "$(ls -A $tmp/aon | grep -E "tmp")" ] && [ ! -e $tmp/aon/partial.csv ] && (cd $tmp/aon && md5sum -c --quiet $tmp/aon.md5)'
+rm "$tmp/aon/plots" "$tmp/aon/matched.csv" && mkdir -p "$tmp/aon/matched.csv/x"
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --out "$tmp/aon" --no-plots --seed 5 2>"$tmp/aon.err"; st=$?
+check "a folder where matched.csv goes: exit 2, no .tmp, correlations.csv not replaced" \
+  '[ $st -eq 2 ] && grep -q "matched.csv: in the way" $tmp/aon.err && [ -z "$(ls -A $tmp/aon | grep -E "tmp")" ] &&
+   [ "$(md5sum <$tmp/aon/correlations.csv | cut -c1-32)" = "$(grep " correlations.csv$" $tmp/aon.md5 | cut -c1-32)" ]'
+: >"$tmp/notdir"
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --out "$tmp/notdir/x" --no-plots 2>"$tmp/nd.err"; st=$?
+check "an output folder whose parent is a regular file: exit 1 (io_mkdirs: a system error), one line naming it" \
+  '[ $st -eq 1 ] && [ $(wc -l <$tmp/nd.err) -eq 1 ] && grep -q "notdir/x: cannot create folder" $tmp/nd.err'
+
+# A results folder with summary.csv and no HDF5 file is read through summary.csv (issue 11);
+# what needs per-layer values or parameter counts says it needs the HDF5 file, in one line.
+mkdir -p "$tmp/csvonly" && cp "$tmp/res/nine/summary.csv" "$tmp/csvonly/"
+"$IBC" correlate "$tmp/csvonly" --benchmarks "$tmp/bench.csv" --out "$tmp/co" --no-plots 2>/dev/null; st=$?
+check "summary.csv only: the same correlations as from the HDF5 file (to 1e-12: both %.17g)" \
+  "[ $st -eq 0 ] && $PY - '$tmp/co/correlations.csv' '$tmp/c/correlations.csv' <<'PY'
+import csv, sys
+a = list(csv.DictReader(open(sys.argv[1]))); b = {(r['metric'], r['benchmark']): r for r in csv.DictReader(open(sys.argv[2]))}
+assert len(a) == len(b)
+for r in a:
+    for k, v in r.items():
+        w = b[(r['metric'], r['benchmark'])][k]
+        assert v == w or abs(float(v) - float(w)) <= 1e-12, (r['metric'], k, v, w)
+PY"
+for a in --per-layer "--covariates log_params"; do
+  "$IBC" correlate "$tmp/csvonly" --benchmarks "$tmp/bench.csv" --out "$tmp/co2" --no-plots $a 2>"$tmp/co2.err"; st=$?
+  check "summary.csv only with $a: one line saying it needs the HDF5 file, exit 2, nothing written" \
+    '[ $st -eq 2 ] && [ $(wc -l <$tmp/co2.err) -eq 1 ] && grep -q "needs the HDF5 results file" $tmp/co2.err && [ ! -e $tmp/co2 ]'
+done
