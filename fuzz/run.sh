@@ -14,7 +14,7 @@ declare -A SRCS=(
   [fuzz_config]="src/config.c src/io.c src/err.c"
   [fuzz_tokenizer_load]="src/tokenizer.c src/io.c src/err.c"
   [fuzz_tokenizer_encode]="src/tokenizer.c src/io.c src/err.c"
-  [fuzz_benchtab]="src/benchtab.c src/io.c src/err.c"
+  [fuzz_benchtab]="src/benchtab.c src/io.c src/err.c src/mem.c"
   [fuzz_job]="src/job.c src/io.c src/err.c"
 )
 seed() { # target dir

@@ -18,6 +18,7 @@ PKGS=(
   fortunes                            # the demo corpus
   python3-numpy python3-scipy         # reference values in tests
   procps                              # pkill/pgrep in the resume and Slurm tests
+  chromium libxml2-utils              # tests/report.sh: render report.html headless; xmllint --html
 )
 
 # `install-deps.sh slurm`: the one-node Slurm that tests/slurm.sh starts (slurmctld, slurmd, munge).
