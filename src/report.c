@@ -325,8 +325,7 @@ static void corr_plots_svg(FILE *h, const corr_summary *cs) {
         fig g;
         svg_plot p;
         char title[160];
-        snprintf(title, sizeof title, "%s vs %s: r = %.2f, rho = %.2f, n = %d", RD_METRICS[q->metric], cs->bnames[b], q->r,
-                 q->rho, q->n);
+        snprintf(title, sizeof title, "%s vs %s: r = %.2f", RD_METRICS[q->metric], cs->bnames[b], q->r);
         svg_begin(&p, fig_open(&g), 400, 300, 0, x0, x1, y0, y1, title, RD_METRICS[q->metric], cs->bnames[b]);
         for (int j = 0; j < q->n; j++) svg_point(&p, q->x[j], q->y[j], "#3b528b", NULL);
         svg_end(&p);

@@ -295,24 +295,24 @@ void st_corr_resample(const double *x, const double *y, int n, st_corr_kind k, c
                  xmalloc(sizeof(double) * (size_t)n), xmalloc(sizeof(double) * (size_t)n), xmalloc(sizeof(vi) * (size_t)n)};
     double *tb = xmalloc(sizeof(double) * (size_t)p->B), *bx = xmalloc(sizeof(double) * 2 * (size_t)n);
     o->stat = corr(x, y, n, k, &w);
-    int degenerate = isnan(o->stat);
-    for (int b = 0; b < p->B && !degenerate; b++) {
+    int m = 0; // resamples where the statistic is defined (a resample may lack variance)
+    for (int b = 0; b < p->B && !isnan(o->stat); b++) {
         const int *ix = p->boot + (size_t)b * n;
         for (int i = 0; i < n; i++) bx[i] = x[ix[i]], bx[n + i] = y[ix[i]];
-        tb[b] = corr(bx, bx + n, n, k, &w);
+        double t = corr(bx, bx + n, n, k, &w);
         // A resample that re-orders the whole data set equals the estimate in exact arithmetic;
         // snap rounding noise so that z0 counts it as a tie however the sums were ordered.
-        if (fabs(tb[b] - o->stat) <= ST_TIE) tb[b] = o->stat;
-        degenerate |= isnan(tb[b]);
+        if (fabs(t - o->stat) <= ST_TIE) t = o->stat;
+        if (!isnan(t)) tb[m++] = t;
     }
-    if (!degenerate) {
-        qsort(tb, (size_t)p->B, sizeof(double), by_double);
+    if (m > 0 && m >= p->B / 2) {
+        qsort(tb, (size_t)m, sizeof(double), by_double);
         double alpha = (1 - level) / 2, lv[2];
-        o->pct_lo = percentile(tb, p->B, alpha);
-        o->pct_hi = percentile(tb, p->B, 1 - alpha);
-        bca_levels(x, y, n, k, o->stat, tb, p->B, alpha, &w, lv);
-        o->bca_lo = percentile(tb, p->B, lv[0]);
-        o->bca_hi = percentile(tb, p->B, lv[1]);
+        o->pct_lo = percentile(tb, m, alpha);
+        o->pct_hi = percentile(tb, m, 1 - alpha);
+        bca_levels(x, y, n, k, o->stat, tb, m, alpha, &w, lv);
+        o->bca_lo = percentile(tb, m, lv[0]);
+        o->bca_hi = percentile(tb, m, lv[1]);
     }
     if (!isnan(o->stat)) {
         double le, ge, total, adj = p->exact ? 0 : 1;

@@ -98,7 +98,8 @@ check "the same seed gives the same intervals" 'cmp -s $tmp/rs/correlations.csv 
 # Tolerances: on the same index sets (exported above), the percentile and BCa intervals and the
 # sampled permutation p equal scipy's own code to 1e-9 (only summation order differs: ~1e-15 in
 # each resampled r, amplified by the BCa level's derivative); scipy's BCa is fed the same
-# resampled values with ibc's documented tie snap (stats.h ST_TIE) applied. Where n! <= 10,000
+# resampled values with ibc's two documented differences applied (stats.h: the tie snap ST_TIE,
+# resamples without variance left out). Where n! <= 10,000
 # both enumerate every permutation: permutation_test itself, to 1e-12. Where they sample, each
 # with its own generator: scipy's permutation_test to 6 Monte-Carlo standard errors.
 check "bootstrap percentile and BCa intervals, permutation p: equal scipy on the same resamples" "$PY - '$tmp/rs' <<'PY'
@@ -134,6 +135,7 @@ for row in csv.DictReader(open(d + '/correlations.csv')):
         th = f(x, y)
         tb = f(x[boot], y[boot])
         tb[np.abs(tb - th) <= 1e-12] = th
+        tb = tb[~np.isnan(tb)]  # stats.h: over the resamples where r is defined
         lo, hi = np.percentile(tb, [2.5, 97.5])
         close(row[name + '_ci_lo'], lo, 1e-9, (row['metric'], name)); close(row[name + '_ci_hi'], hi, 1e-9, name)
         stat_idx = lambda i, axis=-1: f(x[i], y[i], axis)

@@ -63,7 +63,9 @@ typedef struct {
 // One difference from scipy, on purpose: bootstrap values within ST_TIE of the estimate are set
 // to it (a resample that re-orders all n points gives the estimate up to rounding, and z0
 // would otherwise count it on either side depending on summation order).
-// Intervals are NaN when a resample has no variance (the statistic is undefined there).
+// A second difference: a resample without variance (e.g. one model drawn n times; likely with
+// few models: 1 in n^(n-1)) has no correlation; scipy then returns NaN intervals, here the
+// intervals are taken over the resamples where it is defined (NaN if fewer than half are).
 void st_corr_resample(const double *x, const double *y, int n, st_corr_kind kind, const st_plan *p, double level,
                       st_resampled *out);
 
