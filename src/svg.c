@@ -50,6 +50,7 @@ static double tick_step(double lo, double hi) {
 static void ticks(svg_plot *p) {
     FILE *f = p->f;
     double s = tick_step(p->x0, p->x1);
+    if (p->int_x && s < 1) s = 1; // e.g. hidden-state indices: no tick between layers
     for (double v = ceil(p->x0 / s) * s; v <= p->x1 + s * 1e-9; v += s) {
         double x = svg_px(p, v);
         fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e4e4e4\"/>", x, p->top, x, p->bottom);
@@ -73,6 +74,7 @@ void svg_begin(svg_plot *p, FILE *f, int W, int H, int legend_w, double x0, doub
     p->right = W - 20 - legend_w;
     p->top = 40;
     p->bottom = H - 50;
+    p->int_x = x0 == floor(x0) && x1 == floor(x1) && x1 - x0 >= 2;
     pad(&x0, &x1);
     pad(&y0, &y1);
     p->x0 = x0, p->x1 = x1, p->y0 = y0, p->y1 = y1;

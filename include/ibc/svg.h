@@ -14,6 +14,7 @@ typedef struct {
     int left, right, top, bottom; // plot area edges, px
     double x0, x1, y0, y1;    // data ranges
     int n_legend;
+    int int_x;                // x range has integer ends >= 2 apart: ticks at whole numbers
 } svg_plot;
 
 // Starts a figure of W x H px with a legend column legend_w px wide (0: none) and data ranges
