@@ -48,8 +48,8 @@ for i, (w, h, a, d) in enumerate(imgs):
     assert r.returncode == 0 and not r.stderr, (a, r.stderr[:300])
 PY"
 
-check "sections: job text, summary without spread, back-off, the compression phase, correlation intervals" \
-  'grep -q "job text stored in the HDF5 file" $tmp/r.html && grep -q "No spread measured" $tmp/r.html &&
+check "sections: the manifest (or the job text without one), summary without spread, back-off, the compression phase, correlation intervals" \
+  'grep -qE "<p>manifest.json:</p>|job text stored in the HDF5 file" $tmp/r.html && grep -q "No spread measured" $tmp/r.html &&
    grep -q "5. Back-off decomposition" $tmp/r.html && grep -q "run <code>step-</code>, complexity_1 peaks at" $tmp/r.html &&
    grep -q "no spread measured, so whether the fall exceeds" $tmp/r.html && grep -q "95% BCa" $tmp/r.html &&
    grep -q "<td>complexity_1</td><td>loss</td><td>5</td>" $tmp/r.html'
