@@ -414,7 +414,7 @@ static int finish_ckpt(const int *slot, int L, int nslots, se_acc *acc, const re
     free(cond);
     if (rc) return rc;
     int *ids = xmalloc(sizeof(int) * (size_t)nslots);
-    if (res_ckpt_alloc(r, nslots)) rc = ibc_fail(err, IBC_ESYS, "out of memory");
+    res_ckpt_alloc(r, nslots);
     for (int l = 0; l <= L; l++)
         if (slot[l] >= 0) ids[slot[l]] = l;
     for (int s = 0; rc == 0 && s < nslots; s++) {
