@@ -195,7 +195,7 @@ int tr_run(const tr_opts *o, ibc_err *err) {
                       .rope_theta = 10000, .rot_dim = o->d / o->heads, .tied = 1, .gated_mlp = 1, .norm = NORM_RMS,
                       .act = ACT_SILU, .max_pos = 2048};
     trainer t;
-    if (rc == 0) rc = tr_init(&t, &c, o->seed, err);
+    if (rc == 0) rc = tr_init(&t, &c, o->seq, o->seed, err);
     FILE *list = NULL, *scores = NULL;
     io_file lf, sf;
     if (rc == 0) {

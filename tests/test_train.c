@@ -21,7 +21,7 @@ static void test_gradcheck(void **s) {
     model_config c = tiny();
     trainer t;
     ibc_err e = {0};
-    assert_int_equal(tr_init(&t, &c, 3, &e), 0);
+    assert_int_equal(tr_init(&t, &c, 64, 3, &e), 0);
     for (int64_t i = 0; i < t.n; i++) t.p[i] *= 20.0f; // O(1) activations: every path matters
     int32_t ids[7] = {3, 17, 5, 5, 0, 19, 8};
     tr_zero_grad(&t);
@@ -61,7 +61,7 @@ static void test_save_load(void **s) {
     model_config c = tiny();
     trainer t;
     ibc_err e = {0};
-    assert_int_equal(tr_init(&t, &c, 4, &e), 0);
+    assert_int_equal(tr_init(&t, &c, 64, 4, &e), 0);
     for (int64_t i = 0; i < t.n; i++) t.p[i] *= 20.0f;
     int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
     double loss = tr_step_seq(&t, ids, 9, 0, 1.0f);
@@ -92,7 +92,7 @@ static void test_loss_falls(void **s) {
     model_config c = tiny();
     trainer t;
     ibc_err e = {0};
-    assert_int_equal(tr_init(&t, &c, 5, &e), 0);
+    assert_int_equal(tr_init(&t, &c, 64, 5, &e), 0);
     int32_t ids[24];
     for (int i = 0; i < 24; i++) ids[i] = (i * 7) % 11;
     double first = 0, last = 0;
