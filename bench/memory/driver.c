@@ -18,8 +18,12 @@
 
 static char g_mem[256];
 
-// Pss, Private_Clean, Private_Dirty of this process and its peak RSS, in kB.
+// Pss, Private_Clean, Private_Dirty of this process and its peak RSS, in kB. Every rank calls
+// it at the same point (the last document's last layer): the barriers make the ranks read
+// while all of them still map the checkpoint (else pages of a rank that has already unmapped
+// show as another's private).
 static void read_mem(void) {
+    MPI_Barrier(MPI_COMM_WORLD);
     long pss = 0, pc = 0, pd = 0, hwm = 0;
     char line[256];
     FILE *f = fopen("/proc/self/smaps_rollup", "r");
@@ -33,6 +37,7 @@ static void read_mem(void) {
     while (f && fgets(line, sizeof line, f)) sscanf(line, "VmHWM: %ld", &hwm);
     if (f) fclose(f);
     snprintf(g_mem, sizeof g_mem, "pss_kb %ld private_clean_kb %ld private_dirty_kb %ld hwm_kb %ld", pss, pc, pd, hwm);
+    MPI_Barrier(MPI_COMM_WORLD);
 }
 
 typedef struct { int last_doc, L; } ctx_t;
