@@ -65,7 +65,7 @@ int dist_map_docs(corpus *c, dist_doc_fn fn, void *ctx, ibc_err *err);
 
 // ---- Start-up (src/dist_start.c): MPI, the out-of-memory handler, cores and threads ----------
 //
-// Which cores a rank uses (issue 15 point 1: no idle core, none shared by accident):
+// Which cores a rank uses and how many threads it runs (issue 15 point 1):
 // - Its cores are its affinity mask (sched_getaffinity) as the launcher set it: an explicit
 //   binding (`mpirun --bind-to ...`, `--map-by ...:PE=N`, `srun --cpu-bind`, taskset, a Slurm
 //   or cgroup cpuset) is kept as it is. Open MPI's DEFAULT binding (each rank of a job of one
