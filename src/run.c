@@ -325,57 +325,50 @@ static int on_doc_layer(void *ctx, int doc, int l, const float *h, int T, int d)
     return l == c->last ? 1 : 0; // 1: no later layer is needed
 }
 
-typedef struct { round_ctx *rc; int doc; } one_doc;
+// The callback of model_forward_docs: batch index -> the document's place in the round.
+typedef struct { round_ctx *rc; const int *place; } batch_ctx;
 
-static int on_layer(void *ctx, int l, const float *h, int T, int d) {
-    one_doc *o = ctx;
-    return on_doc_layer(o->rc, o->doc, l, h, T, d);
+static int on_batch_layer(void *ctx, int doc, int l, const float *h, int T, int d) {
+    batch_ctx *b = ctx;
+    return on_doc_layer(b->rc, b->place[doc], l, h, T, d);
 }
 
-// Documents mine[lo..hi) through the model and the estimator, dynamically over this rank's
-// threads, each single-threaded (its BLAS calls and model.c's loops run on it alone, so a
-// document's bits do not depend on the thread count). *tokens gets the tokens of documents
-// added; on error the error of the first failing document in the list.
+// Documents mine[lo..hi) through the model and the estimator as one batch, layer-major
+// (model_forward_docs): each layer's weights are made ready once per round (mapped, or
+// converted into the rank's one-layer scratch), then the documents go through it over this
+// rank's threads, each single-threaded, so a document's bits do not depend on the thread count
+// or on which documents share the round. *tokens gets the tokens of documents added; on error,
+// the error of the first failing document in the list.
 static int run_round(const job *j, const corpus *c, const char *ok, const model *m, round_ctx *rc,
                      const int64_t *mine, int64_t lo, int64_t hi, int threads, int64_t *tokens, double *fwd, ibc_err *err) {
-    int64_t failed = hi, tok = 0;
-    ibc_err *errs = xcalloc((size_t)threads, sizeof(ibc_err));
-#pragma omp parallel num_threads(threads) reduction(+ : tok)
-    {
-        omp_set_num_threads(1); // nested regions and OpenBLAS on this thread alone
-        int th = omp_get_thread_num();
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t k = lo; k < hi; k++) {
-            int64_t i = mine[k], f;
-#pragma omp atomic read
-            f = failed;
-            if (f < k || !ok[i]) continue;
-            const corpus_doc *d = &c->docs[i];
-            int T = d->n_ids < j->max_length ? d->n_ids : j->max_length, r;
-            double t0 = now(), e0 = rc->est[th];
-            se_doc *sd = &rc->docs[k - lo];
-            ibc_err *e = &errs[th];
-            r = se_doc_start(rc->acc, sd, d->ids, T, d->pref, e);
-            if (r == 0 && sd->P > 0) {
-                one_doc od = {rc, (int)(k - lo)};
-                r = model_forward(m, d->ids, T, on_layer, &od, NULL, e);
-                if (r == 1) r = 0; // stopped after the last tracked layer
-            }
-            tok += T;
-            fwd[th] += now() - t0 - (rc->est[th] - e0);
-            if (r)
-#pragma omp critical(run_round_err)
-                if (k < failed) { // the first failing document in the list wins, whatever the timing
-                    *err = *e;
-                    err->code = r;
-#pragma omp atomic write
-                    failed = k;
-                }
+    int64_t n = hi - lo, tok = 0;
+    model_doc *batch = xmalloc(sizeof(model_doc) * (size_t)(n ? n : 1));
+    int *place = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), nb = 0, r = 0;
+    for (int64_t k = lo; k < hi && r == 0; k++) { // labels of each document: table reads only
+        int64_t i = mine[k];
+        if (!ok[i]) continue;
+        const corpus_doc *d = &c->docs[i];
+        int T = d->n_ids < j->max_length ? d->n_ids : j->max_length;
+        se_doc *sd = &rc->docs[k - lo];
+        r = se_doc_start(rc->acc, sd, d->ids, T, d->pref, err);
+        tok += T;
+        if (r == 0 && sd->P > 0) {
+            batch[nb] = (model_doc){d->ids, T};
+            place[nb++] = (int)(k - lo);
         }
     }
-    free(errs);
+    double t0 = now(), e0 = 0, e1 = 0;
+    for (int t = 0; t < threads; t++) e0 += rc->est[t];
+    if (r == 0 && nb > 0) {
+        batch_ctx bc = {rc, place};
+        r = model_forward_docs(m, batch, nb, rc->last, on_batch_layer, &bc, err);
+    }
+    for (int t = 0; t < threads; t++) e1 += rc->est[t];
+    fwd[0] += (now() - t0) * threads - (e1 - e0); // thread-seconds outside the estimator
+    free(batch);
+    free(place);
     *tokens = tok;
-    return failed < hi ? (err->code ? err->code : IBC_ESYS) : 0;
+    return r;
 }
 
 // The tracked hidden-state indices: slot [L+1] (-1: not tracked), their count, the last.
