@@ -70,15 +70,11 @@ static int parse_rows(const char *path, const char *text, size_t len, rows *r, i
     return rc;
 }
 
-static int read_rows(const char *path, rows *r, ibc_err *err) {
-    char *text;
-    size_t len;
-    int rc = io_read_all(path, &text, &len, err);
-    if (rc) return rc;
-    rc = parse_rows(path, text, len, r, err);
-    free(text);
-    return rc;
+static int parse_rows_cb(void *r, const char *text, size_t len, const char *path, ibc_err *err) {
+    return parse_rows(path, text, len, r, err);
 }
+
+static int read_rows(const char *path, rows *r, ibc_err *err) { return io_parse_file(path, parse_rows_cb, r, err); }
 
 static int missing(const char *s) {
     while (*s == ' ') s++;
