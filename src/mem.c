@@ -11,12 +11,18 @@ static long long g_fail_at = -1, g_count; // IBC_FAIL_ALLOC: the allocation that
 void mem_set_fail_handler(mem_fail_fn fn) { g_fail = fn; }
 void mem_set_rank(int rank) { g_rank = rank; }
 
+static void print_count(void) { fprintf(stderr, "ibc: rank %d: allocations: %lld\n", g_rank, g_count); }
+
+// IBC_FAIL_ALLOC=N fails the N-th allocation; IBC_FAIL_ALLOC=count prints how many there were
+// at exit (so a test can spread a sweep over them).
 static int injected(void) {
     if (g_fail_at < 0) {
         const char *s = getenv("IBC_FAIL_ALLOC");
         g_fail_at = s && atoll(s) > 0 ? atoll(s) : 0;
+        if (s && !strcmp(s, "count")) atexit(print_count);
     }
-    return g_fail_at > 0 && ++g_count == g_fail_at;
+    g_count++;
+    return g_fail_at > 0 && g_count == g_fail_at;
 }
 
 static void die(size_t n, const char *file, int line) {

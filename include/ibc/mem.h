@@ -8,7 +8,8 @@
 // validation first (a size named in the file is checked against the file's length).
 //
 // Test hook, compiled in always: IBC_FAIL_ALLOC=N makes the N-th allocation of each process
-// fail as if the system had refused it (N >= 1), so a sweep over N drives every path.
+// fail as if the system had refused it (N >= 1), so a sweep over N drives every path;
+// IBC_FAIL_ALLOC=count prints each process's allocation count at exit.
 #ifndef IBC_MEM_H
 #define IBC_MEM_H
 
