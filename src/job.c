@@ -1,3 +1,4 @@
+#include "ibc/mem.h"
 #include "ibc/job.h"
 
 #include <errno.h>
@@ -112,9 +113,7 @@ static int add_ckpt(parse_ctx *c, const char *name, const char *path) {
         return bad(c, "checkpoint name %s: expected a name without '/', ',' or quotes%s", name, "");
     for (int i = 0; i < j->n_ckpts; i++)
         if (!strcmp(j->ckpts[i].name, name)) return bad(c, "checkpoint %s is listed twice%s", name, "");
-    job_ckpt *n = realloc(j->ckpts, sizeof(job_ckpt) * (size_t)(j->n_ckpts + 1));
-    if (!n) return bad(c, "out of memory%s%s", "", "");
-    j->ckpts = n;
+    j->ckpts = xrealloc(j->ckpts, sizeof(job_ckpt) * (size_t)(j->n_ckpts + 1));
     job_ckpt *k = &j->ckpts[j->n_ckpts];
     strcpy(k->name, name);
     if (!set_path(c, k->path, path, name)) return 0;
@@ -234,7 +233,7 @@ int job_parse(const char *text, const char *path, job *j, ibc_err *err) {
     if (strlen(path) >= JOB_PATH) return ibc_fail(err, IBC_EINPUT, "%s: path too long", path);
     strcpy(j->file, path);
     int rc = 0;
-    if (!(j->text = strdup(text))) return ibc_fail(err, IBC_ESYS, "out of memory");
+    j->text = xstrdup(text);
     // defaults (issue 5 and method.md)
     strcpy(j->field, "text");
     strcpy(j->output, "results"); // relative to the working directory

@@ -1,3 +1,4 @@
+#include "ibc/mem.h"
 #include "ibc/safetensors.h"
 
 #include <errno.h>
@@ -105,21 +106,19 @@ static int parse_header(st_file *f, const uint8_t *hdr, size_t n, const uint8_t 
         rc = ibc_fail(err, IBC_EINPUT, "%s: header is not a JSON object", f->path);
         goto done;
     }
-    f->tensors = calloc(json_object_size(root) + 1, sizeof(st_tensor));
-    if (!f->tensors) { rc = ibc_fail(err, IBC_ESYS, "%s: out of memory", f->path); goto done; }
+    f->tensors = xcalloc(json_object_size(root) + 1, sizeof(st_tensor));
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
         if (strcmp(key, "__metadata__") == 0) continue;
         st_tensor *t = &f->tensors[f->n];
         if ((rc = parse_entry(f->path, key, v, data, data_len, t, err)) != 0) goto done;
-        if (!(t->name = strdup(key))) { rc = ibc_fail(err, IBC_ESYS, "out of memory"); goto done; }
+        t->name = xstrdup(key);
         t->path = f->path;
         f->n++;
     }
     // No two non-empty ranges may overlap: sort by start, compare neighbours.
-    st_tensor *sorted = malloc(sizeof(st_tensor) * (size_t)(f->n + 1));
-    if (!sorted) { rc = ibc_fail(err, IBC_ESYS, "out of memory"); goto done; }
+    st_tensor *sorted = xmalloc(sizeof(st_tensor) * (size_t)(f->n + 1));
     memcpy(sorted, f->tensors, sizeof(st_tensor) * (size_t)f->n);
     qsort(sorted, (size_t)f->n, sizeof(st_tensor), by_offset);
     const st_tensor *prev = NULL;
@@ -153,7 +152,7 @@ static int validate(st_file *f, const uint8_t *p, size_t len, ibc_err *err) {
 
 int st_open_buffer(const void *buf, size_t len, const char *name, st_file *f, ibc_err *err) {
     memset(f, 0, sizeof *f);
-    if (!(f->path = strdup(name))) return ibc_fail(err, IBC_ESYS, "out of memory");
+    f->path = xstrdup(name);
     int rc = validate(f, buf, len, err);
     if (rc) st_close(f);
     return rc;
@@ -161,7 +160,7 @@ int st_open_buffer(const void *buf, size_t len, const char *name, st_file *f, ib
 
 int st_open(const char *path, st_file *f, ibc_err *err) {
     memset(f, 0, sizeof *f);
-    if (!(f->path = strdup(path))) return ibc_fail(err, IBC_ESYS, "out of memory");
+    f->path = xstrdup(path);
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
         int rc = ibc_fail(err, IBC_EINPUT, "%s: cannot open: %s", path, strerror(errno));
@@ -225,8 +224,7 @@ static int open_index(const char *dir, const char *ipath, st_set *s, ibc_err *er
         rc = ibc_fail(err, IBC_EINPUT, "%s: missing key weight_map", ipath);
         goto done;
     }
-    s->files = calloc(json_object_size(wm) + 1, sizeof(st_file));
-    if (!s->files) { rc = ibc_fail(err, IBC_ESYS, "out of memory"); goto done; }
+    s->files = xcalloc(json_object_size(wm) + 1, sizeof(st_file));
     const char *name;
     json_t *v;
     json_object_foreach(wm, name, v) {
@@ -262,7 +260,7 @@ int st_set_open(const char *dir, st_set *s, ibc_err *err) {
     int rc = io_join(path, sizeof path, dir, "model.safetensors", err);
     if (rc) return rc;
     if (access(path, F_OK) == 0) {
-        if (!(s->files = calloc(1, sizeof(st_file)))) return ibc_fail(err, IBC_ESYS, "out of memory");
+        s->files = xcalloc(1, sizeof(st_file));
         if ((rc = st_open(path, &s->files[0], err)) != 0) { st_set_free(s); return rc; }
         s->nfiles = 1;
         return 0;

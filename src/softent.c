@@ -18,7 +18,7 @@
 void se_anchors(int n, int d, uint64_t seed, float *W) {
     rng r;
     rng_seed(&r, seed);
-    double *row = malloc(sizeof(double) * (size_t)d);
+    double *row = xmalloc(sizeof(double) * (size_t)d);
     for (int i = 0; i < n; i++) {
         double ss = 0;
         for (int j = 0; j < d; j++) {
@@ -473,14 +473,14 @@ void se_cond_sums(const se_acc *acc, int part, int nparts, int64_t *out) {
 
 int se_result_from(se_result *r, int n, int n_layers, int n_sets, const int64_t *C, int64_t N,
                    const int64_t *cond, ibc_err *err) {
+    (void)err; // kept in the contract: no failure is left since allocation failures end the job (mem.h)
     memset(r, 0, sizeof *r);
     r->n_layers = n_layers;
     r->n_sets = n_sets;
     r->N = N;
-    r->H = calloc((size_t)n_layers, sizeof(double));
-    r->HS = calloc((size_t)(n_sets ? n_sets : 1) * n_layers, sizeof(double));
-    r->mi = calloc((size_t)(n_sets ? n_sets : 1) * n_layers, sizeof(double));
-    if (!r->H || !r->HS || !r->mi) { se_result_free(r); return ibc_fail(err, IBC_ESYS, "out of memory"); }
+    r->H = xcalloc((size_t)n_layers, sizeof(double));
+    r->HS = xcalloc((size_t)(n_sets ? n_sets : 1) * n_layers, sizeof(double));
+    r->mi = xcalloc((size_t)(n_sets ? n_sets : 1) * n_layers, sizeof(double));
     for (int l = 0; l < n_layers; l++) {
         r->H[l] = se_entropy_fix(C + (size_t)l * n, n);
         for (int s = 0; s < n_sets; s++) {
@@ -493,8 +493,7 @@ int se_result_from(se_result *r, int n, int n_layers, int n_sets, const int64_t 
 }
 
 int se_result_compute(const se_acc *acc, se_result *r, ibc_err *err) {
-    int64_t *cond = malloc(sizeof(int64_t) * (size_t)(acc->n_sets ? acc->n_sets : 1) * acc->n_layers * SE_COND_LIMBS);
-    if (!cond) return ibc_fail(err, IBC_ESYS, "out of memory");
+    int64_t *cond = xmalloc(sizeof(int64_t) * (size_t)(acc->n_sets ? acc->n_sets : 1) * acc->n_layers * SE_COND_LIMBS);
     se_cond_sums(acc, 0, 1, cond);
     int rc = se_result_from(r, acc->n, acc->n_layers, acc->n_sets, acc->C, acc->N, cond, err);
     free(cond);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ibc/mem.h"
 #include "ibc/corpus.h"
 #include "ibc/io.h"
 #include "ibc/limits.h"
@@ -35,8 +36,8 @@ static int read_fortunes(const char *dir, corpus *all, ibc_err *err) {
     while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
         if (l > 3 && !strcmp(e->d_name + l - 3, ".u8")) {
-            names = realloc(names, sizeof(char *) * (size_t)(n + 1));
-            names[n++] = strdup(e->d_name);
+            names = xrealloc(names, sizeof(char *) * (size_t)(n + 1));
+            names[n++] = xstrdup(e->d_name);
         }
     }
     closedir(d);
@@ -47,12 +48,12 @@ static int read_fortunes(const char *dir, corpus *all, ibc_err *err) {
         j.format = CORPUS_TEXT;
         strcpy(j.separator, "%");
         j.skip_bad = 1;
-        snprintf(j.corpus, sizeof j.corpus, "%s/%s", dir, names[i]);
+        if ((rc = io_join(j.corpus, sizeof j.corpus, dir, names[i], err))) break;
         corpus c;
         if (corpus_read(&j, &c, err) != 0) { rc = 0; continue; } // an empty file: nothing to add
         if (all->n + c.n > cap) {
             cap = (all->n + c.n) * 2;
-            all->docs = realloc(all->docs, sizeof(corpus_doc) * (size_t)cap);
+            all->docs = xrealloc(all->docs, sizeof(corpus_doc) * (size_t)cap);
         }
         memcpy(all->docs + all->n, c.docs, sizeof(corpus_doc) * (size_t)c.n);
         all->n += c.n;
@@ -82,7 +83,7 @@ typedef struct { int32_t *ids; int n; } seq;
 static void score(const model *m, tokenizer *tok, const seq *held, int nh, char **texts, int max_len, uint64_t seed,
                   double *loss, double *top1, double *cloze) {
     int V = m->c.vocab;
-    float *logits = malloc(sizeof(float) * (size_t)max_len * V);
+    float *logits = xmalloc(sizeof(float) * (size_t)max_len * V);
     double L = 0;
     long cnt = 0, hit = 0;
     ibc_err e = {0};
@@ -196,23 +197,23 @@ int tr_run(const tr_opts *o, ibc_err *err) {
     // Held-out split by the seed: document i is held out when a draw falls under the share.
     rng r;
     rng_seed(&r, o->seed);
-    char **train_t = malloc(sizeof(char *) * (size_t)all.n), **held_t = malloc(sizeof(char *) * (size_t)all.n);
-    const char **tt = malloc(sizeof(char *) * (size_t)all.n);
-    size_t *tl = malloc(sizeof(size_t) * (size_t)all.n);
+    char **train_t = xmalloc(sizeof(char *) * (size_t)all.n), **held_t = xmalloc(sizeof(char *) * (size_t)all.n);
+    const char **tt = xmalloc(sizeof(char *) * (size_t)all.n);
+    size_t *tl = xmalloc(sizeof(size_t) * (size_t)all.n);
     int ntr = 0, nh = 0;
     for (int64_t i = 0; i < all.n; i++) {
         if (rng_uniform(&r) < o->heldout) held_t[nh++] = all.docs[i].text;
         else train_t[ntr++] = all.docs[i].text;
     }
     for (int i = 0; i < ntr; i++) tt[i] = train_t[i], tl[i] = strlen(train_t[i]);
-    char path[4200];
+    char path[IBC_PATH_NAME_MAX]; // out (< IBC_PATH_MAX) / name: never cut
     double t0 = wall();
     snprintf(path, sizeof path, "%s/tokenizer.json", o->out);
     rc = tok_train_bpe(tt, tl, ntr, o->vocab, path, err);
     tokenizer *tok = NULL;
     if (rc == 0) rc = tok_load(path, &tok, err);
     if (rc == 0 && !o->quiet) fprintf(stderr, "ibc train: %d training and %d held-out fortunes; tokenizer of %d ids\n", ntr, nh, o->vocab);
-    seq *tr = calloc((size_t)ntr, sizeof(seq)), *he = calloc((size_t)nh, sizeof(seq));
+    seq *tr = xcalloc((size_t)ntr, sizeof(seq)), *he = xcalloc((size_t)nh, sizeof(seq));
     for (int i = 0; rc == 0 && i < ntr; i++) rc = tok_encode(tok, train_t[i], tl[i], 1, &tr[i].ids, &tr[i].n, err);
     for (int i = 0; rc == 0 && i < nh; i++) rc = tok_encode(tok, held_t[i], strlen(held_t[i]), 1, &he[i].ids, &he[i].n, err);
     // Held-out fortunes, for the job that measures the checkpoints.
