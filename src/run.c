@@ -193,6 +193,49 @@ static void report(progress *p, int64_t docs, int64_t total, int64_t tokens, int
             (long long)docs, (long long)total, rate, left);
 }
 
+// Counted positions of the documents of unit u (run.h RUN_BLOCK) that this rank will add.
+static int64_t unit_positions(const job *j, const corpus *c, const char *ok, int n_max, int64_t u) {
+    int64_t k = 0;
+    for (int64_t i = u * RUN_BLOCK; i >= 0 && i < (u + 1) * RUN_BLOCK && i < c->n; i++) {
+        int T = c->docs[i].n_ids < j->max_length ? c->docs[i].n_ids : j->max_length;
+        k += ok[i] && T - 2 * n_max + 1 > 0 ? T - 2 * n_max + 1 : 0;
+    }
+    return k;
+}
+
+// The outbox cap of a rank: [parallel] exchange_mb, or IBC_EXCHANGE_BYTES (tests).
+static int64_t exchange_cap(const job *j) {
+    const char *e = getenv("IBC_EXCHANGE_BYTES");
+    long long v = e ? atoll(e) : 0;
+    return v > 0 ? v : j->exchange_mb * 1048576;
+}
+
+// Rows per rank and bytes sent per rank: max and mean into r, and a line on rank 0.
+// Collective: every rank calls it.
+static void report_balance(const se_acc *acc, int64_t sent, res_ckpt *r, const progress *pg) {
+    int P = dist_size();
+    int64_t *all = xmalloc(sizeof(int64_t) * 2 * (size_t)P), *rows = all, *bytes = all + P;
+    dist_allgather(se_acc_rows(acc), rows);
+    dist_allgather(sent, bytes);
+    double rs = 0, bs = 0;
+    r->rows_max = r->sent_max = 0;
+    for (int k = 0; k < P; k++) {
+        rs += (double)rows[k], bs += (double)bytes[k];
+        r->rows_max = rows[k] > r->rows_max ? rows[k] : r->rows_max;
+        r->sent_max = bytes[k] > r->sent_max ? bytes[k] : r->sent_max;
+    }
+    r->rows_mean = rs / P;
+    r->sent_mean = bs / P;
+    if (!pg->o->quiet && dist_rank() == 0) {
+        fprintf(stderr, "ibc: checkpoint %d/%d %s: rows per rank max %lld mean %.1f (imbalance %.3f), bytes sent per rank max %lld mean %.0f; rank_rows",
+                pg->k, pg->K, pg->name, (long long)r->rows_max, r->rows_mean, r->rows_mean > 0 ? r->rows_max / r->rows_mean : 1.0,
+                (long long)r->sent_max, r->sent_mean);
+        for (int k = 0; k < P; k++) fprintf(stderr, " %lld", (long long)rows[k]);
+        fprintf(stderr, "\n");
+    }
+    free(all);
+}
+
 // One checkpoint. Collective: every rank calls it. Fills r. Returns 0, IBC_ESTOP, or an
 // error, the same on every rank: the ranks agree after the precount, after every round of
 // documents and before the merge (dist_agree; fault hooks precount, forward, merge).
@@ -209,6 +252,7 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
     }
     se_acc acc;
     int rc = se_acc_init(&acc, an->n, m->c.d, nslots, j->orders, j->preference[0] != 0, err);
+    se_acc_partition(&acc, rank, P); // each row on its owner rank (owner.h), as `ibc plan` predicts
     for (int64_t i = 0; rc == 0 && i < c->n; i++) {
         const corpus_doc *d = &c->docs[i];
         if (ok[i]) rc = se_precount_doc(&acc, d->ids, d->n_ids < j->max_length ? d->n_ids : j->max_length, d->pref, err);
@@ -217,10 +261,10 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
     if (rc == 0) rc = ibc_fault("precount", rank, err);
     rc = dist_agree(rc, err);
     int64_t n_units = (c->n + RUN_BLOCK - 1) / RUN_BLOCK, rounds = (n_units + P - 1) / P;
-    int64_t done_docs = 0, done_tokens = 0;
+    int64_t done_docs = 0, done_tokens = 0, sent = 0, cap = exchange_cap(j);
     layer_ctx lc = {&acc, slot, last, an->W, an->eps};
     for (int64_t round = 0; rc == 0 && round < rounds; round++) {
-        int64_t u = round * P + rank, mine[3] = {0, 0, 0};
+        int64_t u = round * P + rank, mine[4] = {0, 0, 0, 0};
         for (int64_t i = u * RUN_BLOCK; u < n_units && i < (u + 1) * RUN_BLOCK && i < c->n && rc == 0; i++) {
             const corpus_doc *d = &c->docs[i];
             mine[1]++;
@@ -236,15 +280,21 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
         // Round boundary: the ranks agree on errors and on a stop request (fault hook forward).
         if (rc == 0 && round == 0) rc = ibc_fault("forward", rank, err);
         mine[0] = g_stop != 0;
-        dist_sum(mine, 3);
+        // Exchange now if the next round could push this rank's outbox past the cap: each
+        // counted position adds at most one outbox row per label set.
+        mine[3] = rc == 0 && round + 1 < rounds &&
+                  se_outbox_bytes(&acc) + unit_positions(j, c, ok, acc.n_max, u + P) * acc.n_sets * se_outbox_row_bytes(&acc) > cap;
+        dist_sum(mine, 4);
         done_docs += mine[1];
         done_tokens += mine[2];
         report(pg, done_docs, c->n, done_tokens, 0);
         if ((rc = dist_agree(rc, err)) == 0 && mine[0]) rc = IBC_ESTOP;
+        if (rc == 0 && mine[3]) rc = dist_exchange(&acc, &sent, err); // every rank: rc is agreed
     }
     if (rc == 0) rc = dist_agree(ibc_fault("merge", rank, err), err);
+    if (rc == 0) rc = dist_merge_acc(&acc, &sent, err);
     if (rc == 0) {
-        dist_merge_acc(&acc);
+        report_balance(&acc, sent, r, pg);
         int64_t *cond = xmalloc(sizeof(int64_t) * (size_t)(acc.n_sets + 1) * nslots * SE_COND_LIMBS);
         se_result sr;
         dist_cond_sums(&acc, cond);
