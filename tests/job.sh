@@ -28,9 +28,9 @@ dump() {
 ck=("stories260K = $FX/real/stories260K" "llama = $FX/hf-tiny/llama" "gpt2 = $FX/hf-tiny/gpt2"
     "gpt_neox = $FX/hf-tiny/gpt_neox" "olmo2 = $FX/hf-tiny/olmo2" "gemma = $FX/hf-tiny/gemma")
 job multi "$tmp/out" "${ck[@]}"
-for np in 1 2 3 4 tiny; do
+for np in 1 2 3 4 t; do # t: tiny exchange rounds and chunks (a folder name as long as np1)
   sed "s|output = $tmp/out|output = $tmp/np$np|" "$tmp/multi.ini" >"$tmp/multi$np.ini"
-  if [ $np = tiny ]; then # an exchange after every round (1-byte cap), every long MPI call in 7-byte chunks
+  if [ $np = t ]; then # an exchange after every round (1-byte cap), every long MPI call in 7-byte chunks
     IBC_EXCHANGE_BYTES=1 IBC_MPI_CHUNK=7 $MPIRUN 3 -x IBC_EXCHANGE_BYTES -x IBC_MPI_CHUNK "$IBC" run "$tmp/multi$np.ini" 2>"$tmp/err$np"
   else
     $MPIRUN $np "$IBC" run "$tmp/multi$np.ini" --quiet 2>"$tmp/err$np"
@@ -40,7 +40,7 @@ done
 # The job text differs only in the output folder; compare every number.
 same_as_np1() { # file under multi/, compared with cmp (csv) or as h5dump numbers (h5)
   local f=$1 np
-  for np in 2 3 4 tiny; do
+  for np in 2 3 4 t; do
     case $f in
       *.h5) diff <(dump $tmp/np1/multi/$f | grep -v "$tmp") <(dump $tmp/np$np/multi/$f | grep -v "$tmp") >/dev/null || return 1 ;;
       *) cmp -s $tmp/np1/multi/$f $tmp/np$np/multi/$f || return 1 ;;
@@ -51,12 +51,12 @@ check "1, 2, 3, 4 ranks and tiny exchange rounds/chunks: summary.csv identical" 
 check "1, 2, 3, 4 ranks and tiny exchange rounds/chunks: layers.csv identical" 'same_as_np1 layers.csv'
 check "1, 2, 3, 4 ranks and tiny exchange rounds/chunks: every HDF5 number identical" 'same_as_np1 multi.h5'
 # Rows per rank: the run's rank_rows line equals `ibc plan --ranks 3` (owner.h, one rule).
-"$IBC" plan "$tmp/multitiny.ini" --ranks 3 >"$tmp/plan3" 2>&1
+"$IBC" plan "$tmp/multit.ini" --ranks 3 >"$tmp/plan3" 2>&1
 check "rows per rank of a 3-rank run equal ibc plan --ranks 3 (rank_rows)" \
-  '[ "$(grep -m1 -o "rank_rows.*" $tmp/errtiny)" = "$(grep -m1 "^rank_rows" $tmp/plan3)" ] && grep -q "^rank_rows [0-9]* [0-9]* [0-9]*$" $tmp/plan3'
+  '[ "$(grep -m1 -o "rank_rows.*" $tmp/errt)" = "$(grep -m1 "^rank_rows" $tmp/plan3)" ] && grep -q "^rank_rows [0-9]* [0-9]* [0-9]*$" $tmp/plan3'
 sent() { h5dump -a /checkpoints/stories260K/sent_max "$1" | awk '/\(0\)/ { print $2 }'; }
 check "row balance recorded: 1 rank sends nothing; exchanging every round sends more than at the cap" \
-  '[ "$(sent $tmp/np1/multi/multi.h5)" = 0 ] && [ "$(sent $tmp/nptiny/multi/multi.h5)" -gt "$(sent $tmp/np3/multi/multi.h5)" ] && h5dump -a /checkpoints/gpt2/rows_max $tmp/np4/multi/multi.h5 | grep -q "(0): [1-9]"'
+  '[ "$(sent $tmp/np1/multi/multi.h5)" = 0 ] && [ "$(sent $tmp/npt/multi/multi.h5)" -gt "$(sent $tmp/np3/multi/multi.h5)" ] && h5dump -a /checkpoints/gpt2/rows_max $tmp/np4/multi/multi.h5 | grep -q "(0): [1-9]"'
 check "six checkpoints, all complete" '[ $(wc -l <$tmp/np2/multi/summary.csv) -eq 7 ]'
 
 # --- the job reproduces soft_h (tolerance 1e-6, as test_softent) ------------------------------
