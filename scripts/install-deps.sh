@@ -21,6 +21,7 @@ PKGS=(
   zlib1g-dev libzstd-dev liblzma-dev  # compressed corpora read as streams (gzip, zstd, xz)
   python3-h5py                        # tests/h5py.sh: a real client reads the HDF5 results
   dict-gcide                          # real English for bench/rehearsal.sh (scripts/gcide-corpus.py)
+  chromium libxml2-utils              # tests/report.sh: render report.html headless; xmllint --html
 )
 
 # `install-deps.sh slurm`: the one-node Slurm that tests/slurm.sh starts (slurmctld, slurmd, munge).

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "ibc/io.h"
+#include "ibc/limits.h"
+#include "ibc/mem.h"
 
 // The whole file as rows of fields.
 typedef struct {
@@ -15,20 +17,14 @@ typedef struct {
     int n, cap;
     char **cur;
     int ncur, capcur;
-    int oom;
 } rows;
 
 static void on_field(void *s, size_t len, void *data) {
     rows *r = data;
-    if (r->ncur == r->capcur) {
-        int cap = r->capcur ? 2 * r->capcur : 16;
-        char **c = realloc(r->cur, sizeof(char *) * (size_t)cap);
-        if (!c) { r->oom = 1; return; }
-        r->cur = c;
-        r->capcur = cap;
-    }
-    char *f = malloc(len + 1);
-    if (!f) { r->oom = 1; return; }
+    size_t cap = (size_t)r->capcur;
+    xgrow(r->cur, cap, (size_t)r->ncur + 1);
+    r->capcur = (int)cap;
+    char *f = xmalloc(len + 1);
     memcpy(f, s ? s : "", len);
     f[len] = 0;
     r->cur[r->ncur++] = f;
@@ -37,15 +33,10 @@ static void on_field(void *s, size_t len, void *data) {
 static void on_row(int c, void *data) {
     (void)c;
     rows *r = data;
-    if (r->n == r->cap) {
-        int cap = r->cap ? 2 * r->cap : 256;
-        char ***nr = realloc(r->rows, sizeof(char **) * (size_t)cap);
-        int *nf = realloc(r->nf, sizeof(int) * (size_t)cap);
-        if (nr) r->rows = nr;
-        if (nf) r->nf = nf;
-        if (!nr || !nf) { r->oom = 1; return; }
-        r->cap = cap;
-    }
+    size_t cap = (size_t)r->cap, cap2 = cap;
+    xgrow(r->rows, cap, (size_t)r->n + 1);
+    xgrow(r->nf, cap2, (size_t)r->n + 1);
+    r->cap = (int)cap;
     r->rows[r->n] = r->cur;
     r->nf[r->n++] = r->ncur;
     r->cur = NULL;
@@ -74,21 +65,16 @@ static int parse_rows(const char *path, const char *text, size_t len, rows *r, i
     if (csv_parse(&cp, p, len, on_field, on_row, r) != len || csv_fini(&cp, on_field, on_row, r) != 0)
         rc = ibc_fail(err, IBC_EINPUT, "%s: not valid CSV: %s", path, csv_strerror(csv_error(&cp)));
     csv_free(&cp);
-    if (!rc && r->oom) rc = ibc_fail(err, IBC_ESYS, "%s: out of memory", path);
     if (!rc && r->n == 0) rc = ibc_fail(err, IBC_EINPUT, "%s: empty file", path);
     if (rc) rows_free(r);
     return rc;
 }
 
-static int read_rows(const char *path, rows *r, ibc_err *err) {
-    char *text;
-    size_t len;
-    int rc = io_read_all(path, &text, &len, err);
-    if (rc) return rc;
-    rc = parse_rows(path, text, len, r, err);
-    free(text);
-    return rc;
+static int parse_rows_cb(void *r, const char *text, size_t len, const char *path, ibc_err *err) {
+    return parse_rows(path, text, len, r, err);
 }
+
+static int read_rows(const char *path, rows *r, ibc_err *err) { return io_parse_file(path, parse_rows_cb, r, err); }
 
 static int missing(const char *s) {
     while (*s == ' ') s++;
@@ -163,8 +149,7 @@ static int bt_from_rows(const char *path, rows r, const char *name_cols, const c
         if (r.nf[i] != nc && !(r.nf[i] == 1 && !r.rows[i][0][0]))
             rc = ibc_fail(err, IBC_EINPUT, "%s:%d: %d fields, the header has %d", path, i + 1, r.nf[i], nc);
     // Numeric columns: the first present value decides; later text is an error.
-    int *numeric = calloc((size_t)nc, sizeof(int));
-    if (!numeric && !rc) rc = ibc_fail(err, IBC_ESYS, "out of memory");
+    int *numeric = xcalloc((size_t)nc, sizeof(int));
     for (int k = 0; rc == 0 && k < nc; k++) {
         int isname = 0;
         for (int q = 0; q < nname; q++) isname |= name_idx[q] == k;
@@ -182,16 +167,15 @@ static int bt_from_rows(const char *path, rows r, const char *name_cols, const c
     }
     if (rc == 0 && !t->n_cols) rc = ibc_fail(err, IBC_EINPUT, "%s: no numeric benchmark column", path);
     if (rc == 0) {
-        t->cols = calloc((size_t)t->n_cols, sizeof(char *));
-        t->names = calloc((size_t)r.n, sizeof(char *));
-        t->v = malloc(sizeof(double) * (size_t)r.n * t->n_cols);
-        int *cnt = calloc((size_t)r.n * t->n_cols + 1, sizeof(int)); // present values per cell
-        if (!t->cols || !t->names || !t->v || !cnt) rc = ibc_fail(err, IBC_ESYS, "out of memory");
-        for (int k = 0, q = 0; rc == 0 && k < nc; k++)
-            if (numeric[k]) t->cols[q++] = strdup(hdr[k]);
+        t->cols = xcalloc((size_t)t->n_cols, sizeof(char *));
+        t->names = xcalloc((size_t)r.n, sizeof(char *));
+        t->v = xmalloc(sizeof(double) * (size_t)r.n * t->n_cols);
+        int *cnt = xcalloc((size_t)r.n * t->n_cols + 1, sizeof(int)); // present values per cell
+        for (int k = 0, q = 0; k < nc; k++)
+            if (numeric[k]) t->cols[q++] = xstrdup(hdr[k]);
         for (int i = 1; rc == 0 && i < r.n; i++) {
             if (r.nf[i] != nc) continue;
-            char name[1024] = "";
+            char name[IBC_PATH_MAX] = ""; // a model name: joined name columns (a path-like id)
             for (int q = 0; q < nname; q++)
                 snprintf(name + strlen(name), sizeof name - strlen(name), "%s%s", q ? "/" : "", r.rows[i][name_idx[q]]);
             if (!name[0]) continue;
@@ -200,7 +184,7 @@ static int bt_from_rows(const char *path, rows r, const char *name_cols, const c
             if (row >= 0 && dups == BT_FIRST) continue;
             if (row < 0) {
                 row = t->n_rows++;
-                t->names[row] = strdup(name);
+                t->names[row] = xstrdup(name);
                 for (int k = 0; k < t->n_cols; k++) t->v[(size_t)row * t->n_cols + k] = NAN;
             }
             for (int k = 0, q = 0; k < nc; k++) {
@@ -227,14 +211,13 @@ int bt_read_aliases(const char *path, bt_aliases *a, ibc_err *err) {
     rows r;
     int rc = read_rows(path, &r, err);
     if (rc) return rc;
-    a->from = calloc((size_t)r.n, sizeof(char *));
-    a->to = calloc((size_t)r.n, sizeof(char *));
-    if (!a->from || !a->to) rc = ibc_fail(err, IBC_ESYS, "out of memory");
+    a->from = xcalloc((size_t)r.n, sizeof(char *));
+    a->to = xcalloc((size_t)r.n, sizeof(char *));
     for (int i = 0; rc == 0 && i < r.n; i++) {
         if (r.nf[i] == 1 && !r.rows[i][0][0]) continue;
         if (r.nf[i] != 2) { rc = ibc_fail(err, IBC_EINPUT, "%s:%d: expected two fields: name in results, name in table", path, i + 1); break; }
-        a->from[a->n] = strdup(r.rows[i][0]);
-        a->to[a->n++] = strdup(r.rows[i][1]);
+        a->from[a->n] = xstrdup(r.rows[i][0]);
+        a->to[a->n++] = xstrdup(r.rows[i][1]);
     }
     rows_free(&r);
     if (rc) bt_aliases_free(a);

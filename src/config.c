@@ -222,12 +222,8 @@ int config_parse(const char *text, size_t len, const char *name, model_config *m
     return rc;
 }
 
-int config_load(const char *path, model_config *m, ibc_err *err) {
-    char *text;
-    size_t len;
-    int rc = io_read_all(path, &text, &len, err);
-    if (rc) return rc;
-    rc = config_parse(text, len, path, m, err);
-    free(text);
-    return rc;
+static int parse_cb(void *m, const char *text, size_t len, const char *path, ibc_err *err) {
+    return config_parse(text, len, path, m, err);
 }
+
+int config_load(const char *path, model_config *m, ibc_err *err) { return io_parse_file(path, parse_cb, m, err); }

@@ -223,8 +223,6 @@ void dist_cond_sums(const se_acc *acc, int64_t *out) {
     sum_long(out, (int64_t)acc->n_sets * acc->n_layers * SE_COND_LIMBS);
 }
 
-void dist_allgather(int64_t v, int64_t *all) { MPI_Allgather(&v, 1, MPI_INT64_T, all, 1, MPI_INT64_T, MPI_COMM_WORLD); }
-
 int dist_map_docs(corpus *c, dist_doc_fn fn, void *ctx, ibc_err *err) {
     int P = dist_size(), r = dist_rank(), rc = 0;
     int64_t mine = 0, total = 0, *scnt = NULL;

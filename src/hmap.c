@@ -18,8 +18,9 @@ static inline uint64_t load32(const unsigned char *p) {
     return w;
 }
 
-uint64_t hmap_hash(const void *s, size_t n) {
-    const unsigned char *p = s;
+// The hash, inlined where the map knows the key size (8 or 16 bytes): the compiler then drops
+// the loop and the tail's branches. hmap_hash is the same function for any caller.
+static inline __attribute__((always_inline)) uint64_t hash_inline(const unsigned char *p, size_t n) {
     uint64_t h = 0xcbf29ce484222325ULL ^ (n * MUL); // FNV-1a's offset basis, then the length
     size_t k = n;
     for (; k > 8; k -= 8, p += 8) {
@@ -38,6 +39,16 @@ uint64_t hmap_hash(const void *s, size_t n) {
     h ^= h >> 33;
     h *= 0xc4ceb9fe1a85ec53ULL;
     return h ^ (h >> 33);
+}
+
+uint64_t hmap_hash(const void *s, size_t n) { return hash_inline(s, n); }
+
+static inline uint64_t hash_key(const hmap *m, const void *key, size_t len) {
+    switch (m->key_size) {
+    case 8: return hash_inline(key, 8);   // an int32 pair
+    case 16: return hash_inline(key, 16); // four int32 (softent's labels)
+    default: return hash_inline(key, len);
+    }
 }
 
 void hmap_init(hmap *m, size_t key_size, size_t min_cap) {
@@ -65,15 +76,16 @@ void hmap_clear(hmap *m) {
 }
 
 static inline int key_eq(const hmap *m, int64_t i, const void *key, size_t len) {
-    if (m->key_size == 8) { // a pair of int32: one compare
-        uint64_t a, b;
-        memcpy(&a, m->keys + (size_t)i * 8, 8);
-        memcpy(&b, key, 8);
-        return a == b;
+    const unsigned char *k = m->keys + (size_t)i * m->key_size;
+    switch (m->key_size) {
+    case 8: return load64(k) == load64(key);
+    case 16: return load64(k) == load64(key) && load64(k + 8) == load64((const unsigned char *)key + 8);
+    case 0: {
+        size_t a = m->off[i];
+        return m->off[i + 1] - a - 1 == len && !memcmp(m->keys + a, key, len);
     }
-    if (m->key_size) return !memcmp(m->keys + (size_t)i * len, key, len);
-    size_t a = m->off[i];
-    return m->off[i + 1] - a - 1 == len && !memcmp(m->keys + a, key, len);
+    default: return !memcmp(k, key, len);
+    }
 }
 
 // The slot of key (hash h) or of the empty slot where it would go.
@@ -89,7 +101,7 @@ static inline __attribute__((always_inline)) size_t probe(const hmap *m, const v
 
 int64_t hmap_find(const hmap *m, const void *key, size_t len) {
     if (!m->n) return -1;
-    uint64_t s = m->slot[probe(m, key, len, hmap_hash(key, len))];
+    uint64_t s = m->slot[probe(m, key, len, hash_key(m, key, len))];
     return s ? (int64_t)(uint32_t)s - 1 : -1;
 }
 
@@ -101,7 +113,7 @@ static void grow_slots(hmap *m) {
     for (int64_t k = 0; k < m->n; k++) { // indices and keys stay; only the slots move
         size_t len;
         const void *key = hmap_key(m, k, &len);
-        uint64_t h = hmap_hash(key, len), i = h & mask;
+        uint64_t h = hash_key(m, key, len), i = h & mask;
         while (m->slot[i]) i = (i + 1) & mask;
         m->slot[i] = (h >> 32) << 32 | (uint64_t)(k + 1);
     }
@@ -111,7 +123,7 @@ int64_t hmap_put(hmap *m, const void *key, size_t len, int *added) {
     if (added) *added = 0;
     if (m->n >= HMAP_MAX) return hmap_find(m, key, len); // full: only existing keys
     if ((size_t)(m->n + 1) * 10 > m->cap * 7) grow_slots(m); // load factor <= 0.7
-    uint64_t h = hmap_hash(key, len);
+    uint64_t h = hash_key(m, key, len);
     size_t i = probe(m, key, len, h);
     if (m->slot[i]) return (int64_t)(uint32_t)m->slot[i] - 1;
     int64_t k = m->n++;
@@ -123,7 +135,10 @@ int64_t hmap_put(hmap *m, const void *key, size_t len, int *added) {
         m->keys[m->keys_len + len] = 0;
         m->off[k + 1] = m->keys_len + len + 1;
     }
-    if (len) memcpy(m->keys + (m->key_size ? (size_t)k * len : m->keys_len), key, len);
+    unsigned char *dst = m->keys + (m->key_size ? (size_t)k * len : m->keys_len);
+    if (m->key_size == 16) memcpy(dst, key, 16); // constant sizes: inlined copies
+    else if (m->key_size == 8) memcpy(dst, key, 8);
+    else if (len) memcpy(dst, key, len);
     m->keys_len = need;
     if ((size_t)m->n > m->val_cap) xgrow(m->val, m->val_cap, (size_t)m->n);
     m->val[k] = 0;

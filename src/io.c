@@ -85,3 +85,13 @@ int io_mkdirs(const char *path, ibc_err *err) {
     }
     return 0;
 }
+
+int io_parse_file(const char *path, io_parse_fn parse, void *ctx, ibc_err *err) {
+    char *text;
+    size_t len;
+    int rc = io_read_all(path, &text, &len, err);
+    if (rc) return rc;
+    rc = parse(ctx, text, len, path, err);
+    free(text);
+    return rc;
+}

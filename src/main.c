@@ -18,8 +18,10 @@
 #include "ibc/limits.h"
 #include "ibc/mem.h"
 #include "ibc/model.h"
+#include "ibc/mem.h"
 #include "ibc/npy.h"
 #include "ibc/plan.h"
+#include "ibc/report.h"
 #include "ibc/run.h"
 #include "ibc/tokenizer.h"
 #include "ibc/train.h"
@@ -210,6 +212,7 @@ static int cmd_correlate(int argc, char **argv) {
     corr_opts o = {.name_cols = "model", .exclude = "rank,params_b,Parameters,step,shots", .covariates = "",
                    .out = "correlate", .dups = BT_FIRST, .plots = 1};
     int no_plots = 0, dups = 0; // dups indexes "first|mean|error"
+    long long seed = 0;
     arg_opt opts[] = {
         {"--benchmarks", ARG_STR, &o.benchmarks, 0, 0, NULL, 1, "FILE.csv"},
         {"--name-column", ARG_STR, &o.name_cols, 0, 0, NULL, 0, "C[,C2]"},
@@ -220,6 +223,9 @@ static int cmd_correlate(int argc, char **argv) {
         {"--out", ARG_STR, &o.out, 0, 0, NULL, 0, "DIR"},
         {"--per-layer", ARG_FLAG, &o.per_layer, 0, 0, NULL, 0, NULL},
         {"--no-plots", ARG_FLAG, &no_plots, 0, 0, NULL, 0, NULL},
+        {"--resamples", ARG_INT, &o.resamples, 1, 100000000, NULL, 0, "N"},
+        {"--seed", ARG_I64, &seed, 0, INT64_MAX, NULL, 0, "S"},
+        {"--dump-resamples", ARG_FLAG, &o.dump_resamples, 0, 0, NULL, 0, NULL},
     };
     const char **in = xcalloc((size_t)argc + 1, sizeof(char *));
     ibc_err e = {0};
@@ -227,12 +233,46 @@ static int cmd_correlate(int argc, char **argv) {
     o.inputs = in;
     o.plots = !no_plots;
     o.dups = dups == 0 ? BT_FIRST : dups == 1 ? BT_MEAN : BT_ERROR;
+    o.seed = (unsigned long long)seed;
     if (rc == 0) rc = corr_run(&o, &e);
     free(in);
     if (rc) return fail(&e);
     fprintf(stderr, "ibc: correlations.csv, regression.csv, correlations.md, matched.csv%s%s in %s\n",
             o.covariates[0] ? ", partial.csv" : "", o.plots ? " and plots/" : "", o.out);
     return 0;
+}
+
+// `ibc report RESULTS... [--benchmarks FILE.csv[,FILE2.csv...]] --out report.html` (report.h).
+static int cmd_report(int argc, char **argv) {
+    rep_opts o = {.out = "report.html", .name_cols = "model"};
+    const char *bench = NULL;
+    long long seed = 0;
+    arg_opt opts[] = {
+        {"--benchmarks", ARG_STR, &bench, 0, 0, NULL, 0, "FILE.csv[,FILE.csv...]"},
+        {"--out", ARG_STR, &o.out, 0, 0, NULL, 0, "FILE.html"},
+        {"--name-column", ARG_STR, &o.name_cols, 0, 0, NULL, 0, "C[,C2]"},
+        {"--aliases", ARG_STR, &o.aliases, 0, 0, NULL, 0, "FILE"},
+        {"--resamples", ARG_INT, &o.resamples, 1, 100000000, NULL, 0, "N"},
+        {"--seed", ARG_I64, &seed, 0, INT64_MAX, NULL, 0, "S"},
+    };
+    const char **in = xcalloc((size_t)argc + 1, sizeof(char *)), **files = NULL;
+    char *list = NULL;
+    ibc_err e = {0};
+    int rc = args_parse(&SPEC("report", opts, in, 1, argc, "results folders or HDF5 files"), argc, argv, &o.n_inputs, &e);
+    if (rc == 0 && bench) { // the benchmark tables: one --benchmarks, comma-separated
+        list = xstrdup(bench);
+        files = xcalloc(strlen(bench) + 1, sizeof(char *)); // at most one file per character
+        for (char *t = strtok(list, ","); t; t = strtok(NULL, ",")) files[o.n_benchmarks++] = t;
+    }
+    o.inputs = in;
+    o.benchmarks = files;
+    o.seed = (unsigned long long)seed;
+    if (rc == 0) rc = rep_run(&o, &e);
+    if (rc == 0) printf("%s\n", o.out);
+    free(in);
+    free(files);
+    free(list);
+    return rc ? fail(&e) : 0;
 }
 
 static int cmd_train(int argc, char **argv) {
@@ -330,8 +370,11 @@ static const command COMMANDS[] = {
      "hidden states [L+1, T, d] of one sequence (and its logits [T, vocab])"},
     {"correlate", cmd_correlate, 0,
      "RESULTS_DIR_OR_H5... --benchmarks FILE.csv [--name-column C[,C2]] [--aliases FILE] [--covariates log_params] "
-     "[--duplicates first|mean|error] [--exclude COLS] [--out DIR] [--per-layer] [--no-plots]",
+     "[--duplicates first|mean|error] [--exclude COLS] [--out DIR] [--per-layer] [--no-plots] [--resamples N] "
+     "[--seed S] [--dump-resamples]",
      "metrics against benchmark scores: CSV, Markdown, plots"},
+    {"report", cmd_report, 0, "RESULTS... [--benchmarks FILE.csv[,FILE.csv...]] [--aliases FILE] [--name-column C] [--out FILE.html]",
+     "one self-contained HTML page: the job, tables, plots, intervals"},
     {"train", cmd_train, 0, "[--out DIR] [--corpus DIR] [--steps N] [--seed S] [--quiet]",
      "the embedded default: tokenizer, model and scores on Debian's fortunes"},
     {"random-checkpoint", cmd_random_checkpoint, 0,

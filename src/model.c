@@ -1,40 +1,112 @@
 #include "ibc/model.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
-#include "ibc/io.h"
+#include "ibc/kernels.h"
+#include "ibc/mem.h"
 #include "ibc/safetensors.h"
 
 // ---------------------------------------------------------------------------------------------
-// Loading
+// Where each weight comes from
+
+// Elements [first, first + count) of tensor t become elements [dst, dst + count) of a weight.
+typedef struct {
+    const st_tensor *t;
+    int64_t first, count, dst;
+} piece;
+
+// A weight as the kernels see it (numel f32 elements), built from pieces of the mapping.
+typedef struct {
+    piece *p;
+    int np;
+    int64_t numel;
+    const float *direct; // the map already holds it (F32, aligned, pieces in place), else NULL
+    int64_t off;         // else: where it is built in the layer scratch
+} wsrc;
+
+// A table read by rows (embeddings, positions, lm_head).
+typedef struct {
+    const st_tensor *t;
+    const float *direct;
+} wtable;
+
+typedef struct {
+    wsrc qkv, o, up, down; // matrices: mapped, or built per call into the layer scratch
+    float *ln1_w, *ln1_b, *ln2_w, *ln2_b, *bqkv, *q_norm, *k_norm, *bo, *bup, *bdown; // f32 copies
+} mlayer;
+
+struct model_weights {
+    st_set st;
+    wtable embed, pos, lm_head;
+    float *lnf_w, *lnf_b; // [d]
+    mlayer *layers;       // [L]
+    kern_wlayout wl;      // GPT-2 Conv1D: [in, out]
+};
+
+// Tensor names of a family (NULL: the family has no such tensor). The loader reads them in this
+// order, so that the first missing or malformed tensor is the one reported.
+typedef struct {
+    const char *prefix, *layer;  // "model.", "layers.%d."
+    const char *embed, *pos, *lnf_w, *lnf_b;
+    const char *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    const char *qkv[3], *bqkv[3]; // [1], [2] NULL: one fused tensor
+    const char *o, *bo, *up[2], *bup[2], *down, *bdown, *q_norm, *k_norm;
+    int neox_qkv;                 // per-head interleaved [q_h | k_h | v_h] rows
+    int conv1d;                   // matrices stored [in, out]
+} family;
+
+#define LLAMA_ATTN {"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"}, \
+    {"self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"}, \
+    "self_attn.o_proj.weight", "self_attn.o_proj.bias", {"mlp.gate_proj.weight", "mlp.up_proj.weight"}, \
+    {"mlp.gate_proj.bias", "mlp.up_proj.bias"}, "mlp.down_proj.weight", "mlp.down_proj.bias"
+
+static const family LLAMA = {"model.", "layers.%d.", "embed_tokens.weight", NULL, "norm.weight", NULL,
+    "input_layernorm.weight", NULL, "post_attention_layernorm.weight", NULL, LLAMA_ATTN, NULL, NULL, 0, 0};
+// OLMo2: the norms come after attention and MLP, plus RMSNorms of the whole q and k.
+static const family OLMO2 = {"model.", "layers.%d.", "embed_tokens.weight", NULL, "norm.weight", NULL,
+    "post_attention_layernorm.weight", NULL, "post_feedforward_layernorm.weight", NULL, LLAMA_ATTN,
+    "self_attn.q_norm.weight", "self_attn.k_norm.weight", 0, 0};
+static const family NEOX = {"gpt_neox.", "layers.%d.", "embed_in.weight", NULL, "final_layer_norm.weight",
+    "final_layer_norm.bias", "input_layernorm.weight", "input_layernorm.bias", "post_attention_layernorm.weight",
+    "post_attention_layernorm.bias", {"attention.query_key_value.weight"}, {"attention.query_key_value.bias"},
+    "attention.dense.weight", "attention.dense.bias", {"mlp.dense_h_to_4h.weight"}, {"mlp.dense_h_to_4h.bias"},
+    "mlp.dense_4h_to_h.weight", "mlp.dense_4h_to_h.bias", NULL, NULL, 1, 0};
+static const family GPT2 = {"transformer.", "h.%d.", "wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias",
+    "ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", {"attn.c_attn.weight"}, {"attn.c_attn.bias"},
+    "attn.c_proj.weight", "attn.c_proj.bias", {"mlp.c_fc.weight"}, {"mlp.c_fc.bias"}, "mlp.c_proj.weight",
+    "mlp.c_proj.bias", NULL, NULL, 0, 1};
+
+// ---------------------------------------------------------------------------------------------
+// Loading: validate every tensor, convert only the vectors
 
 typedef struct {
     model *m;
-    st_set st;
-    const char *prefix; // "model.", "gpt_neox.", "transformer."
+    const char *prefix;
     ibc_err *err;
-    const char *dtype;  // first dtype seen; "mixed" once two differ
+    const char *dtype; // first dtype seen; "mixed" once two differ
 } loader;
 
 // Finds prefix+name, or name alone (checkpoints saved from a base model have no prefix).
 static const st_tensor *find(loader *ld, const char *name) {
     char full[512];
     snprintf(full, sizeof full, "%s%s", ld->prefix, name);
-    const st_tensor *t = st_find(&ld->st, full);
-    return t ? t : st_find(&ld->st, name);
+    const st_tensor *t = st_find(&ld->m->w->st, full);
+    return t ? t : st_find(&ld->m->w->st, name);
 }
 
-// Loads tensor `name` of shape [rows, cols] (cols == 0: 1-D [rows]) as f32 into a new buffer.
-static float *load(loader *ld, const char *name, int64_t rows, int64_t cols) {
+// Tensor `name` of shape [rows, cols] (cols == 0: 1-D [rows]) in a dtype ibc converts, or NULL
+// with the error set.
+static const st_tensor *need(loader *ld, const char *name, int64_t rows, int64_t cols) {
     const st_tensor *t = find(ld, name);
     if (!t) {
         ibc_fail(ld->err, IBC_EINPUT, "%s%s: missing tensor %s%s", ld->m->dir,
-                 ld->st.nfiles == 1 ? "/model.safetensors" : "/model.safetensors.index.json",
+                 ld->m->w->st.nfiles == 1 ? "/model.safetensors" : "/model.safetensors.index.json",
                  ld->prefix, name);
         return NULL;
     }
@@ -48,163 +120,166 @@ static float *load(loader *ld, const char *name, int64_t rows, int64_t cols) {
         if (!cols) { char *p = strrchr(ld->err->msg, ','); if (p) *p = 0; } // tidy 1-D message
         return NULL;
     }
-    float *buf = malloc(sizeof(float) * (size_t)t->numel);
-    if (!buf) { ibc_fail(ld->err, IBC_ESYS, "%s: out of memory", t->name); return NULL; }
-    if (st_to_f32(t, buf, ld->err) != 0) { free(buf); return NULL; }
+    if (st_float_ok(t, ld->err) != 0) return NULL;
     const char *dn = st_dtype_name(t->dtype);
     if (!ld->dtype) ld->dtype = dn;
     else if (strcmp(ld->dtype, dn) != 0) ld->dtype = "mixed";
     ld->m->n_params += t->numel;
-    return buf;
+    return t;
 }
 
-// dst[c, r] = src[r, c]: Conv1D [in, out] -> Linear [out, in]. Frees src.
-static float *transpose(float *src, int64_t rows, int64_t cols) {
-    if (!src) return NULL;
-    float *dst = malloc(sizeof(float) * (size_t)(rows * cols));
-    if (dst)
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
-    free(src);
-    return dst;
-}
-
-// Concatenates row blocks a [ra, n], b [rb, n], c [rc, n] (c may be NULL). Frees the parts.
-static float *concat_rows(float *a, int64_t ra, float *b, int64_t rb, float *c, int64_t rc, int64_t n) {
-    float *out = (a && b && (c || !rc)) ? malloc(sizeof(float) * (size_t)((ra + rb + rc) * n)) : NULL;
-    if (out) {
-        memcpy(out, a, sizeof(float) * (size_t)(ra * n));
-        memcpy(out + ra * n, b, sizeof(float) * (size_t)(rb * n));
-        if (rc) memcpy(out + (ra + rb) * n, c, sizeof(float) * (size_t)(rc * n));
+// Appends t[first, first + count) at the end of w, in pieces of at most 2^18 elements so that
+// building a layer splits evenly over threads.
+static void add_piece(wsrc *w, const st_tensor *t, int64_t first, int64_t count, int64_t dst) {
+    for (int64_t k = 0; k < count; k += (int64_t)1 << 18) {
+        w->p = xrealloc(w->p, sizeof(piece) * (size_t)(w->np + 1));
+        int64_t c = count - k < ((int64_t)1 << 18) ? count - k : (int64_t)1 << 18;
+        w->p[w->np++] = (piece){t, first + k, c, dst + k};
     }
-    free(a); free(b); free(c);
-    return out;
 }
 
-// GPT-NeoX's fused QKV rows are per head [q_h | k_h | v_h] (each D rows of width n):
-// rearrange to [q_0..q_H | k_0..k_H | v_0..v_H]. Frees src.
-static float *deinterleave_qkv(float *src, int H, int D, int64_t n) {
-    if (!src) return NULL;
-    float *dst = malloc(sizeof(float) * (size_t)(3 * H * D * n));
-    if (dst)
-        for (int h = 0; h < H; h++)
-            for (int part = 0; part < 3; part++)
-                memcpy(dst + ((int64_t)part * H * D + (int64_t)h * D) * n,
-                       src + ((int64_t)h * 3 * D + (int64_t)part * D) * n, sizeof(float) * (size_t)(D * n));
-    free(src);
-    return dst;
-}
-
-#define NEED(p) do { if (!(p)) goto fail; } while (0)
-
-static int load_llama_like(loader *ld, model *m) {
-    const model_config *c = &m->c;
-    int64_t d = c->d, qd = (int64_t)c->n_heads * c->head_dim, kd = (int64_t)c->n_kv_heads * c->head_dim;
-    char n[256];
-    NEED(m->embed = load(ld, "embed_tokens.weight", c->vocab, d));
-    NEED(m->lnf_w = load(ld, "norm.weight", d, 0));
-    for (int i = 0; i < c->n_layers; i++) {
-        model_layer *L = &m->layers[i];
-#define NM(s) (snprintf(n, sizeof n, "layers.%d.%s", i, s), n)
-        float *q = load(ld, NM("self_attn.q_proj.weight"), qd, d);
-        float *k = q ? load(ld, NM("self_attn.k_proj.weight"), kd, d) : NULL;
-        float *v = k ? load(ld, NM("self_attn.v_proj.weight"), kd, d) : NULL;
-        NEED(L->wqkv = concat_rows(q, qd, k, kd, v, kd, d));
-        if (c->qkv_bias) {
-            q = load(ld, NM("self_attn.q_proj.bias"), qd, 0);
-            k = q ? load(ld, NM("self_attn.k_proj.bias"), kd, 0) : NULL;
-            v = k ? load(ld, NM("self_attn.v_proj.bias"), kd, 0) : NULL;
-            NEED(L->bqkv = concat_rows(q, qd, k, kd, v, kd, 1));
-        }
-        NEED(L->wo = load(ld, NM("self_attn.o_proj.weight"), d, qd));
-        if (c->o_bias) NEED(L->bo = load(ld, NM("self_attn.o_proj.bias"), d, 0));
-        float *g = load(ld, NM("mlp.gate_proj.weight"), c->d_ff, d);
-        float *u = g ? load(ld, NM("mlp.up_proj.weight"), c->d_ff, d) : NULL;
-        NEED(L->wup = concat_rows(g, c->d_ff, u, c->d_ff, NULL, 0, d));
-        NEED(L->wdown = load(ld, NM("mlp.down_proj.weight"), d, c->d_ff));
-        if (c->mlp_bias) {
-            g = load(ld, NM("mlp.gate_proj.bias"), c->d_ff, 0);
-            u = g ? load(ld, NM("mlp.up_proj.bias"), c->d_ff, 0) : NULL;
-            NEED(L->bup = concat_rows(g, c->d_ff, u, c->d_ff, NULL, 0, 1));
-            NEED(L->bdown = load(ld, NM("mlp.down_proj.bias"), d, 0));
-        }
-        if (c->post_norm) {
-            NEED(L->ln1_w = load(ld, NM("post_attention_layernorm.weight"), d, 0));
-            NEED(L->ln2_w = load(ld, NM("post_feedforward_layernorm.weight"), d, 0));
-            NEED(L->q_norm = load(ld, NM("self_attn.q_norm.weight"), qd, 0));
-            NEED(L->k_norm = load(ld, NM("self_attn.k_norm.weight"), kd, 0));
-        } else {
-            NEED(L->ln1_w = load(ld, NM("input_layernorm.weight"), d, 0));
-            NEED(L->ln2_w = load(ld, NM("post_attention_layernorm.weight"), d, 0));
-        }
-#undef NM
+// Appends the rows of tensor `name` [rows, cols] (cols == 0: [rows]) to w. GPT-NeoX's fused QKV
+// (neox_heads > 0) is de-interleaved: its rows per head are [q_h | k_h | v_h] (D rows each,
+// D = rows / 3 / heads); w gets [q_0..q_H | k_0..k_H | v_0..v_H].
+static int wsrc_add(loader *ld, wsrc *w, const char *name, int64_t rows, int64_t cols, int neox_heads) {
+    const st_tensor *t = need(ld, name, rows, cols);
+    if (!t) return ld->err->code;
+    int64_t n = cols ? cols : 1;
+    if (!neox_heads) add_piece(w, t, 0, t->numel, w->numel);
+    else {
+        int64_t H = neox_heads, D = rows / 3 / H;
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t part = 0; part < 3; part++)
+                add_piece(w, t, (h * 3 * D + part * D) * n, D * n, w->numel + (part * H * D + h * D) * n);
     }
+    w->numel += t->numel;
     return 0;
-fail:
-    return ld->err->code ? ld->err->code : ibc_fail(ld->err, IBC_ESYS, "%s: out of memory", m->dir);
 }
 
-static int load_neox(loader *ld, model *m) {
-    const model_config *c = &m->c;
-    int64_t d = c->d;
-    char n[256];
-    NEED(m->embed = load(ld, "embed_in.weight", c->vocab, d));
-    NEED(m->lnf_w = load(ld, "final_layer_norm.weight", d, 0));
-    NEED(m->lnf_b = load(ld, "final_layer_norm.bias", d, 0));
-    for (int i = 0; i < c->n_layers; i++) {
-        model_layer *L = &m->layers[i];
-#define NM(s) (snprintf(n, sizeof n, "layers.%d.%s", i, s), n)
-        NEED(L->ln1_w = load(ld, NM("input_layernorm.weight"), d, 0));
-        NEED(L->ln1_b = load(ld, NM("input_layernorm.bias"), d, 0));
-        NEED(L->ln2_w = load(ld, NM("post_attention_layernorm.weight"), d, 0));
-        NEED(L->ln2_b = load(ld, NM("post_attention_layernorm.bias"), d, 0));
-        NEED(L->wqkv = deinterleave_qkv(load(ld, NM("attention.query_key_value.weight"), 3 * d, d),
-                                        c->n_heads, c->head_dim, d));
-        if (c->qkv_bias)
-            NEED(L->bqkv = deinterleave_qkv(load(ld, NM("attention.query_key_value.bias"), 3 * d, 0),
-                                            c->n_heads, c->head_dim, 1));
-        NEED(L->wo = load(ld, NM("attention.dense.weight"), d, d));
-        if (c->o_bias) NEED(L->bo = load(ld, NM("attention.dense.bias"), d, 0));
-        NEED(L->wup = load(ld, NM("mlp.dense_h_to_4h.weight"), c->d_ff, d));
-        NEED(L->bup = load(ld, NM("mlp.dense_h_to_4h.bias"), c->d_ff, 0));
-        NEED(L->wdown = load(ld, NM("mlp.dense_4h_to_h.weight"), d, c->d_ff));
-        NEED(L->bdown = load(ld, NM("mlp.dense_4h_to_h.bias"), d, 0));
-#undef NM
+// w->direct = the map itself when every piece is F32 and sits where w's layout puts it.
+static void wsrc_finish(wsrc *w) {
+    if (!w->np || w->p[0].t->dtype != ST_F32) return;
+    const uint8_t *base = w->p[0].t->data + 4 * w->p[0].first;
+    if ((uintptr_t)base % sizeof(float)) return;
+    for (int i = 0; i < w->np; i++) {
+        const piece *p = &w->p[i];
+        if (p->t->dtype != ST_F32 || p->t->path != w->p[0].t->path ||
+            p->t->data + 4 * p->first != base + 4 * p->dst)
+            return;
     }
-    return 0;
-fail:
-    return ld->err->code ? ld->err->code : ibc_fail(ld->err, IBC_ESYS, "%s: out of memory", m->dir);
+    w->direct = (const float *)base;
 }
 
-static int load_gpt2(loader *ld, model *m) {
-    const model_config *c = &m->c;
-    int64_t d = c->d;
-    char n[256];
-    NEED(m->embed = load(ld, "wte.weight", c->vocab, d));
-    NEED(m->pos = load(ld, "wpe.weight", c->max_pos, d));
-    NEED(m->lnf_w = load(ld, "ln_f.weight", d, 0));
-    NEED(m->lnf_b = load(ld, "ln_f.bias", d, 0));
-    for (int i = 0; i < c->n_layers; i++) {
-        model_layer *L = &m->layers[i];
-#define NM(s) (snprintf(n, sizeof n, "h.%d.%s", i, s), n)
-        NEED(L->ln1_w = load(ld, NM("ln_1.weight"), d, 0));
-        NEED(L->ln1_b = load(ld, NM("ln_1.bias"), d, 0));
-        NEED(L->ln2_w = load(ld, NM("ln_2.weight"), d, 0));
-        NEED(L->ln2_b = load(ld, NM("ln_2.bias"), d, 0));
-        // Conv1D stores [in, out]: transpose to [out, in]. c_attn's output is [q | k | v].
-        NEED(L->wqkv = transpose(load(ld, NM("attn.c_attn.weight"), d, 3 * d), d, 3 * d));
-        NEED(L->bqkv = load(ld, NM("attn.c_attn.bias"), 3 * d, 0));
-        NEED(L->wo = transpose(load(ld, NM("attn.c_proj.weight"), d, d), d, d));
-        NEED(L->bo = load(ld, NM("attn.c_proj.bias"), d, 0));
-        NEED(L->wup = transpose(load(ld, NM("mlp.c_fc.weight"), d, c->d_ff), d, c->d_ff));
-        NEED(L->bup = load(ld, NM("mlp.c_fc.bias"), c->d_ff, 0));
-        NEED(L->wdown = transpose(load(ld, NM("mlp.c_proj.weight"), c->d_ff, d), c->d_ff, d));
-        NEED(L->bdown = load(ld, NM("mlp.c_proj.bias"), d, 0));
-#undef NM
+// Builds w into dst[numel], pieces in parallel (each conversion is exact: any split is the same).
+static void wsrc_build(const wsrc *w, float *dst) {
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < w->np; i++) st_convert(w->p[i].t, w->p[i].first, w->p[i].count, dst + w->p[i].dst);
+}
+
+// A vector made of up to three tensors (names[k] NULL: absent), converted now; NULL when the
+// family or config has none, or on error (ld->err->code set).
+static float *vec_load(loader *ld, const char *const *names, const int64_t *rows, int neox_heads) {
+    wsrc w = {0};
+    for (int k = 0; k < 3 && names[k] && ld->err->code == 0; k++) wsrc_add(ld, &w, names[k], rows[k], 0, neox_heads);
+    float *v = NULL;
+    if (ld->err->code == 0 && w.np) {
+        v = xmalloc(sizeof(float) * (size_t)w.numel);
+        wsrc_build(&w, v);
     }
+    free(w.p);
+    return v;
+}
+
+static float *vec1(loader *ld, const char *name, int64_t n) {
+    const char *names[3] = {name, NULL, NULL};
+    int64_t rows[3] = {n, 0, 0};
+    return name ? vec_load(ld, names, rows, 0) : NULL;
+}
+
+static int table_load(loader *ld, wtable *tb, const char *name, int64_t rows, int64_t cols) {
+    if (!name) return 0;
+    if (!(tb->t = need(ld, name, rows, cols))) return ld->err->code;
+    if (tb->t->dtype == ST_F32 && (uintptr_t)tb->t->data % sizeof(float) == 0) tb->direct = (const float *)tb->t->data;
     return 0;
-fail:
-    return ld->err->code ? ld->err->code : ibc_fail(ld->err, IBC_ESYS, "%s: out of memory", m->dir);
+}
+
+static int load_layer(loader *ld, const family *f, int i) {
+    model *m = ld->m;
+    const model_config *c = &m->c;
+    mlayer *L = &m->w->layers[i];
+    int64_t d = c->d, F = c->d_ff, qd = (int64_t)c->n_heads * c->head_dim, kd = (int64_t)c->n_kv_heads * c->head_dim;
+    char n[256], pre[64];
+    snprintf(pre, sizeof pre, f->layer, i);
+#define NM(s) (s ? (snprintf(n, sizeof n, "%s%s", pre, s), n) : NULL)
+    float **vecs[4] = {&L->ln1_w, &L->ln1_b, &L->ln2_w, &L->ln2_b};
+    const char *vnames[4] = {f->ln1_w, f->ln1_b, f->ln2_w, f->ln2_b};
+    for (int k = 0; k < 4 && ld->err->code == 0; k++) *vecs[k] = vec1(ld, NM(vnames[k]), d);
+    int64_t in_qkv[3] = {qd, kd, kd}, fused[3] = {qd + 2 * kd, 0, 0}, ff[2] = {F, F};
+    const int64_t *qrows = f->qkv[1] ? in_qkv : fused;
+    for (int k = 0; k < 3 && f->qkv[k] && ld->err->code == 0; k++) // Conv1D: [in, out]
+        wsrc_add(ld, &L->qkv, NM(f->qkv[k]), f->conv1d ? d : qrows[k], f->conv1d ? qrows[k] : d, f->neox_qkv * c->n_heads);
+    if (c->qkv_bias && ld->err->code == 0) {
+        const char *bn[3];
+        char buf[3][256];
+        for (int k = 0; k < 3; k++) bn[k] = f->bqkv[k] ? (snprintf(buf[k], sizeof buf[k], "%s%s", pre, f->bqkv[k]), buf[k]) : NULL;
+        L->bqkv = vec_load(ld, bn, qrows, f->neox_qkv * c->n_heads);
+    }
+    if (ld->err->code == 0) wsrc_add(ld, &L->o, NM(f->o), f->conv1d ? qd : d, f->conv1d ? d : qd, 0);
+    if (c->o_bias && ld->err->code == 0) L->bo = vec1(ld, NM(f->bo), d);
+    int nup = f->up[1] ? 2 : 1;
+    for (int k = 0; k < nup && ld->err->code == 0; k++)
+        wsrc_add(ld, &L->up, NM(f->up[k]), f->conv1d ? d : F, f->conv1d ? F : d, 0);
+    if (c->mlp_bias && ld->err->code == 0) {
+        const char *bn[3] = {NULL, NULL, NULL};
+        char buf[2][256];
+        for (int k = 0; k < nup; k++) bn[k] = (snprintf(buf[k], sizeof buf[k], "%s%s", pre, f->bup[k]), buf[k]);
+        L->bup = vec_load(ld, bn, ff, 0);
+    }
+    if (ld->err->code == 0) wsrc_add(ld, &L->down, NM(f->down), f->conv1d ? F : d, f->conv1d ? d : F, 0);
+    if (c->mlp_bias && ld->err->code == 0) L->bdown = vec1(ld, NM(f->bdown), d);
+    if (f->q_norm && ld->err->code == 0) L->q_norm = vec1(ld, NM(f->q_norm), qd);
+    if (f->k_norm && ld->err->code == 0) L->k_norm = vec1(ld, NM(f->k_norm), kd);
+#undef NM
+    wsrc *mats[4] = {&L->qkv, &L->o, &L->up, &L->down};
+    int64_t off = 0;
+    for (int k = 0; k < 4 && ld->err->code == 0; k++) {
+        wsrc_finish(mats[k]);
+        if (!mats[k]->direct) mats[k]->off = off, off += mats[k]->numel;
+    }
+    if (off > m->scratch_floats) m->scratch_floats = off;
+    return ld->err->code;
+}
+
+static void add_one(float *w, int n) {
+    for (int i = 0; w && i < n; i++) w[i] = 1.0f + w[i];
+}
+
+static int load_weights(loader *ld) {
+    model *m = ld->m;
+    const model_config *c = &m->c;
+    const family *f = c->arch == ARCH_GPT2 ? &GPT2 : c->arch == ARCH_GPT_NEOX ? &NEOX
+                    : c->post_norm ? &OLMO2 : &LLAMA;
+    struct model_weights *w = m->w;
+    w->wl = f->conv1d ? KERN_W_IN_OUT : KERN_W_OUT_IN;
+    ld->prefix = f->prefix;
+    int rc = table_load(ld, &w->embed, f->embed, c->vocab, c->d);
+    if (rc == 0) rc = table_load(ld, &w->pos, f->pos, c->max_pos, c->d);
+    if (rc == 0 && !(w->lnf_w = vec1(ld, f->lnf_w, c->d))) rc = ld->err->code;
+    if (rc == 0 && f->lnf_b && !(w->lnf_b = vec1(ld, f->lnf_b, c->d))) rc = ld->err->code;
+    w->layers = xcalloc((size_t)c->n_layers, sizeof(mlayer));
+    for (int i = 0; i < c->n_layers && rc == 0; i++) rc = load_layer(ld, f, i);
+    if (rc) return rc;
+    ld->prefix = "";
+    if (!c->tied) rc = table_load(ld, &w->lm_head, c->arch == ARCH_GPT_NEOX ? "embed_out.weight" : "lm_head.weight", c->vocab, c->d);
+    else w->lm_head = w->embed;
+    if (c->norm_plus_one) { // Gemma: (1 + w), the same f32 sum HF computes
+        add_one(w->lnf_w, c->d);
+        for (int i = 0; i < c->n_layers; i++) {
+            add_one(w->layers[i].ln1_w, c->d);
+            add_one(w->layers[i].ln2_w, c->d);
+        }
+    }
+    return rc;
 }
 
 void model_rope_inv_freq(const model_config *c, float *out) {
@@ -233,299 +308,357 @@ void model_rope_inv_freq(const model_config *c, float *out) {
 
 void model_free(model *m) {
     if (!m) return;
-    if (m->lm_head != m->embed) free(m->lm_head);
-    free(m->embed); free(m->pos); free(m->lnf_w); free(m->lnf_b); free(m->inv_freq);
-    for (int i = 0; m->layers && i < m->c.n_layers; i++) {
-        model_layer *L = &m->layers[i];
-        float *p[] = {L->ln1_w, L->ln1_b, L->ln2_w, L->ln2_b, L->wqkv, L->bqkv, L->q_norm,
-                      L->k_norm, L->wo, L->bo, L->wup, L->bup, L->wdown, L->bdown};
-        for (size_t k = 0; k < sizeof p / sizeof *p; k++) free(p[k]);
+    struct model_weights *w = m->w;
+    if (w) {
+        free(w->lnf_w); free(w->lnf_b);
+        for (int i = 0; w->layers && i < m->c.n_layers; i++) {
+            mlayer *L = &w->layers[i];
+            float *p[] = {L->ln1_w, L->ln1_b, L->ln2_w, L->ln2_b, L->bqkv, L->q_norm, L->k_norm, L->bo, L->bup, L->bdown};
+            for (size_t k = 0; k < sizeof p / sizeof *p; k++) free(p[k]);
+            free(L->qkv.p); free(L->o.p); free(L->up.p); free(L->down.p);
+        }
+        free(w->layers);
+        st_set_free(&w->st);
+        free(w);
     }
-    free(m->layers);
+    free(m->inv_freq);
     memset(m, 0, sizeof *m);
-}
-
-static void add_one(float *w, int n) {
-    for (int i = 0; w && i < n; i++) w[i] = 1.0f + w[i];
 }
 
 int model_load(const char *dir, model *m, ibc_err *err) {
     memset(m, 0, sizeof *m);
     if (strlen(dir) >= sizeof m->dir) return ibc_fail(err, IBC_EINPUT, "%s: path too long", dir);
     strcpy(m->dir, dir);
-    char path[4200];
+    char path[IBC_PATH_NAME_MAX];
     snprintf(path, sizeof path, "%s/config.json", dir);
     int rc = config_load(path, &m->c, err);
     if (rc) return rc;
+    m->w = xcalloc(1, sizeof *m->w);
     loader ld = {.m = m, .err = err};
-    if ((rc = st_set_open(dir, &ld.st, err)) != 0) return rc;
-    for (int i = 0; i < ld.st.nfiles; i++) m->file_bytes += (int64_t)ld.st.files[i].map_len;
-    const model_config *c = &m->c;
-    m->layers = calloc((size_t)c->n_layers, sizeof(model_layer));
-    if (!m->layers) { rc = ibc_fail(err, IBC_ESYS, "out of memory"); goto done; }
+    if ((rc = st_set_open(dir, &m->w->st, err)) != 0) goto done;
+    for (int i = 0; i < m->w->st.nfiles; i++) m->file_bytes += (int64_t)m->w->st.files[i].map_len;
     err->code = 0;
-    switch (c->arch) {
-    case ARCH_GPT2: ld.prefix = "transformer."; rc = load_gpt2(&ld, m); break;
-    case ARCH_GPT_NEOX: ld.prefix = "gpt_neox."; rc = load_neox(&ld, m); break;
-    default: ld.prefix = "model."; rc = load_llama_like(&ld, m); break;
-    }
-    if (rc) goto done;
-    if (c->tied) {
-        m->lm_head = m->embed;
-    } else {
-        ld.prefix = "";
-        m->lm_head = load(&ld, c->arch == ARCH_GPT_NEOX ? "embed_out.weight" : "lm_head.weight", c->vocab, c->d);
-        if (!m->lm_head) { rc = err->code ? err->code : IBC_ESYS; goto done; }
-    }
-    if (c->norm_plus_one) {
-        add_one(m->lnf_w, c->d);
-        for (int i = 0; i < c->n_layers; i++) {
-            add_one(m->layers[i].ln1_w, c->d);
-            add_one(m->layers[i].ln2_w, c->d);
-        }
-    }
-    if (c->rot_dim) {
-        if (!(m->inv_freq = malloc(sizeof(float) * (size_t)(c->rot_dim / 2 + 1)))) {
-            rc = ibc_fail(err, IBC_ESYS, "out of memory");
-            goto done;
-        }
-        model_rope_inv_freq(c, m->inv_freq);
+    if ((rc = load_weights(&ld)) != 0) goto done;
+    if (m->c.rot_dim) {
+        m->inv_freq = xmalloc(sizeof(float) * (size_t)(m->c.rot_dim / 2 + 1));
+        model_rope_inv_freq(&m->c, m->inv_freq);
     }
     snprintf(m->file_dtype, sizeof m->file_dtype, "%s", ld.dtype ? ld.dtype : "?");
 done:
-    st_set_free(&ld.st); // every weight is an f32 copy now: the mappings can go
     if (rc) model_free(m);
     return rc;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Forward pass
+// One layer's weights, ready for the kernels
 
 typedef struct {
-    float *x;    // [T, d] residual stream
+    const float *qkv, *o, *up, *down;
+} lweights;
+
+// Mapped matrices as they are; the others built into scratch (threads split the pieces).
+static void layer_ready(const model *m, int l, float *scratch, lweights *out) {
+    const mlayer *L = &m->w->layers[l];
+    const wsrc *src[4] = {&L->qkv, &L->o, &L->up, &L->down};
+    const float **dst[4] = {&out->qkv, &out->o, &out->up, &out->down};
+    for (int k = 0; k < 4; k++) {
+        if (src[k]->direct) { *dst[k] = src[k]->direct; continue; }
+        wsrc_build(src[k], scratch + src[k]->off);
+        *dst[k] = scratch + src[k]->off;
+    }
+}
+
+// Asks the kernel to read layer l's bytes ahead (they are read next; a no-op when cached).
+static void layer_prefetch(const model *m, int l) {
+    const mlayer *L = &m->w->layers[l];
+    const wsrc *src[4] = {&L->qkv, &L->o, &L->up, &L->down};
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < src[k]->np; i++) {
+            const piece *p = &src[k]->p[i];
+            uintptr_t a = (uintptr_t)(p->t->data + (size_t)p->first * st_dtype_size(p->t->dtype));
+            uintptr_t b = a + (size_t)p->count * st_dtype_size(p->t->dtype);
+            a &= ~(page - 1);
+            madvise((void *)a, b - a, MADV_WILLNEED);
+        }
+}
+
+// Row r of a table into out[d].
+static void table_row(const wtable *tb, int64_t r, int d, float *out) {
+    if (tb->direct) memcpy(out, tb->direct + r * d, sizeof(float) * (size_t)d);
+    else st_convert(tb->t, r * d, d, out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward pass of one document through one block
+
+typedef struct {
     float *xn;   // [T, d] normed input to a sub-block
     float *o;    // [T, d] sub-block output
     float *o2;   // [T, d] second sub-block output (parallel residual)
     float *qkv;  // [T, (H+2KV)*D]
     float *att;  // [T, H*D]
-    float *s;    // [threads, ATT_BLOCK, T] attention scores, one block per thread
+    float *s;    // [threads, KERN_ATT_BLOCK, T] attention scores, one block per thread
     float *up;   // [T, F or 2F]
-    float *cs;   // [T, rot/2] cos, then [T, rot/2] sin
-} scratch;
+} work;
 
-// y[T, out] = x[T, in] W[out, in]^T (+ b): every projection, one sgemm.
-static void linear(const float *x, int T, int in, int ldx, const float *W, const float *b, int out, float *y) {
-    if (b)
-        for (int t = 0; t < T; t++) memcpy(y + (size_t)t * out, b, sizeof(float) * (size_t)out);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, ldx, W, in,
-                b ? 1.0f : 0.0f, y, out);
+static work *work_new(const model_config *c, int T) {
+    int H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, F = c->d_ff;
+    size_t Td = (size_t)T * c->d, blk = (size_t)omp_get_max_threads() * KERN_ATT_BLOCK;
+    size_t sizes[] = {Td, Td, Td, (size_t)T * (H + 2 * KV) * D, (size_t)T * H * D, blk * T,
+                      (size_t)T * (c->gated_mlp ? 2 : 1) * F};
+    work *w = xmalloc(sizeof *w);
+    float **bufs[] = {&w->xn, &w->o, &w->o2, &w->qkv, &w->att, &w->s, &w->up};
+    size_t total = 0;
+    for (int i = 0; i < 7; i++) total += sizes[i];
+    float *arena = xmalloc(sizeof(float) * total); // w->xn owns it
+    for (size_t i = 0, off = 0; i < 7; off += sizes[i], i++) *bufs[i] = arena + off;
+    return w;
 }
 
-// LayerNorm (biased variance) or RMSNorm over rows of length n, statistics in double.
-static void norm(const model_config *c, const float *x, int T, int n, const float *w, const float *b, float *y) {
-#pragma omp parallel for if (T > 1) schedule(static)
-    for (int t = 0; t < T; t++) {
-        const float *xr = x + (size_t)t * n;
-        float *yr = y + (size_t)t * n;
-        double mu = 0, ss = 0;
-        if (c->norm == NORM_LAYER) {
-            for (int i = 0; i < n; i++) mu += xr[i];
-            mu /= n;
-        }
-        for (int i = 0; i < n; i++) ss += (xr[i] - mu) * (xr[i] - mu);
-        float r = (float)(1.0 / sqrt(ss / n + c->norm_eps));
-        for (int i = 0; i < n; i++) yr[i] = (float)(xr[i] - mu) * r * w[i] + (b ? b[i] : 0.0f);
-    }
+static void work_free(work *w) {
+    if (w) free(w->xn);
+    free(w);
 }
 
-static float act(model_act a, float x) {
-    switch (a) {
-    case ACT_SILU: return x / (1.0f + expf(-x));
-    case ACT_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
-    default: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-    }
-}
-
-// Rotates dims (i, i + rot/2) of each head, HF's rotate_half form (not adjacent pairs).
-static void rope(float *v, int T, int ld, int heads, int D, int rot, const float *cs) {
-    int half = rot / 2;
-    const float *sn = cs + (size_t)T * half;
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++)
-        for (int h = 0; h < heads; h++) {
-            float *p = v + (size_t)t * ld + (size_t)h * D;
-            for (int i = 0; i < half; i++) {
-                float co = cs[t * half + i], si = sn[t * half + i], a = p[i], b = p[i + half];
-                p[i] = a * co - b * si;
-                p[i + half] = b * co + a * si;
-            }
-        }
-}
-
-#define ATT_BLOCK 128
-
-// Causal (optionally sliding-window) attention of all heads: qkv [T, (H+2KV)D] -> att [T, H*D].
-// Query rows go in blocks so that scores are computed only for keys a block can see.
-static void attention(const model_config *c, scratch *s, int T) {
-    int H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, ld = (H + 2 * KV) * D;
-    int W = c->sliding_window;
-    float scale = 1.0f / sqrtf((float)D);
-    int nblk = (T + ATT_BLOCK - 1) / ATT_BLOCK;
-    // (head, row block) pairs in parallel; sgemm runs on the calling thread inside the region.
-#pragma omp parallel for collapse(2) schedule(dynamic)
-    for (int h = 0; h < H; h++) {
-        for (int b = 0; b < nblk; b++) {
-            int g = h / (H / KV); // GQA: repeat_interleave of kv heads
-            const float *q = s->qkv + (size_t)h * D, *k = s->qkv + (size_t)(H + g) * D,
-                        *v = s->qkv + (size_t)(H + KV + g) * D;
-            float *sc = s->s + (size_t)omp_get_thread_num() * ATT_BLOCK * T;
-            int r0 = b * ATT_BLOCK, r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T;
-            int k0 = W && r0 - W + 1 > 0 ? r0 - W + 1 : 0; // first key any row of the block sees
-            int nk = r1 - k0;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, nk, D, scale,
-                        q + (size_t)r0 * ld, ld, k + (size_t)k0 * ld, ld, 0.0f, sc, nk);
-            for (int i = r0; i < r1; i++) {
-                float *row = sc + (size_t)(i - r0) * nk;
-                int lo = W && i - W + 1 > k0 ? i - W + 1 : k0; // keys lo..i are visible
-                float mx = -INFINITY, sum = 0;
-                for (int j = lo; j <= i; j++) mx = fmaxf(mx, row[j - k0]);
-                for (int j = k0; j < r1; j++) {
-                    float e = (j >= lo && j <= i) ? expf(row[j - k0] - mx) : 0.0f;
-                    row[j - k0] = e;
-                    sum += e;
-                }
-                for (int j = lo; j <= i; j++) row[j - k0] /= sum;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, nk, 1.0f, sc, nk,
-                        v + (size_t)k0 * ld, ld, 0.0f, s->att + (size_t)r0 * H * D + (size_t)h * D, H * D);
-        }
-    }
-}
-
-// o[T, d] = attention block applied to in[T, d].
-static void attn_block(const model *m, const model_layer *L, scratch *s, const float *in, int T) {
+// o[T, d] = attention sub-block applied to in[T, d]; cos/sin [T, rot/2] RoPE tables.
+static void attn_block(const model *m, const mlayer *L, const lweights *w, work *s, const float *in, int T,
+                       const float *cos_t, const float *sin_t) {
     const model_config *c = &m->c;
     int H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, ld = (H + 2 * KV) * D;
-    linear(in, T, c->d, c->d, L->wqkv, L->bqkv, ld, s->qkv);
-    if (L->q_norm) { // OLMo2: RMSNorm over the whole q and k projections, before RoPE
-        model_config rms = *c;
-        rms.norm = NORM_RMS;
+    kern_linear_forward(s->qkv, in, c->d, w->qkv, m->w->wl, L->bqkv, T, c->d, ld);
+    if (L->q_norm) // OLMo2: RMSNorm over the whole q and k projections, before RoPE
         for (int t = 0; t < T; t++) {
             float *r = s->qkv + (size_t)t * ld;
-            norm(&rms, r, 1, H * D, L->q_norm, NULL, r);
-            norm(&rms, r + H * D, 1, KV * D, L->k_norm, NULL, r + H * D);
+            kern_norm_forward(r, NULL, r, L->q_norm, NULL, 1, H * D, c->norm_eps, NORM_RMS);
+            kern_norm_forward(r + H * D, NULL, r + H * D, L->k_norm, NULL, 1, KV * D, c->norm_eps, NORM_RMS);
         }
-    }
     if (c->rot_dim) {
-        rope(s->qkv, T, ld, H, D, c->rot_dim, s->cs);
-        rope(s->qkv + H * D, T, ld, KV, D, c->rot_dim, s->cs);
+        kern_rope_forward(s->qkv, T, ld, H, D, c->rot_dim, cos_t, sin_t);
+        kern_rope_forward(s->qkv + H * D, T, ld, KV, D, c->rot_dim, cos_t, sin_t);
     }
-    attention(c, s, T);
-    linear(s->att, T, H * D, H * D, L->wo, L->bo, c->d, s->o);
+    kern_att_shape as = {T, H, KV, D, c->sliding_window};
+    kern_attention_forward(s->att, H * D, s->qkv, ld, s->qkv + H * D, ld, s->qkv + (H + KV) * D, ld, &as, NULL, s->s);
+    kern_linear_forward(s->o, s->att, H * D, w->o, m->w->wl, L->bo, T, H * D, c->d);
 }
 
 // out[T, d] = MLP applied to in[T, d].
-static void mlp_block(const model *m, const model_layer *L, scratch *s, const float *in, float *out, int T) {
+static void mlp_block(const model *m, const mlayer *L, const lweights *w, work *s, const float *in, float *out, int T) {
     const model_config *c = &m->c;
-    int F = c->d_ff;
-    if (c->gated_mlp) {
-        linear(in, T, c->d, c->d, L->wup, L->bup, 2 * F, s->up);
-#pragma omp parallel for schedule(static)
-        for (int t = 0; t < T; t++) { // act(gate) * up, into the gate half
-            float *r = s->up + (size_t)t * 2 * F;
-            for (int j = 0; j < F; j++) r[j] = act(c->act, r[j]) * r[F + j];
-        }
-        linear(s->up, T, F, 2 * F, L->wdown, L->bdown, c->d, out);
+    int F = c->d_ff, d = c->d;
+    if (c->gated_mlp) { // up holds [gate | up] per row; act(gate) * up goes into the gate half
+        kern_linear_forward(s->up, in, d, w->up, m->w->wl, L->bup, T, d, 2 * F);
+        kern_glu_forward(s->up, 2 * F, s->up, s->up + F, 2 * F, T, F, c->act);
+        kern_linear_forward(out, s->up, 2 * F, w->down, m->w->wl, L->bdown, T, F, d);
     } else {
-        linear(in, T, c->d, c->d, L->wup, L->bup, F, s->up);
-#pragma omp parallel for schedule(static)
-        for (size_t j = 0; j < (size_t)T * F; j++) s->up[j] = act(c->act, s->up[j]);
-        linear(s->up, T, F, F, L->wdown, L->bdown, c->d, out);
+        kern_linear_forward(s->up, in, d, w->up, m->w->wl, L->bup, T, d, F);
+        kern_act_forward(s->up, (int64_t)T * F, c->act);
+        kern_linear_forward(out, s->up, F, w->down, m->w->wl, L->bdown, T, F, d);
     }
 }
 
-static void add(float *x, const float *y, size_t n) {
-#pragma omp parallel for if (n > 4096) schedule(static)
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
-}
-
-static void block(const model *m, const model_layer *L, scratch *s, int T) {
+// Block l on the residual stream x[T, d], in place.
+static void block(const model *m, int l, const lweights *w, work *s, float *x, int T, const float *cos_t,
+                  const float *sin_t) {
     const model_config *c = &m->c;
-    size_t n = (size_t)T * c->d;
+    const mlayer *L = &m->w->layers[l];
+    int64_t n = (int64_t)T * c->d;
+    float eps = c->norm_eps;
     if (c->post_norm) { // OLMo2: h += norm(attn(h)); h += norm(mlp(h))
-        attn_block(m, L, s, s->x, T);
-        norm(c, s->o, T, c->d, L->ln1_w, NULL, s->xn);
-        add(s->x, s->xn, n);
-        mlp_block(m, L, s, s->x, s->o, T);
-        norm(c, s->o, T, c->d, L->ln2_w, NULL, s->xn);
-        add(s->x, s->xn, n);
+        attn_block(m, L, w, s, x, T, cos_t, sin_t);
+        kern_norm_forward(s->xn, NULL, s->o, L->ln1_w, NULL, T, c->d, eps, c->norm);
+        kern_add(x, x, s->xn, n);
+        mlp_block(m, L, w, s, x, s->o, T);
+        kern_norm_forward(s->xn, NULL, s->o, L->ln2_w, NULL, T, c->d, eps, c->norm);
+        kern_add(x, x, s->xn, n);
     } else if (c->parallel_residual) { // GPT-NeoX: h += attn(ln1(h)) + mlp(ln2(h))
-        norm(c, s->x, T, c->d, L->ln1_w, L->ln1_b, s->xn);
-        attn_block(m, L, s, s->xn, T);
-        norm(c, s->x, T, c->d, L->ln2_w, L->ln2_b, s->xn);
-        mlp_block(m, L, s, s->xn, s->o2, T);
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) s->x[i] += s->o2[i] + s->o[i];
+        kern_norm_forward(s->xn, NULL, x, L->ln1_w, L->ln1_b, T, c->d, eps, c->norm);
+        attn_block(m, L, w, s, s->xn, T, cos_t, sin_t);
+        kern_norm_forward(s->xn, NULL, x, L->ln2_w, L->ln2_b, T, c->d, eps, c->norm);
+        mlp_block(m, L, w, s, s->xn, s->o2, T);
+        kern_add(s->o2, s->o2, s->o, n); // h + (mlp + attn), HF's order
+        kern_add(x, x, s->o2, n);
     } else { // pre-norm: h += attn(ln1(h)); h += mlp(ln2(h))
-        norm(c, s->x, T, c->d, L->ln1_w, L->ln1_b, s->xn);
-        attn_block(m, L, s, s->xn, T);
-        add(s->x, s->o, n);
-        norm(c, s->x, T, c->d, L->ln2_w, L->ln2_b, s->xn);
-        mlp_block(m, L, s, s->xn, s->o, T);
-        add(s->x, s->o, n);
+        kern_norm_forward(s->xn, NULL, x, L->ln1_w, L->ln1_b, T, c->d, eps, c->norm);
+        attn_block(m, L, w, s, s->xn, T, cos_t, sin_t);
+        kern_add(x, x, s->o, n);
+        kern_norm_forward(s->xn, NULL, x, L->ln2_w, L->ln2_b, T, c->d, eps, c->norm);
+        mlp_block(m, L, w, s, s->xn, s->o, T);
+        kern_add(x, x, s->o, n);
     }
 }
 
-int model_forward(const model *m, const int32_t *ids, int T, model_layer_cb cb, void *ctx,
-                  float *logits, ibc_err *err) {
+// Hidden state 0: x[T, d] = embedding rows (+ learned positions; Gemma: * sqrt(d)); tmp[d].
+static void embed(const model *m, const int32_t *ids, int T, float *x, float *tmp) {
     const model_config *c = &m->c;
-    if (T < 1) return ibc_fail(err, IBC_EINPUT, "%s: empty sequence", m->dir);
-    if (m->pos && T > c->max_pos)
-        return ibc_fail(err, IBC_EINPUT, "%s: %d tokens exceed the %d learned positions", m->dir, T, c->max_pos);
-    for (int t = 0; t < T; t++)
-        if (ids[t] < 0 || ids[t] >= c->vocab)
-            return ibc_fail(err, IBC_EINPUT, "%s: token id %d at position %d is outside the vocabulary of %d",
-                            m->dir, ids[t], t, c->vocab);
-    int d = c->d, H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, F = c->d_ff;
-    size_t Td = (size_t)T * d, blk = (size_t)omp_get_max_threads() * ATT_BLOCK;
-    size_t sizes[] = {Td, Td, Td, Td, (size_t)T * (H + 2 * KV) * D, (size_t)T * H * D, blk * T,
-                      (size_t)T * (c->gated_mlp ? 2 : 1) * F, (size_t)T * (c->rot_dim + 1)};
-    scratch s;
-    float **bufs[] = {&s.x, &s.xn, &s.o, &s.o2, &s.qkv, &s.att, &s.s, &s.up, &s.cs};
-    size_t total = 0;
-    for (int i = 0; i < 9; i++) total += sizes[i];
-    float *arena = malloc(sizeof(float) * total);
-    if (!arena) return ibc_fail(err, IBC_ESYS, "%s: out of memory for %d tokens", m->dir, T);
-    for (int i = 0, off = 0; i < 9; off += (int)sizes[i], i++) *bufs[i] = arena + off;
-
-    for (int t = 0; t < T; t++) { // embeddings (index 0)
-        float *r = s.x + (size_t)t * d;
-        memcpy(r, m->embed + (size_t)ids[t] * d, sizeof(float) * (size_t)d);
-        if (m->pos) add(r, m->pos + (size_t)t * d, (size_t)d);
+    int d = c->d;
+    for (int t = 0; t < T; t++) {
+        float *r = x + (size_t)t * d;
+        table_row(&m->w->embed, ids[t], d, r);
+        if (m->w->pos.t) {
+            table_row(&m->w->pos, t, d, tmp);
+            kern_add(r, r, tmp, d);
+        }
         if (c->embed_scale) {
             float k = sqrtf((float)d); // HF: a tensor of sqrt(d) in the compute dtype
             for (int i = 0; i < d; i++) r[i] *= k;
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A batch, layer-major
+
+typedef struct {
+    const model *m;
+    const model_doc *docs;
+    int n, last, Tmax;
+    model_doc_cb cb;
+    void *ctx;
+    int par;          // documents in parallel, each single-threaded; else one doc, kernels in parallel
+    float *X;         // residual streams, doc i at xoff[i]: [T_i, d]
+    int64_t *xoff;
+    int *stop;        // [n] the callback's nonzero value
+    work **wk;        // [nwk] per thread, made on first use
+    int nwk;
+    float *cos_t, *sin_t; // [Tmax, rot/2]
+    float *scratch;   // [m->scratch_floats] one layer's converted matrices
+} batch;
+
+static int check_doc(const model *m, const int32_t *ids, int T, int doc, ibc_err *err) {
+    const model_config *c = &m->c;
+    char where[32] = "";
+    if (doc >= 0) snprintf(where, sizeof where, " document %d:", doc);
+    if (T < 1) return ibc_fail(err, IBC_EINPUT, "%s:%s empty sequence", m->dir, where);
+    if (m->w->pos.t && T > c->max_pos)
+        return ibc_fail(err, IBC_EINPUT, "%s:%s %d tokens exceed the %d learned positions", m->dir, where, T, c->max_pos);
+    for (int t = 0; t < T; t++)
+        if (ids[t] < 0 || ids[t] >= c->vocab)
+            return ibc_fail(err, IBC_EINPUT, "%s:%s token id %d at position %d is outside the vocabulary of %d",
+                            m->dir, where, ids[t], t, c->vocab);
+    return 0;
+}
+
+static void batch_init(batch *b) {
+    const model_config *c = &b->m->c;
+    int64_t total = 0;
+    b->xoff = xmalloc(sizeof(int64_t) * (size_t)b->n);
+    for (int i = 0; i < b->n; i++) {
+        b->xoff[i] = total;
+        total += (int64_t)b->docs[i].T * c->d;
+        if (b->docs[i].T > b->Tmax) b->Tmax = b->docs[i].T;
+    }
+    b->X = xmalloc(sizeof(float) * (size_t)total);
+    b->stop = xcalloc((size_t)b->n, sizeof(int));
+    b->nwk = b->par ? omp_get_max_threads() : 1;
+    b->wk = xcalloc((size_t)b->nwk, sizeof(work *));
     if (c->rot_dim) { // cos/sin of pos * inv_freq, the angle rounded to f32 as in HF
         int half = c->rot_dim / 2;
-        for (int t = 0; t < T; t++)
-            for (int i = 0; i < half; i++) {
-                float a = (float)t * m->inv_freq[i];
-                s.cs[t * half + i] = cosf(a);
-                s.cs[(size_t)T * half + t * half + i] = sinf(a);
-            }
+        b->cos_t = xmalloc(sizeof(float) * (size_t)b->Tmax * half * 2);
+        b->sin_t = b->cos_t + (size_t)b->Tmax * half;
+        kern_rope_table(b->cos_t, b->sin_t, b->m->inv_freq, half, b->Tmax);
     }
-    int rc = cb ? cb(ctx, 0, s.x, T, d) : 0;
-    for (int l = 0; l < c->n_layers && rc == 0; l++) {
-        block(m, &m->layers[l], &s, T);
-        if (l + 1 < c->n_layers && cb) rc = cb(ctx, l + 1, s.x, T, d);
+    if (b->m->scratch_floats) b->scratch = xmalloc(sizeof(float) * (size_t)b->m->scratch_floats);
+}
+
+static void batch_free(batch *b) {
+    for (int i = 0; i < b->nwk; i++) work_free(b->wk[i]);
+    free(b->wk); free(b->X); free(b->xoff); free(b->stop); free(b->cos_t); free(b->scratch);
+}
+
+// Document i to hidden-state index l (0: embeddings; 1..L: block l - 1, then at L the final
+// norm), then its callback. Returns the hidden state handed to it.
+static const float *doc_step(batch *b, int i, int l, const lweights *w) {
+    const model *m = b->m;
+    const model_config *c = &m->c;
+    int T = b->docs[i].T, tid = b->par ? omp_get_thread_num() : 0;
+    if (!b->wk[tid]) b->wk[tid] = work_new(c, b->Tmax);
+    work *s = b->wk[tid];
+    float *x = b->X + b->xoff[i];
+    const float *h = x;
+    if (l == 0) embed(m, b->docs[i].ids, T, x, s->o);
+    else {
+        block(m, l - 1, w, s, x, T, b->cos_t, b->sin_t);
+        if (l == c->n_layers) { // index L: after the final norm
+            kern_norm_forward(s->xn, NULL, x, m->w->lnf_w, m->w->lnf_b, T, c->d, c->norm_eps, c->norm);
+            h = s->xn;
+        }
     }
-    if (rc == 0) {
-        norm(c, s.x, T, d, m->lnf_w, m->lnf_b, s.xn); // index L: after the final norm
-        if (cb) rc = cb(ctx, c->n_layers, s.xn, T, d);
-        if (rc == 0 && logits) linear(s.xn, T, d, d, m->lm_head, NULL, c->vocab, logits);
+    if (b->cb) b->stop[i] = b->cb(b->ctx, i, l, h, T, c->d);
+    return h;
+}
+
+// Every document through hidden states 0..last: layer l made ready once, then the documents.
+static void batch_run(batch *b) {
+    const model *m = b->m;
+    int live = b->n;
+    if (m->c.n_layers > 0) layer_prefetch(m, 0);
+    for (int l = 0; l <= b->last && live > 0; l++) {
+        lweights w = {0};
+        if (l > 0) {
+            layer_ready(m, l - 1, b->scratch, &w);
+            if (l < m->c.n_layers) layer_prefetch(m, l);
+        }
+        if (b->par) {
+#pragma omp parallel for schedule(dynamic, 1)
+            for (int i = 0; i < b->n; i++)
+                if (!b->stop[i]) doc_step(b, i, l, &w);
+        } else {
+            for (int i = 0; i < b->n; i++)
+                if (!b->stop[i]) doc_step(b, i, l, &w);
+        }
+        live = 0;
+        for (int i = 0; i < b->n; i++) live += !b->stop[i];
     }
-    free(arena);
+}
+
+int model_forward_docs(const model *m, const model_doc *docs, int n, int last_layer,
+                       model_doc_cb cb, void *ctx, ibc_err *err) {
+    if (last_layer < 0 || last_layer > m->c.n_layers)
+        return ibc_fail(err, IBC_EINPUT, "%s: hidden state %d requested; this model has 0..%d", m->dir, last_layer,
+                        m->c.n_layers);
+    for (int i = 0; i < n; i++) {
+        int rc = check_doc(m, docs[i].ids, docs[i].T, i, err);
+        if (rc) return rc;
+    }
+    if (n < 1) return 0;
+    batch b = {.m = m, .docs = docs, .n = n, .last = last_layer, .cb = cb, .ctx = ctx, .par = 1};
+    batch_init(&b);
+    batch_run(&b);
+    batch_free(&b);
+    return 0;
+}
+
+// model_forward's callback, adapted to the batch's.
+typedef struct {
+    model_layer_cb cb;
+    void *ctx;
+} one_cb;
+
+static int one_adapt(void *ctx, int doc, int l, const float *h, int T, int d) {
+    (void)doc;
+    one_cb *o = ctx;
+    return o->cb ? o->cb(o->ctx, l, h, T, d) : 0;
+}
+
+int model_forward(const model *m, const int32_t *ids, int T, model_layer_cb cb, void *ctx,
+                  float *logits, ibc_err *err) {
+    int rc = check_doc(m, ids, T, -1, err);
+    if (rc) return rc;
+    const model_config *c = &m->c;
+    model_doc doc = {ids, T};
+    one_cb o = {cb, ctx};
+    batch b = {.m = m, .docs = &doc, .n = 1, .last = c->n_layers, .cb = one_adapt, .ctx = &o, .par = 0};
+    batch_init(&b);
+    batch_run(&b);
+    rc = b.stop[0];
+    if (rc == 0 && logits) { // the final norm's output is still in the work buffer
+        const wtable *lm = &m->w->lm_head;
+        float *W = lm->direct ? NULL : xmalloc(sizeof(float) * (size_t)c->vocab * c->d);
+        if (W) st_convert(lm->t, 0, (int64_t)c->vocab * c->d, W);
+        kern_linear_forward(logits, b.wk[0]->xn, c->d, W ? W : lm->direct, KERN_W_OUT_IN, NULL, T, c->d, c->vocab);
+        free(W);
+    }
+    batch_free(&b);
     return rc;
 }

@@ -81,7 +81,7 @@ int plan_labels_count(const job *j, const corpus *c, int P, plan_labels *pl, ibc
         pl->touch_owned = xcalloc((size_t)P, sizeof(double));
         for (int s = 0; s < acc.n_sets; s++) {
             const se_table *t = &acc.tables[s];
-            pl->index_bytes += t->n_labels * (int64_t)(sizeof(se_label) + 2 * sizeof(int64_t)) + (int64_t)t->map.cap * (int64_t)sizeof *t->map.slot;
+            pl->index_bytes += t->n_labels * (int64_t)(sizeof(se_label) + 2 * sizeof(int64_t)) + (int64_t)t->map.cap * 8;
             count_rows(pl, t, s);
             pl->rows += pl->sets[s].rows;
         }

@@ -112,6 +112,7 @@ static void write_ckpt(h5ctx *c, hid_t parent, const res_ckpt *r, int index) {
     h5_attr(g, "expressivity", H5T_NATIVE_DOUBLE, RES_ORDERS, r->sum.expressivity + 1);
     h5_attr(g, "optimality", H5T_NATIVE_DOUBLE, RES_ORDERS, r->sum.optimality + 1);
     h5_attr(g, "pref_info", H5T_NATIVE_DOUBLE, 1, &r->sum.pref_info);
+    h5_attr(g, "imbalance", H5T_NATIVE_DOUBLE, 1, &r->imbalance);
     h5_attr(g, "rows_max", H5T_NATIVE_INT64, 1, &r->rows_max);
     h5_attr(g, "rows_mean", H5T_NATIVE_DOUBLE, 1, &r->rows_mean);
     h5_attr(g, "sent_max", H5T_NATIVE_INT64, 1, &r->sent_max);
@@ -204,7 +205,7 @@ static int stage_csvs(const char *dir, const res_ckpt *r, int n, io_file w[2], i
     if ((rc = io_join(path, sizeof path, dir, "summary.csv", err)) || (rc = io_begin(&w[1], path, err))) goto done;
     fputs("checkpoint,n_documents,n_positions,H_mean,complexity_1,complexity_2,complexity_3,complexity_4,"
           "expressivity_1,expressivity_2,expressivity_3,expressivity_4,optimality_1,optimality_2,optimality_3,"
-          "optimality_4,pref_info\n", w[1].f);
+          "optimality_4,pref_info,imbalance\n", w[1].f);
     for (int i = 0; i < n; i++) {
         if (r[i].status != RES_COMPLETE) continue;
         const se_summary *s = &r[i].sum;
@@ -214,6 +215,8 @@ static int stage_csvs(const char *dir, const res_ckpt *r, int n, io_file w[2], i
         for (int k = 1; k <= RES_ORDERS; k++) num(w[1].f, s->expressivity[k]);
         for (int k = 1; k <= RES_ORDERS; k++) num(w[1].f, s->optimality[k]);
         num(w[1].f, s->pref_info);
+        if (isfinite(r[i].imbalance)) fprintf(w[1].f, ",%.3f", r[i].imbalance); // a measurement: 3 decimals
+        else fputc(',', w[1].f);
         fputc('\n', w[1].f);
     }
     if (fflush(w[1].f) != 0 || ferror(w[1].f)) rc = ibc_fail(err, IBC_ESYS, "%s: write failed: %s", path, strerror(errno));
@@ -311,6 +314,7 @@ static int load_ckpt(hid_t g, res_ckpt *r) {
             !read_attr(g, "optimality", H5T_NATIVE_DOUBLE, r->sum.optimality + 1) &&
             !read_attr(g, "pref_info", H5T_NATIVE_DOUBLE, &r->sum.pref_info)) {
             snprintf(r->arch, sizeof r->arch, "%s", arch);
+            if (read_attr(g, "imbalance", H5T_NATIVE_DOUBLE, &r->imbalance)) r->imbalance = NAN; // older files
             // balance: absent in results of earlier versions (then 0)
             read_attr(g, "rows_max", H5T_NATIVE_INT64, &r->rows_max);
             read_attr(g, "rows_mean", H5T_NATIVE_DOUBLE, &r->rows_mean);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <omp.h>
+
 #include "ibc/corpus.h"
 #include "ibc/dist.h"
 #include "ibc/hmap.h"
@@ -72,6 +74,12 @@ static void free_anchors(anchor_cache *ac) {
     ac->n = 0;
 }
 
+// IBC_TIMING=1: timing lines on stderr (run_ckpt's per checkpoint, save's), for bench/job.sh.
+static int timing_on(void) {
+    const char *v = getenv("IBC_TIMING");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
 // Rewrites the results with every checkpoint so far (anchors for each width present).
 // Collective: every rank calls it (an anchors file read on one rank only fails there).
 static int save(const job *j, const char *dir, res_ckpt *res, int K, anchor_cache *ac, ibc_err *err) {
@@ -80,22 +88,10 @@ static int save(const job *j, const char *dir, res_ckpt *res, int K, anchor_cach
     for (int i = 0; i < K && rc == 0; i++)
         if (res[i].status == RES_COMPLETE) rc = get_anchors(j, ac, res[i].d, &tmp, err);
     if ((rc = dist_agree(rc, err))) return rc;
-    return results_write(dir, j->name, j->text, res, K, ac->a, ac->n, err);
-}
-
-typedef struct {
-    se_acc *acc;
-    const int *slot;  // [L+1] slot of each hidden-state index, -1 if not tracked
-    int last;         // the last tracked index: the forward pass can stop there
-    const float *W;
-    double eps;
-} layer_ctx;
-
-static int on_layer(void *ctx, int l, const float *h, int T, int d) {
-    (void)d;
-    layer_ctx *c = ctx;
-    if (c->slot[l] >= 0) se_doc_layer(c->acc, c->slot[l], c->W, c->eps, h, T);
-    return l == c->last ? 1 : 0; // 1: no later layer is needed
+    double t0 = now();
+    rc = results_write(dir, j->name, j->text, res, K, ac->a, ac->n, err);
+    if (rc == 0 && timing_on() && dist_rank() == 0) fprintf(stderr, "ibc: timing results: %.3f s\n", now() - t0);
+    return rc;
 }
 
 // Token ids for text documents: the job's tokenizer or the checkpoint's tokenizer.json.
@@ -180,6 +176,7 @@ typedef struct {
     int k, K;
     const char *name;
     int64_t tokens; // so far in this checkpoint
+    double imbalance; // busiest rank's document time over the mean, so far (0: not known)
 } progress;
 
 static void report(progress *p, int64_t docs, int64_t total, int64_t tokens, int force) {
@@ -189,14 +186,259 @@ static void report(progress *p, int64_t docs, int64_t total, int64_t tokens, int
     if (p->o->quiet || dist_rank() != 0 || (!force && t - p->last < p->o->progress_s)) return;
     p->last = t;
     double rate = tokens / fmax(t - p->t0, 1e-9), left = docs ? (t - p->t0) * (double)(total - docs) / docs : 0;
-    fprintf(stderr, "ibc: checkpoint %d/%d %s: documents %lld/%lld, %.0f tokens/s, ETA %.0fs\n", p->k, p->K, p->name,
-            (long long)docs, (long long)total, rate, left);
+    fprintf(stderr, "ibc: checkpoint %d/%d %s: documents %lld/%lld, %.0f tokens/s, imbalance %.2f, ETA %.0fs\n", p->k,
+            p->K, p->name, (long long)docs, (long long)total, rate, p->imbalance > 0 ? p->imbalance : 1.0, left);
 }
 
-// Counted positions of the documents of unit u (run.h RUN_BLOCK) that this rank will add.
-static int64_t unit_positions(const job *j, const corpus *c, const char *ok, int n_max, int64_t u) {
+// ---------------------------------------------------------------------------------------------
+// Timing (IBC_TIMING=1 prints it; bench/job.sh reads it). Seconds; "core" times are summed
+// over every thread of every rank and divided by the number of those threads.
+typedef struct {
+    double precount;          // label pass (every rank, the whole corpus)
+    double forward, estimator; // per thread: model_forward minus the estimator; the estimator
+    double busy;              // this rank's document loop, wall time, without the agreement
+    double agree;             // per-round agreement: waiting for the slowest rank included
+    double merge;             // exchange and merge of counts, conditional sums, results
+    double lock_wait;         // thread-seconds waiting for a layer's lock (se_doc_add)
+    int64_t lock_waits;       // how often a thread had to wait for one
+} ckpt_timing;
+
+// This process's peak resident memory (VmHWM), bytes; 0 if unknown.
+static int64_t peak_rss(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return (int64_t)kb * 1024;
+}
+
+// v of every rank into all [P] (a sum of vectors each rank fills one slot of). Collective.
+static void gather_i64(int64_t v, int64_t *all, int P) {
+    memset(all, 0, sizeof(int64_t) * (size_t)P);
+    all[dist_rank()] = v;
+    dist_sum(all, P);
+}
+
+// Busiest over mean of all [P] (1 when nothing was measured).
+static double max_over_mean(const int64_t *all, int P) {
+    int64_t mx = 0, sum = 0;
+    for (int r = 0; r < P; r++) { sum += all[r]; mx = all[r] > mx ? all[r] : mx; }
+    return sum > 0 ? (double)mx * P / (double)sum : 1.0;
+}
+
+// Prints the checkpoint's timing line on rank 0. Collective.
+static void timing_print(const progress *pg, const ckpt_timing *tm, double wall, int threads) {
+    int P = dist_size();
+    int64_t v[8] = {(int64_t)(tm->forward * 1e9), (int64_t)(tm->estimator * 1e9), (int64_t)(tm->precount * 1e9),
+                    (int64_t)(tm->agree * 1e9), (int64_t)(tm->merge * 1e9), threads, (int64_t)(tm->lock_wait * 1e9),
+                    tm->lock_waits};
+    dist_sum(v, 8);
+    int64_t *mem = xmalloc(sizeof(int64_t) * (size_t)P), mx = 0;
+    gather_i64(peak_rss(), mem, P);
+    for (int r = 0; r < P; r++) mx = mem[r] > mx ? mem[r] : mx;
+    free(mem);
+    if (dist_rank() == 0)
+        fprintf(stderr, "ibc: timing %s: wall %.3f s, ranks %d, threads %lld, forward %.3f s, estimator %.3f s, "
+                "precount %.3f s, agreement %.3f s, merge %.3f s, imbalance %.3f, peak memory per rank %.1f MB, "
+                "lock waits %lld (%.4f s)\n", pg->name, wall, P, (long long)v[5], v[0] * 1e-9 / v[5], v[1] * 1e-9 / v[5],
+                v[2] * 1e-9 / P, v[3] * 1e-9 / P, v[4] * 1e-9 / P, pg->imbalance, mx / 1048576.0, (long long)v[7],
+                v[6] * 1e-9 / v[5]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Work assignment: balanced by tokens, the same on every rank
+
+typedef struct { int64_t T, i; } doc_len;
+
+static int by_length(const void *a, const void *b) { // longest first, then by index
+    const doc_len *x = a, *y = b;
+    if (x->T != y->T) return x->T > y->T ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+// Ranks ordered by (tokens so far, rank) in a binary min-heap.
+static int heap_less(const int64_t *load, int a, int b) { return load[a] < load[b] || (load[a] == load[b] && a < b); }
+
+static void heap_down(int *h, int n, const int64_t *load, int i) {
+    for (;;) {
+        int m = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && heap_less(load, h[l], h[m])) m = l;
+        if (r < n && heap_less(load, h[r], h[m])) m = r;
+        if (m == i) return;
+        int t = h[i]; h[i] = h[m]; h[m] = t;
+        i = m;
+    }
+}
+
+// Longest processing time first: documents by token count, longest first (index breaks
+// ties), each to the rank with the fewest tokens so far (lowest rank breaks ties). Every rank
+// computes the same assignment from the same lengths. Returns this rank's documents in that
+// order (*n_mine of them) and every rank's document count in count [P].
+static int64_t *assign_docs(const job *j, const corpus *c, const char *ok, int P, int rank, int64_t *n_mine, int64_t *count) {
+    doc_len *dl = xmalloc(sizeof(doc_len) * (size_t)(c->n + 1));
+    for (int64_t i = 0; i < c->n; i++) {
+        int T = c->docs[i].n_ids < j->max_length ? c->docs[i].n_ids : j->max_length;
+        dl[i] = (doc_len){ok[i] ? T : 0, i}; // a skipped document costs nothing but is counted
+    }
+    qsort(dl, (size_t)c->n, sizeof *dl, by_length);
+    int64_t *load = xcalloc((size_t)P, sizeof(int64_t)), *mine = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1));
+    int *heap = xmalloc(sizeof(int) * (size_t)P);
+    for (int r = 0; r < P; r++) heap[r] = r, count[r] = 0; // all loads 0: already a heap
+    *n_mine = 0;
+    for (int64_t k = 0; k < c->n; k++) {
+        int r = heap[0];
+        if (r == rank) mine[(*n_mine)++] = dl[k].i;
+        count[r]++;
+        load[r] += dl[k].T;
+        heap_down(heap, P, load, 0);
+    }
+    free(dl); free(load); free(heap);
+    return mine;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The document loop: threads, like ranks, carry whole documents
+
+// What the layer callback needs, shared by the threads of a rank. Per-document scratch is
+// indexed by the document's place in the round, so that a batched forward pass (documents
+// layer-major, model_forward_docs) can call it for any document from any thread.
+typedef struct {
+    se_acc *acc;
+    se_doc *docs;     // [per round] scratch of each document of the round
+    const int *slot;  // [L+1] slot of each hidden-state index, -1 if not tracked
+    int last;         // the last tracked index: the forward pass can stop there
+    const float *W;
+    double eps;
+    double *est;      // [threads] estimator seconds of each thread
+} round_ctx;
+
+static int on_doc_layer(void *ctx, int doc, int l, const float *h, int T, int d) {
+    (void)d;
+    round_ctx *c = ctx;
+    if (c->slot[l] >= 0) {
+        double t = now();
+        se_doc_add(c->acc, &c->docs[doc], c->slot[l], c->W, c->eps, h, T);
+        c->est[omp_get_thread_num()] += now() - t;
+    }
+    return l == c->last ? 1 : 0; // 1: no later layer is needed
+}
+
+// The callback of model_forward_docs: batch index -> the document's place in the round.
+typedef struct { round_ctx *rc; const int *place; } batch_ctx;
+
+static int on_batch_layer(void *ctx, int doc, int l, const float *h, int T, int d) {
+    batch_ctx *b = ctx;
+    return on_doc_layer(b->rc, b->place[doc], l, h, T, d);
+}
+
+// Documents mine[lo..hi) through the model and the estimator as one batch, layer-major
+// (model_forward_docs): each layer's weights are made ready once per round (mapped, or
+// converted into the rank's one-layer scratch), then the documents go through it over this
+// rank's threads, each single-threaded, so a document's bits do not depend on the thread count
+// or on which documents share the round. *tokens gets the tokens of documents added; on error,
+// the error of the first failing document in the list.
+static int run_round(const job *j, const corpus *c, const char *ok, const model *m, round_ctx *rc,
+                     const int64_t *mine, int64_t lo, int64_t hi, int threads, int64_t *tokens, double *fwd, ibc_err *err) {
+    int64_t n = hi - lo, tok = 0;
+    model_doc *batch = xmalloc(sizeof(model_doc) * (size_t)(n ? n : 1));
+    int *place = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), nb = 0, r = 0;
+    for (int64_t k = lo; k < hi && r == 0; k++) { // labels of each document: table reads only
+        int64_t i = mine[k];
+        if (!ok[i]) continue;
+        const corpus_doc *d = &c->docs[i];
+        int T = d->n_ids < j->max_length ? d->n_ids : j->max_length;
+        se_doc *sd = &rc->docs[k - lo];
+        r = se_doc_start(rc->acc, sd, d->ids, T, d->pref, err);
+        tok += T;
+        if (r == 0 && sd->P > 0) {
+            batch[nb] = (model_doc){d->ids, T};
+            place[nb++] = (int)(k - lo);
+        }
+    }
+    double t0 = now(), e0 = 0, e1 = 0;
+    for (int t = 0; t < threads; t++) e0 += rc->est[t];
+    if (r == 0 && nb > 0) {
+        batch_ctx bc = {rc, place};
+        r = model_forward_docs(m, batch, nb, rc->last, on_batch_layer, &bc, err);
+    }
+    for (int t = 0; t < threads; t++) e1 += rc->est[t];
+    fwd[0] += (now() - t0) * threads - (e1 - e0); // thread-seconds outside the estimator
+    free(batch);
+    free(place);
+    *tokens = tok;
+    return r;
+}
+
+// The tracked hidden-state indices: slot [L+1] (-1: not tracked), their count, the last.
+static int make_slots(const job *j, int L, int *slot, int *nslots, int *last, ibc_err *err) {
+    *nslots = 0;
+    *last = -1;
+    for (int l = 0; l <= L; l++) slot[l] = -1;
+    for (int i = 0; i < (j->all_layers ? L + 1 : j->n_layers_sel); i++) {
+        int l = j->all_layers ? i : j->layers[i];
+        if (l > L) return ibc_fail(err, IBC_EINPUT, "%s: layers: index %d past this model's %d hidden states", j->file, l, L + 1);
+        if (slot[l] < 0) slot[l] = (*nslots)++;
+        if (l > *last) *last = l;
+    }
+    return 0;
+}
+
+// The precount pass over every usable document (the same on every rank).
+static int precount(const job *j, const corpus *c, const char *ok, se_acc *acc, ibc_err *err) {
+    int rc = 0;
+    for (int64_t i = 0; rc == 0 && i < c->n; i++) {
+        const corpus_doc *d = &c->docs[i];
+        if (ok[i]) rc = se_precount_doc(acc, d->ids, d->n_ids < j->max_length ? d->n_ids : j->max_length, d->pref, err);
+    }
+    if (rc == 0) rc = se_precount_done_min(acc, j->min_count, err);
+    if (rc == 0) rc = ibc_fault("precount", dist_rank(), err);
+    return dist_agree(rc, err);
+}
+
+// Fills r from the merged accumulator. Collective (the last exchange, the merge and the
+// conditional sums); *sent gets the bytes of the last exchange.
+static int finish_ckpt(const int *slot, int L, int nslots, se_acc *acc, const res_anchors *an, res_ckpt *r,
+                       int64_t *sent, ibc_err *err) {
+    int rc = dist_merge_acc(acc, sent, err);
+    if (rc) return rc;
+    int64_t *cond = xmalloc(sizeof(int64_t) * (size_t)(acc->n_sets + 1) * nslots * SE_COND_LIMBS);
+    se_result sr;
+    dist_cond_sums(acc, cond);
+    rc = se_result_from(&sr, acc->n, nslots, acc->n_sets, acc->C, acc->N, cond, err);
+    free(cond);
+    if (rc) return rc;
+    int *ids = xmalloc(sizeof(int) * (size_t)nslots);
+    res_ckpt_alloc(r, nslots);
+    for (int l = 0; l <= L; l++)
+        if (slot[l] >= 0) ids[slot[l]] = l;
+    for (int s = 0; rc == 0 && s < nslots; s++) {
+        r->layer_ids[s] = ids[s];
+        r->H[s] = sr.H[s];
+        for (int k = 0; k < acc->n_sets; k++) {
+            const se_set *set = &acc->sets[k];
+            double v = sr.mi[(size_t)k * nslots + s];
+            if (set->kind == SE_PREF) r->I_pref[s] = v;
+            else (set->kind == SE_INPUT ? r->I_X : r->I_Y)[(size_t)(set->k - 1) * nslots + s] = v;
+        }
+    }
+    if (rc == 0) se_summarize(acc, &sr, ids, &r->sum);
+    free(ids);
+    se_result_free(&sr);
+    r->n_documents = acc->n_docs;
+    r->n_skipped = acc->n_skipped;
+    r->n_positions = acc->N;
+    r->eps = an->eps;
+    r->status = rc == 0 ? RES_COMPLETE : RES_PENDING;
+    return rc;
+}
+
+// Counted positions of documents mine[lo..hi): the most outbox rows per set they can add.
+static int64_t docs_positions(const job *j, const corpus *c, const char *ok, int n_max, const int64_t *mine, int64_t lo, int64_t hi) {
     int64_t k = 0;
-    for (int64_t i = u * RUN_BLOCK; i >= 0 && i < (u + 1) * RUN_BLOCK && i < c->n; i++) {
+    for (int64_t q = lo; q < hi; q++) {
+        int64_t i = mine[q];
         int T = c->docs[i].n_ids < j->max_length ? c->docs[i].n_ids : j->max_length;
         k += ok[i] && T - 2 * n_max + 1 > 0 ? T - 2 * n_max + 1 : 0;
     }
@@ -210,13 +452,13 @@ static int64_t exchange_cap(const job *j) {
     return v > 0 ? v : j->exchange_mb * 1048576;
 }
 
-// Rows per rank and bytes sent per rank: max and mean into r, and a line on rank 0.
-// Collective: every rank calls it.
+// Rows per rank and bytes sent per rank: max and mean into r, and a line on rank 0 (with
+// every rank's rows: `rank_rows`, as `ibc plan` prints them). Collective: every rank calls it.
 static void report_balance(const se_acc *acc, int64_t sent, res_ckpt *r, const progress *pg) {
     int P = dist_size();
     int64_t *all = xmalloc(sizeof(int64_t) * 2 * (size_t)P), *rows = all, *bytes = all + P;
-    dist_allgather(se_acc_rows(acc), rows);
-    dist_allgather(sent, bytes);
+    gather_i64(se_acc_rows(acc), rows, P);
+    gather_i64(sent, bytes, P);
     double rs = 0, bs = 0;
     r->rows_max = r->sent_max = 0;
     for (int k = 0; k < P; k++) {
@@ -227,8 +469,8 @@ static void report_balance(const se_acc *acc, int64_t sent, res_ckpt *r, const p
     r->rows_mean = rs / P;
     r->sent_mean = bs / P;
     if (!pg->o->quiet && dist_rank() == 0) {
-        fprintf(stderr, "ibc: checkpoint %d/%d %s: rows per rank max %lld mean %.1f (imbalance %.3f), bytes sent per rank max %lld mean %.0f; rank_rows",
-                pg->k, pg->K, pg->name, (long long)r->rows_max, r->rows_mean, r->rows_mean > 0 ? r->rows_max / r->rows_mean : 1.0,
+        fprintf(stderr, "ibc: checkpoint %d/%d %s: rows per rank max %lld mean %.1f (%.3f), bytes sent per rank max %lld mean %.0f; rank_rows",
+                pg->k, pg->K, pg->name, (long long)r->rows_max, r->rows_mean, max_over_mean(rows, P),
                 (long long)r->sent_max, r->sent_mean);
         for (int k = 0; k < P; k++) fprintf(stderr, " %lld", (long long)rows[k]);
         fprintf(stderr, "\n");
@@ -239,91 +481,75 @@ static void report_balance(const se_acc *acc, int64_t sent, res_ckpt *r, const p
 // One checkpoint. Collective: every rank calls it. Fills r. Returns 0, IBC_ESTOP, or an
 // error, the same on every rank: the ranks agree after the precount, after every round of
 // documents and before the merge (dist_agree; fault hooks precount, forward, merge).
+//
+// Documents are assigned to ranks by assign_docs; each rank takes its list in rounds of
+// RUN_BLOCK documents per thread (run_round), and after every round the ranks agree on
+// progress, on failures and on a stop request. Counts are exact integers, so the totals are
+// the same bits for any number of ranks and threads. Label rows live on their owner ranks
+// (se_acc_partition): a rank whose outbox could pass the cap during its next round asks, in
+// the round's agreement, for an exchange (dist_exchange), which every rank then joins.
 static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *m,
                     const res_anchors *an, res_ckpt *r, progress *pg, ibc_err *err) {
-    int L = m->c.n_layers, rank = dist_rank(), P = dist_size();
-    int *slot = xmalloc(sizeof(int) * (size_t)(L + 1)), nslots = 0, last = -1; // [L+1]
-    for (int l = 0; l <= L; l++) slot[l] = -1;
-    for (int i = 0; i < (j->all_layers ? L + 1 : j->n_layers_sel); i++) {
-        int l = j->all_layers ? i : j->layers[i];
-        if (l > L) { free(slot); return ibc_fail(err, IBC_EINPUT, "%s: layers: index %d past this model's %d hidden states", j->file, l, L + 1); }
-        if (slot[l] < 0) slot[l] = nslots++;
-        if (l > last) last = l;
-    }
+    int L = m->c.n_layers, rank = dist_rank(), P = dist_size(), threads = omp_get_max_threads();
+    int *slot = xmalloc(sizeof(int) * (size_t)(L + 1)), nslots, last;
+    int rc = make_slots(j, L, slot, &nslots, &last, err);
+    if (rc) { free(slot); return rc; }
+    double t_start = now();
+    ckpt_timing tm = {0};
     se_acc acc;
-    int rc = se_acc_init(&acc, an->n, m->c.d, nslots, j->orders, j->preference[0] != 0, err);
+    rc = se_acc_init(&acc, an->n, m->c.d, nslots, j->orders, j->preference[0] != 0, err);
     se_acc_partition(&acc, rank, P); // each row on its owner rank (owner.h), as `ibc plan` predicts
-    for (int64_t i = 0; rc == 0 && i < c->n; i++) {
-        const corpus_doc *d = &c->docs[i];
-        if (ok[i]) rc = se_precount_doc(&acc, d->ids, d->n_ids < j->max_length ? d->n_ids : j->max_length, d->pref, err);
-    }
-    if (rc == 0) rc = se_precount_done_min(&acc, j->min_count, err);
-    if (rc == 0) rc = ibc_fault("precount", rank, err);
-    rc = dist_agree(rc, err);
-    int64_t n_units = (c->n + RUN_BLOCK - 1) / RUN_BLOCK, rounds = (n_units + P - 1) / P;
-    int64_t done_docs = 0, done_tokens = 0, sent = 0, cap = exchange_cap(j);
-    layer_ctx lc = {&acc, slot, last, an->W, an->eps};
+    if (rc == 0) rc = precount(j, c, ok, &acc, err);
+    tm.precount = now() - t_start;
+    int64_t n_mine, *count = xmalloc(sizeof(int64_t) * (size_t)P), *mine = assign_docs(j, c, ok, P, rank, &n_mine, count);
+    int64_t per_round = (int64_t)RUN_BLOCK * threads, rounds = (n_mine + per_round - 1) / per_round;
+    int64_t *all = xmalloc(sizeof(int64_t) * (size_t)(P + 4)), done_docs = 0, done_tokens = 0, sent = 0, cap = exchange_cap(j);
+    gather_i64(rounds, all, P); // ranks may run different thread counts: the most rounds
+    for (int p = 0; p < P; p++) rounds = all[p] > rounds ? all[p] : rounds;
+    double *fwd = xcalloc((size_t)threads, sizeof(double)), *est = xcalloc((size_t)threads, sizeof(double));
+    se_doc *docs = xmalloc(sizeof(se_doc) * (size_t)per_round);
+    for (int64_t k = 0; k < per_round; k++) se_doc_init(&docs[k]);
+    round_ctx rx = {&acc, docs, slot, last, an->W, an->eps, est};
     for (int64_t round = 0; rc == 0 && round < rounds; round++) {
-        int64_t u = round * P + rank, mine[4] = {0, 0, 0, 0};
-        for (int64_t i = u * RUN_BLOCK; u < n_units && i < (u + 1) * RUN_BLOCK && i < c->n && rc == 0; i++) {
-            const corpus_doc *d = &c->docs[i];
-            mine[1]++;
-            if (!ok[i]) continue;
-            int T = d->n_ids < j->max_length ? d->n_ids : j->max_length;
-            rc = se_doc_begin(&acc, d->ids, T, d->pref, err);
-            if (rc == 0 && acc.P > 0) {
-                rc = model_forward(m, d->ids, T, on_layer, &lc, NULL, err);
-                if (rc == 1) rc = 0; // stopped after the last tracked layer
-            }
-            mine[2] += T;
-        }
-        // Round boundary: the ranks agree on errors and on a stop request (fault hook forward).
+        int64_t lo = round * per_round < n_mine ? round * per_round : n_mine;
+        int64_t hi = lo + per_round < n_mine ? lo + per_round : n_mine, tokens = 0;
+        double t0 = now();
+        se_outbox_reserve(&acc, docs_positions(j, c, ok, acc.n_max, mine, lo, hi)); // no realloc under the threads
+        rc = run_round(j, c, ok, m, &rx, mine, lo, hi, threads, &tokens, fwd, err);
+        tm.busy += now() - t0;
         if (rc == 0 && round == 0) rc = ibc_fault("forward", rank, err);
-        mine[0] = g_stop != 0;
-        // Exchange now if the next round could push this rank's outbox past the cap: each
-        // counted position adds at most one outbox row per label set.
-        mine[3] = rc == 0 && round + 1 < rounds &&
-                  se_outbox_bytes(&acc) + unit_positions(j, c, ok, acc.n_max, u + P) * acc.n_sets * se_outbox_row_bytes(&acc) > cap;
-        dist_sum(mine, 4);
-        done_docs += mine[1];
-        done_tokens += mine[2];
+        // Agreement: [stop, documents, tokens, busy ns of rank 0..P-1, exchange], then on errors
+        memset(all, 0, sizeof(int64_t) * (size_t)(P + 4));
+        all[0] = g_stop != 0;
+        all[1] = hi - lo;
+        all[2] = tokens;
+        all[3 + rank] = (int64_t)(tm.busy * 1e9);
+        // Exchange now if the next round could push the outbox past the cap: each counted
+        // position adds at most one outbox row per label set.
+        int64_t next = docs_positions(j, c, ok, acc.n_max, mine, hi, hi + per_round < n_mine ? hi + per_round : n_mine);
+        all[3 + P] = se_outbox_bytes(&acc) + next * acc.n_sets * se_outbox_row_bytes(&acc) > cap;
+        double t1 = now();
+        dist_sum(all, P + 4);
+        tm.agree += now() - t1;
+        done_docs += all[1];
+        done_tokens += all[2];
+        pg->imbalance = max_over_mean(all + 3, P);
         report(pg, done_docs, c->n, done_tokens, 0);
-        if ((rc = dist_agree(rc, err)) == 0 && mine[0]) rc = IBC_ESTOP;
-        if (rc == 0 && mine[3]) rc = dist_exchange(&acc, &sent, err); // every rank: rc is agreed
+        if ((rc = dist_agree(rc, err)) == 0 && all[0]) rc = IBC_ESTOP;
+        if (rc == 0 && all[3 + P] && round + 1 < rounds) rc = dist_exchange(&acc, &sent, err); // rc is agreed
     }
+    for (int t = 0; t < threads; t++) tm.forward += fwd[t], tm.estimator += est[t];
+    tm.lock_wait = acc.lock_wait_s;
+    tm.lock_waits = acc.lock_waits;
+    double t2 = now();
     if (rc == 0) rc = dist_agree(ibc_fault("merge", rank, err), err);
-    if (rc == 0) rc = dist_merge_acc(&acc, &sent, err);
-    if (rc == 0) {
-        report_balance(&acc, sent, r, pg);
-        int64_t *cond = xmalloc(sizeof(int64_t) * (size_t)(acc.n_sets + 1) * nslots * SE_COND_LIMBS);
-        se_result sr;
-        dist_cond_sums(&acc, cond);
-        if ((rc = se_result_from(&sr, acc.n, nslots, acc.n_sets, acc.C, acc.N, cond, err)) == 0) {
-            int *ids = xmalloc(sizeof(int) * (size_t)nslots);
-            res_ckpt_alloc(r, nslots);
-            for (int l = 0; rc == 0 && l <= L; l++)
-                if (slot[l] >= 0) ids[slot[l]] = l;
-            for (int s = 0; rc == 0 && s < nslots; s++) {
-                r->layer_ids[s] = ids[s];
-                r->H[s] = sr.H[s];
-                for (int k = 0; k < acc.n_sets; k++) {
-                    const se_set *set = &acc.sets[k];
-                    double v = sr.mi[(size_t)k * nslots + s];
-                    if (set->kind == SE_PREF) r->I_pref[s] = v;
-                    else (set->kind == SE_INPUT ? r->I_X : r->I_Y)[(size_t)(set->k - 1) * nslots + s] = v;
-                }
-            }
-            if (rc == 0) se_summarize(&acc, &sr, ids, &r->sum);
-            free(ids);
-            se_result_free(&sr);
-            r->n_documents = acc.n_docs;
-            r->n_skipped = acc.n_skipped;
-            r->n_positions = acc.N;
-            r->eps = an->eps;
-            r->status = rc == 0 ? RES_COMPLETE : RES_PENDING;
-        }
-        free(cond);
-    }
+    if (rc == 0) rc = finish_ckpt(slot, L, nslots, &acc, an, r, &sent, err);
+    if (rc == 0) report_balance(&acc, sent, r, pg);
+    tm.merge = now() - t2;
+    r->imbalance = pg->imbalance > 0 ? pg->imbalance : 1.0;
+    if (dist_any(timing_on()) && rc == 0) timing_print(pg, &tm, now() - t_start, threads); // every rank, or none
+    for (int64_t k = 0; k < per_round; k++) se_doc_free(&docs[k]);
+    free(docs); free(fwd); free(est); free(all); free(mine); free(count);
     se_acc_free(&acc);
     free(slot);
     return rc;
@@ -396,7 +622,7 @@ static int open_results(job_run *s, ibc_err *err) {
 static int run_one(job_run *s, int k, ibc_err *err) {
     const job *j = s->j;
     res_ckpt *r = &s->res[k];
-    progress pg = {s->o, now(), now(), k + 1, s->K, j->ckpts[k].name, 0};
+    progress pg = {s->o, now(), now(), k + 1, s->K, j->ckpts[k].name, 0, 0};
     model m;
     ibc_err le = {0};
     int loaded = 0, rc = prepare_ids(j, &s->c, j->ckpts[k].path, &s->ts, &le);

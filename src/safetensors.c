@@ -298,23 +298,64 @@ float st_bf16_to_f32(uint16_t h) {
     return f;
 }
 
-int st_to_f32(const st_tensor *t, float *out, ibc_err *err) {
-    const uint8_t *p = t->data;
+int st_float_ok(const st_tensor *t, ibc_err *err) {
+    if (t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16) return 0;
+    return ibc_fail(err, IBC_EINPUT, "%s: tensor %s has dtype %s; only F32, F16 and BF16 are supported",
+                    t->path, t->name, st_dtype_name(t->dtype));
+}
+
+void st_convert(const st_tensor *t, int64_t first, int64_t count, float *out) {
+    const uint8_t *p = t->data + (size_t)first * st_dtype_size(t->dtype);
     switch (t->dtype) {
-    case ST_F32: memcpy(out, p, t->nbytes); return 0;
+    case ST_F32: memcpy(out, p, sizeof(float) * (size_t)count); break;
     case ST_F16:
-        for (int64_t i = 0; i < t->numel; i++) out[i] = st_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
-        return 0;
+        for (int64_t i = 0; i < count; i++) out[i] = st_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        break;
     case ST_BF16:
-        for (int64_t i = 0; i < t->numel; i++) out[i] = st_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
-        return 0;
-    default:
-        return ibc_fail(err, IBC_EINPUT, "%s: tensor %s has dtype %s; only F32, F16 and BF16 are supported",
-                        t->path, t->name, st_dtype_name(t->dtype));
+        for (int64_t i = 0; i < count; i++) out[i] = st_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        break;
+    default: break; // excluded by st_float_ok
     }
 }
 
-int st_write_f32(const char *path, const st_wtensor *t, int n, ibc_err *err) {
+int st_to_f32(const st_tensor *t, float *out, ibc_err *err) {
+    int rc = st_float_ok(t, err);
+    if (rc == 0) st_convert(t, 0, t->numel, out);
+    return rc;
+}
+
+// f32 -> bf16 / f16, round to nearest even; NaN stays NaN, overflow becomes infinity.
+static uint16_t f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40); // quiet NaN
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
+}
+
+static uint16_t f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, e = (x >> 23) & 0xffu, man = x & 0x7fffffu;
+    if (e == 0xff) return (uint16_t)(sign | 0x7c00u | (man ? 0x200u | (man >> 13) : 0));
+    int E = (int)e - 112; // rebias 127 -> 15
+    if (E >= 31) return (uint16_t)(sign | 0x7c00u);
+    uint32_t h, rem, half;
+    if (E <= 0) { // subnormal f16: (1.man) * 2^(E - 1) in units of 2^-24
+        if (E < -11) return (uint16_t)sign;
+        int shift = 14 - E;
+        man |= 0x800000u;
+        h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+    } else {
+        h = ((uint32_t)E << 10) | (man >> 13), rem = man & 0x1fffu, half = 0x1000u;
+    }
+    if (rem > half || (rem == half && (h & 1))) h++; // a carry into the exponent is correct
+    return (uint16_t)(sign | h);
+}
+
+int st_write(const char *path, const st_wtensor *t, int n, st_dtype dtype, ibc_err *err) {
+    if (dtype != ST_F32 && dtype != ST_BF16 && dtype != ST_F16)
+        return ibc_fail(err, IBC_EINPUT, "%s: cannot write dtype %s", path, st_dtype_name(dtype));
+    size_t es = st_dtype_size(dtype);
     json_t *h = json_object();
     json_object_set_new(h, "__metadata__", json_pack("{s:s}", "format", "pt"));
     uint64_t off = 0;
@@ -326,9 +367,9 @@ int st_write_f32(const char *path, const st_wtensor *t, int n, ibc_err *err) {
             json_array_append_new(shape, json_integer(t[i].shape[k]));
         }
         json_object_set_new(h, t[i].name,
-                            json_pack("{s:s,s:o,s:[I,I]}", "dtype", "F32", "shape", shape,
-                                      "data_offsets", (json_int_t)off, (json_int_t)(off + 4 * numel)));
-        off += 4 * numel;
+                            json_pack("{s:s,s:o,s:[I,I]}", "dtype", st_dtype_name(dtype), "shape", shape,
+                                      "data_offsets", (json_int_t)off, (json_int_t)(off + es * numel)));
+        off += es * numel;
     }
     char *js = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(h);
@@ -345,10 +386,19 @@ int st_write_f32(const char *path, const st_wtensor *t, int n, ibc_err *err) {
         for (int i = 0; i < n; i++) {
             uint64_t numel = 1;
             for (int k = 0; k < t[i].ndim; k++) numel *= (uint64_t)t[i].shape[k];
-            fwrite(t[i].data, 4, numel, w.f);
+            if (dtype == ST_F32) { fwrite(t[i].data, 4, numel, w.f); continue; }
+            for (uint64_t k = 0; k < numel; k++) { // little-endian halves
+                uint16_t v = dtype == ST_BF16 ? f32_to_bf16(t[i].data[k]) : f32_to_f16(t[i].data[k]);
+                fputc(v & 0xff, w.f);
+                fputc(v >> 8, w.f);
+            }
         }
         rc = io_commit(&w, err);
     }
     free(js);
     return rc;
+}
+
+int st_write_f32(const char *path, const st_wtensor *t, int n, ibc_err *err) {
+    return st_write(path, t, n, ST_F32, err);
 }

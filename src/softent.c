@@ -4,6 +4,7 @@
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_roots.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,7 +151,7 @@ static int64_t table_find(se_table *t, const se_label *k, int insert) {
     int added;
     int64_t i = hmap_put(&t->map, k, sizeof *k, &added);
     if (i < 0 || !added) return i;
-    xgrow(t->row, t->cap, (size_t)i + 1);
+    if ((size_t)i + 1 > t->cap) xgrow(t->row, t->cap, (size_t)i + 1);
     t->row[i] = -1;
     t->n_labels = t->map.n;
     t->keys = (const se_label *)t->map.keys;
@@ -216,15 +217,20 @@ int se_acc_init(se_acc *acc, int n, int d, int n_layers, unsigned orders, int pr
         hmap_init(&acc->tables[s].map, sizeof(se_label), 1024);
         acc->tables[s].rare = -1;
     }
-    acc->C = calloc((size_t)n_layers * n, sizeof(int64_t));
-    acc->cond_direct = calloc((size_t)(acc->n_sets + 1) * n_layers * SE_COND_LIMBS, sizeof(int64_t));
-    if (!acc->C || !acc->cond_direct) { se_acc_free(acc); return ibc_fail(err, IBC_ESYS, "estimator: out of memory"); }
+    acc->C = xcalloc((size_t)n_layers * n, sizeof(int64_t));
+    acc->cond_direct = xcalloc((size_t)(acc->n_sets + 1) * n_layers * SE_COND_LIMBS, sizeof(int64_t));
+    acc->locks = xmalloc(sizeof(omp_lock_t) * (size_t)n_layers);
+    for (int l = 0; l < n_layers; l++) omp_init_lock(&acc->locks[l]);
+    se_doc_init(&acc->doc);
     return 0;
 }
 
 void se_acc_free(se_acc *acc) {
     for (int s = 0; s < acc->n_sets; s++) table_free(&acc->tables[s]);
-    free(acc->C); free(acc->cond_direct); free(acc->doc_idx); free(acc->a);
+    free(acc->C); free(acc->cond_direct);
+    for (int l = 0; acc->locks && l < acc->n_layers; l++) omp_destroy_lock(&acc->locks[l]);
+    free(acc->locks);
+    se_doc_free(&acc->doc);
     memset(acc, 0, sizeof *acc);
 }
 
@@ -290,6 +296,16 @@ int64_t se_outbox_bytes(const se_acc *acc) {
     return rows * se_outbox_row_bytes(acc);
 }
 
+void se_outbox_reserve(se_acc *acc, int64_t positions) {
+    size_t len = (size_t)acc->n_layers * acc->n;
+    for (int s = 0; s < acc->n_sets; s++) {
+        se_table *t = &acc->tables[s];
+        size_t cap = t->ob_cap;
+        xgrow(t->ob_label, t->ob_cap, (size_t)(t->ob_n + positions));
+        if (t->ob_cap != cap) t->ob_Cx = xrealloc(t->ob_Cx, sizeof(int64_t) * len * t->ob_cap); // untouched until used
+    }
+}
+
 void se_outbox_clear(se_acc *acc) {
     for (int s = 0; s < acc->n_sets; s++) {
         se_table *t = &acc->tables[s];
@@ -313,21 +329,29 @@ int64_t se_acc_rows(const se_acc *acc) {
     return rows;
 }
 
-// The row label x of set s adds into, for a precounted remote label: its outbox row, made
-// (zeroed) on first touch since the last exchange. Returns the index whose row[] says where.
-static int64_t outbox_touch(se_acc *acc, int s, int64_t x) {
-    se_table *t = &acc->tables[s];
-    if (t->row[x] > -2) return x;
-    int64_t y = t->Nx[x] == 0 ? t->rare : x; // merged into "rare": rare's row, rare's owner
-    if (t->row[y] == -2) {
-        size_t len = (size_t)acc->n_layers * acc->n, cap = t->ob_cap;
-        xgrow(t->ob_label, t->ob_cap, (size_t)t->ob_n + 1);
-        if (t->ob_cap != cap) t->ob_Cx = xrealloc(t->ob_Cx, sizeof(int64_t) * len * t->ob_cap);
-        memset(t->ob_Cx + (size_t)t->ob_n * len, 0, sizeof(int64_t) * len);
-        t->ob_label[t->ob_n] = y;
-        t->row[y] = -3 - t->ob_n++;
+// A precounted document's labels owned by other ranks: each index becomes the label whose
+// row[] says where its sums go (rare's, for labels merged into "rare"), with an outbox row
+// made (zeroed) on its first touch since the last exchange. One critical section per
+// document: row[] entries of untouched remote labels and the outbox counters change only
+// here, and never move a row another thread adds into (se_outbox_reserve sized the outbox).
+static void doc_outbox(se_acc *acc, se_doc *doc) {
+    size_t len = (size_t)acc->n_layers * acc->n;
+#pragma omp critical(se_outbox)
+    for (int s = 0; s < acc->n_sets; s++) {
+        se_table *t = &acc->tables[s];
+        for (int p = 0; p < doc->P; p++) {
+            int64_t *x = &doc->idx[(size_t)s * doc->P + p];
+            if (t->row[*x] > -2) continue; // owned, or a singleton
+            int64_t y = t->Nx[*x] == 0 ? t->rare : *x;
+            if (t->row[y] == -2) {
+                if ((size_t)t->ob_n >= t->ob_cap) se_outbox_reserve(acc, 1); // only outside se_doc_add's threads
+                memset(t->ob_Cx + (size_t)t->ob_n * len, 0, sizeof(int64_t) * len);
+                t->ob_label[t->ob_n] = y;
+                t->row[y] = -3 - t->ob_n++;
+            }
+            *x = y;
+        }
     }
-    return y;
 }
 
 int se_precount_done(se_acc *acc, ibc_err *err) { return se_precount_done_min(acc, 0, err); }
@@ -365,66 +389,80 @@ int se_precount_done_min(se_acc *acc, int64_t min_count, ibc_err *err) {
     return 0;
 }
 
-int se_doc_begin(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_err *err) {
-    int t0, rc, len = acc->n_layers * acc->n;
+// ---------------------------------------------------------------------------------------------
+// Documents: per-thread scratch, shared exact counts
+
+void se_doc_init(se_doc *doc) { memset(doc, 0, sizeof *doc); }
+
+void se_doc_free(se_doc *doc) {
+    free(doc->idx); free(doc->a); free(doc->q); free(doc->hq);
+    memset(doc, 0, sizeof *doc);
+}
+
+// Room for P positions of n bins. Each buffer has its own type and allocation, so the int64
+// arrays are aligned whatever P and n are (issue 11: once carved out of the float buffer).
+static void doc_reserve(se_doc *doc, int P, int n) {
+    if (P <= doc->cap_P && n == doc->n) return;
+    se_doc_free(doc);
+    doc->idx = xmalloc(sizeof(int64_t) * (size_t)P * SE_MAX_SETS); // [n_sets, P]
+    doc->a = xmalloc(sizeof(float) * (size_t)P * n);               // [P, n]
+    doc->q = xmalloc(sizeof(int64_t) * (size_t)P * n);             // [P, n]
+    doc->hq = xmalloc(sizeof(int64_t) * (size_t)P * SE_COND_LIMBS); // [P, LIMBS]
+    doc->cap_P = P;
+    doc->n = n;
+}
+
+int se_doc_start(se_acc *acc, se_doc *doc, const int32_t *ids, int T, int pref_label, ibc_err *err) {
+    int t0, rc, len = acc->n_layers * acc->n, P = positions(acc, T, &t0);
+    doc->P = 0;
+#pragma omp atomic
     acc->n_docs++;
-    acc->P = positions(acc, T, &t0);
-    if (acc->P == 0) { acc->n_skipped++; return 0; }
-    if ((rc = check_pref(acc, pref_label, err))) return rc;
-    if (acc->P > acc->cap_P) {
-        free(acc->doc_idx);
-        free(acc->a);
-        acc->doc_idx = malloc(sizeof(int64_t) * (size_t)acc->P * SE_MAX_SETS);
-        // a [P, n] floats, q [P, n] int64 fixed-point masses, h(q) limbs [P, 3]
-        acc->a = malloc((sizeof(float) + sizeof(int64_t)) * (size_t)acc->P * acc->n +
-                        sizeof(int64_t) * SE_COND_LIMBS * (size_t)acc->P);
-        if (!acc->doc_idx || !acc->a) { acc->cap_P = 0; return ibc_fail(err, IBC_ESYS, "estimator: out of memory"); }
-        acc->cap_P = acc->P;
+    if (P == 0) {
+#pragma omp atomic
+        acc->n_skipped++;
+        return 0;
     }
+    if ((rc = check_pref(acc, pref_label, err))) return rc;
+    doc_reserve(doc, P, acc->n);
     for (int s = 0; s < acc->n_sets; s++) {
         se_table *t = &acc->tables[s];
-        for (int p = 0; p < acc->P; p++) {
+        for (int p = 0; p < P; p++) {
             se_label k = label_at(&acc->sets[s], ids, t0 + p, pref_label);
-            int64_t x = table_find(t, &k, !acc->precounted);
-            if (x == -2)
-                return ibc_fail(err, IBC_EINPUT, "estimator: document %lld was not precounted", (long long)acc->n_docs - 1);
+            int64_t x = table_find(t, &k, !acc->precounted); // precounted: a read-only lookup
+            if (x == -2) return ibc_fail(err, IBC_EINPUT, "estimator: a document that was not precounted");
             if (x < 0 || (!acc->precounted && t->row[x] < 0 && table_add_row(t, x, len)))
                 return ibc_fail(err, IBC_ESYS, "estimator: out of memory for label table %s", acc->sets[s].name);
             if (!acc->precounted) t->Nx[x]++;
-            acc->doc_idx[(size_t)s * acc->P + p] = acc->precounted ? outbox_touch(acc, s, x) : x;
+            doc->idx[(size_t)s * P + p] = x;
         }
     }
-    acc->N += acc->P;
+    doc->P = P;
+    if (acc->precounted && acc->nranks > 1) doc_outbox(acc, doc);
+#pragma omp atomic
+    acc->N += P;
     return 0;
 }
 
-void se_doc_layer(se_acc *acc, int layer, const float *W, double eps, const float *h, int T) {
-    (void)T;
-    int n = acc->n, P = acc->P, len = acc->n_layers * n;
-    if (P == 0) return;
-    float *a = acc->a;
-    int64_t *q = (int64_t *)(void *)(a + (size_t)P * n), *hq = q + (size_t)P * n;
-    se_assign(W, n, acc->d, eps, h + (size_t)(acc->n_max - 1) * acc->d, P, acc->d, a);
-#pragma omp parallel for schedule(static)
-    for (int p = 0; p < P; p++) {
-        for (int j = 0; j < n; j++) // Q32.32, rounded once: exact from here on
-            q[(size_t)p * n + j] = (int64_t)((double)a[(size_t)p * n + j] * SE_FIX_ONE + 0.5);
-        if (acc->precounted) fix_limbs(se_entropy_fix(q + (size_t)p * n, n), hq + (size_t)p * SE_COND_LIMBS);
-    }
-    // Each thread owns whole label sets (or the global counts): no two write one row.
+// The document's masses q [P, n] (and singleton limbs hq [P, LIMBS]) into the layer's shared
+// counts. The caller holds the layer's lock: no other thread writes layer `layer` of C, of any
+// C_x row or of cond_direct meanwhile. Integer sums: the order of documents does not matter.
+static void doc_accumulate(se_acc *acc, const se_doc *doc, int layer) {
+    int n = acc->n, P = doc->P, len = acc->n_layers * n;
+    // Each thread owns whole label sets (or the global counts): no two write one row. Inside
+    // a document-parallel region this runs on the calling thread alone.
 #pragma omp parallel for schedule(dynamic)
     for (int s = -1; s < acc->n_sets; s++) {
         const se_table *t = s < 0 ? NULL : &acc->tables[s];
         int64_t *direct = acc->cond_direct + ((size_t)(s < 0 ? 0 : s) * acc->n_layers + layer) * SE_COND_LIMBS;
         for (int p = 0; p < P; p++) {
-            const int64_t *src = q + (size_t)p * n;
+            const int64_t *src = doc->q + (size_t)p * n;
             int64_t *dst;
             if (s < 0) {
                 dst = acc->C + (size_t)layer * n;
             } else {
-                int64_t r = t->row[acc->doc_idx[(size_t)s * P + p]];
+                int64_t r = t->row[doc->idx[(size_t)s * P + p]];
                 if (r == -1) { // precounted singleton: its whole term, N_x h(C_x) = h(q_t)
-                    for (int k = 0; k < SE_COND_LIMBS; k++) direct[k] += hq[(size_t)p * SE_COND_LIMBS + k];
+                    for (int k = 0; k < SE_COND_LIMBS; k++) direct[k] += doc->hq[(size_t)p * SE_COND_LIMBS + k];
                     continue;
                 }
                 // an owned row, or the outbox row of a label owned by another rank (-3 - k)
@@ -433,6 +471,39 @@ void se_doc_layer(se_acc *acc, int layer, const float *W, double eps, const floa
             for (int j = 0; j < n; j++) dst[j] += src[j];
         }
     }
+}
+
+void se_doc_add(se_acc *acc, se_doc *doc, int layer, const float *W, double eps, const float *h, int T) {
+    (void)T;
+    int n = acc->n, P = doc->P;
+    if (P == 0) return;
+    int64_t *q = doc->q, *hq = doc->hq;
+    // [P, n]: rows n_max-1 .. n_max-2+P of h [T, d]; the sgemm's shape depends on the document only
+    se_assign(W, n, acc->d, eps, h + (size_t)(acc->n_max - 1) * acc->d, P, acc->d, doc->a);
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < P; p++) {
+        for (int j = 0; j < n; j++) // Q32.32, rounded once: exact from here on
+            q[(size_t)p * n + j] = (int64_t)((double)doc->a[(size_t)p * n + j] * SE_FIX_ONE + 0.5);
+        if (acc->precounted) fix_limbs(se_entropy_fix(q + (size_t)p * n, n), hq + (size_t)p * SE_COND_LIMBS);
+    }
+    if (!omp_test_lock(&acc->locks[layer])) { // another thread adds this layer: wait, and count it
+        double t0 = omp_get_wtime();
+        omp_set_lock(&acc->locks[layer]);
+#pragma omp atomic
+        acc->lock_waits++;
+#pragma omp atomic
+        acc->lock_wait_s += omp_get_wtime() - t0;
+    }
+    doc_accumulate(acc, doc, layer);
+    omp_unset_lock(&acc->locks[layer]);
+}
+
+int se_doc_begin(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_err *err) {
+    return se_doc_start(acc, &acc->doc, ids, T, pref_label, err);
+}
+
+void se_doc_layer(se_acc *acc, int layer, const float *W, double eps, const float *h, int T) {
+    se_doc_add(acc, &acc->doc, layer, W, eps, h, T);
 }
 
 int se_acc_merge(se_acc *dst, const se_acc *src, ibc_err *err) {

@@ -471,15 +471,11 @@ int tok_parse(const char *json, size_t len, const char *name, tokenizer **out, i
     return 0;
 }
 
-int tok_load(const char *path, tokenizer **t, ibc_err *err) {
-    char *text;
-    size_t len;
-    int rc = io_read_all(path, &text, &len, err);
-    if (rc) return rc;
-    rc = tok_parse(text, len, path, t, err);
-    free(text);
-    return rc;
+static int parse_cb(void *t, const char *text, size_t len, const char *path, ibc_err *err) {
+    return tok_parse(text, len, path, t, err);
 }
+
+int tok_load(const char *path, tokenizer **t, ibc_err *err) { return io_parse_file(path, parse_cb, t, err); }
 
 void tok_free(tokenizer *t) {
     if (!t) return;

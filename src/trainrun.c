@@ -10,6 +10,7 @@
 
 #include "ibc/corpus.h"
 #include "ibc/io.h"
+#include "ibc/limits.h"
 #include "ibc/model.h"
 #include "ibc/rng.h"
 #include "ibc/tokenizer.h"
@@ -156,6 +157,37 @@ static void score(const model *m, tokenizer *tok, const seq *held, int nh, char 
     free(logits);
 }
 
+// Checkpoint `step`: out/step-NNNNN as an HF folder with the tokenizer, read back through
+// model.c and scored on the held-out fortunes (a row of scores.csv, a line of checkpoints.txt).
+static int save_and_score(const trainer *t, const tr_opts *o, int step, tokenizer *tok, const seq *he, int nh,
+                          char **held_t, FILE *list, FILE *scores, double run_loss, double t0, ibc_err *err) {
+    char name[64], dir[IBC_PATH_MAX], src[IBC_PATH_MAX], dst[IBC_PATH_MAX];
+    snprintf(name, sizeof name, "step-%05d", step);
+    int rc = io_join(dir, sizeof dir, o->out, name, err);
+    if (rc == 0) rc = io_join(src, sizeof src, o->out, "tokenizer.json", err);
+    if (rc == 0) rc = io_join(dst, sizeof dst, dir, "tokenizer.json", err);
+    if (rc == 0) rc = tr_save(t, dir, err);
+    char *tj;
+    size_t tjl;
+    io_file tf;
+    if (rc == 0 && (rc = io_read_all(src, &tj, &tjl, err)) == 0) {
+        if ((rc = io_begin(&tf, dst, err)) == 0) { fwrite(tj, 1, tjl, tf.f); rc = io_commit(&tf, err); }
+        free(tj);
+    }
+    model m;
+    if (rc == 0 && (rc = model_load(dir, &m, err)) == 0) { // scored through the HF loader
+        double l, a, cz;
+        score(&m, tok, he, nh, held_t, o->seq, o->seed + 1, &l, &a, &cz);
+        fprintf(scores, "%s,%.6f,%.6f,%.6f\n", name, l, a, cz);
+        char abs[IBC_PATH_MAX];
+        fprintf(list, "%s %s\n", name, realpath(dir, abs) ? abs : dir); // a job resolves relative paths from its own folder
+        if (!o->quiet) fprintf(stderr, "ibc train: step %5d  train loss %.3f  held-out loss %.3f  top-1 %.3f  cloze %.3f  (%.0fs)\n",
+                               step, run_loss, l, a, cz, wall() - t0);
+        model_free(&m);
+    }
+    return rc;
+}
+
 int tr_run(const tr_opts *o, ibc_err *err) {
     corpus all;
     int rc = read_fortunes(o->corpus, &all, err);
@@ -195,7 +227,7 @@ int tr_run(const tr_opts *o, ibc_err *err) {
                       .rope_theta = 10000, .rot_dim = o->d / o->heads, .tied = 1, .gated_mlp = 1, .norm = NORM_RMS,
                       .act = ACT_SILU, .max_pos = 2048};
     trainer t;
-    if (rc == 0) rc = tr_init(&t, &c, o->seed, err);
+    if (rc == 0) rc = tr_init(&t, &c, o->seq, o->seed, err);
     FILE *list = NULL, *scores = NULL;
     io_file lf, sf;
     if (rc == 0) {
@@ -211,31 +243,7 @@ int tr_run(const tr_opts *o, ibc_err *err) {
     double run_loss = NAN;
     for (int step = 0; rc == 0 && step <= o->steps; step++) {
         if (step == next_save || step == o->steps) {
-            char name[64], dir[4200];
-            snprintf(name, sizeof name, "step-%05d", step);
-            snprintf(dir, sizeof dir, "%s/%s", o->out, name);
-            rc = tr_save(&t, dir, err);
-            char src[4200], dst[4300];
-            snprintf(src, sizeof src, "%s/tokenizer.json", o->out);
-            snprintf(dst, sizeof dst, "%s/tokenizer.json", dir);
-            char *tj;
-            size_t tjl;
-            io_file tf;
-            if (rc == 0 && (rc = io_read_all(src, &tj, &tjl, err)) == 0) {
-                if ((rc = io_begin(&tf, dst, err)) == 0) { fwrite(tj, 1, tjl, tf.f); rc = io_commit(&tf, err); }
-                free(tj);
-            }
-            model m;
-            if (rc == 0 && (rc = model_load(dir, &m, err)) == 0) { // scored through the HF loader
-                double l, a, cz;
-                score(&m, tok, he, nh, held_t, o->seq, o->seed + 1, &l, &a, &cz);
-                fprintf(scores, "%s,%.6f,%.6f,%.6f\n", name, l, a, cz);
-                char abs[4200];
-                fprintf(list, "%s %s\n", name, realpath(dir, abs) ? abs : dir); // a job resolves relative paths from its own folder
-                if (!o->quiet) fprintf(stderr, "ibc train: step %5d  train loss %.3f  held-out loss %.3f  top-1 %.3f  cloze %.3f  (%.0fs)\n",
-                                       step, run_loss, l, a, cz, wall() - t0);
-                model_free(&m);
-            }
+            rc = save_and_score(&t, o, step, tok, he, nh, held_t, list, scores, run_loss, t0, err);
             next_save = next_save ? 2 * next_save : 16;
         }
         if (step == o->steps || rc) break;

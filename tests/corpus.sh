@@ -90,6 +90,16 @@ printf '{"ids": [9, 8, 7, 6, 5, 4]}\n' | gzip -c >>"$tmp/ids.jsonl.gz" # another
 run gz; st=$?
 check "resuming after an input changed: exit 2, one line naming the input" \
   '[ $st -eq 2 ] && grep -q "manifest.json: cannot resume: input .*ids.jsonl.gz: size changed" $tmp/gz.err && [ $(wc -l <$tmp/gz.err) -eq 1 ] && cmp -s $tmp/gz_before.h5 $tmp/out/gz/gz.h5'
+# Merging Slurm array tasks: the same manifest is copied (and lands in /run/manifest); tasks of
+# other inputs are refused.
+job mg "format = jsonl-ids" "path = $tmp/ids.jsonl"
+for k in 0 1; do "$IBC" run "$tmp/mg.ini" --only 0 --results "$tmp/mg$k" --quiet 2>/dev/null; done
+"$IBC" merge "$tmp/mg.ini" "$tmp/mg0" "$tmp/mg1" 2>/dev/null; st=$?
+check "merge: the tasks' manifest copied to the merged folder and its HDF5 file" \
+  '[ $st -eq 0 ] && cmp -s $tmp/mg0/manifest.json $tmp/out/mg/manifest.json && h5dump -d /run/manifest $tmp/out/mg/mg.h5 | grep -q ids.jsonl'
+sed -i 's/"size": [0-9]*/"size": 1/' "$tmp/mg1/manifest.json"; rm -rf "$tmp/out/mg"
+"$IBC" merge "$tmp/mg.ini" "$tmp/mg0" "$tmp/mg1" 2>"$tmp/mg.err"; st=$?
+check "merge: tasks of other inputs refused, naming the folder" '[ $st -eq 2 ] && grep -q "mg1/manifest.json: these results are of other inputs than" $tmp/mg.err'
 
 if [ -n "$FX" ] && [ -d "$FX/tokenizers" ]; then
   "$IBC" random-checkpoint "$tmp/g" --d 16 --layers 1 --heads 2 --kv-heads 1 --ff 32 --vocab 50257

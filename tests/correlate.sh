@@ -29,7 +29,7 @@ CSV
 "$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --covariates log_params --out "$tmp/c" 2>"$tmp/err"; st=$?
 check "correlate runs (exit $st)" '[ $st -eq 0 ]'
 check "outputs: correlations.csv, regression.csv, partial.csv, correlations.md with the documented headers" \
-  '[ "$(head -1 $tmp/c/correlations.csv)" = "metric,benchmark,n,spearman_rho,spearman_p,pearson_r,pearson_p" ] && [ "$(head -1 $tmp/c/regression.csv)" = "metric,benchmark,covariates,n,term,coef,se,t,p,r2,adj_r2,loo_r2" ] && [ -s $tmp/c/partial.csv ] && grep -q "^| metric | benchmark | r | p | n |" $tmp/c/correlations.md'
+  '[ "$(head -1 $tmp/c/correlations.csv)" = "metric,benchmark,n,spearman_rho,spearman_p,pearson_r,pearson_p,spearman_ci_lo,spearman_ci_hi,spearman_bca_lo,spearman_bca_hi,spearman_perm_p,pearson_ci_lo,pearson_ci_hi,pearson_bca_lo,pearson_bca_hi,pearson_perm_p" ] && [ "$(head -1 $tmp/c/regression.csv)" = "metric,benchmark,covariates,n,term,coef,se,t,p,r2,adj_r2,loo_r2" ] && [ -s $tmp/c/partial.csv ] && grep -q "^| metric | benchmark | r | p | n |" $tmp/c/correlations.md'
 check "duplicates: the first row wins (olmo2 IFEval 42.2)" '[ "$(awk -F, "\$1==\"olmo2\" {print (\$18 == 42.2)}" $tmp/c/matched.csv)" = 1 ]'
 check "missing values drop a model from that benchmark only (BBH n = 7, MATH n = 8)" \
   'grep -q "^optimality_1,BBH,7," $tmp/c/correlations.csv && grep -q "^optimality_1,MATH,8," $tmp/c/correlations.csv && grep -q "^optimality_1,IFEval,9," $tmp/c/correlations.csv'
@@ -89,6 +89,77 @@ for row in csv.DictReader(open(d + '/partial.csv')):
 assert checked > 50
 PY"
 
+# Intervals and permutation p-values against scipy 1.10's bootstrap and permutation_test.
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --out "$tmp/rs" --no-plots --dump-resamples 2>/dev/null
+check "resamples: 10,000 bootstrap index sets per n, permutations where n! > 10,000, exact enumeration below" \
+  '[ $(grep -c "^boot,9," $tmp/rs/resamples.csv) -eq 10000 ] && [ $(grep -c "^perm,9," $tmp/rs/resamples.csv) -eq 10000 ] && [ $(grep -c "^perm,6," $tmp/rs/resamples.csv) -eq 0 ]'
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --out "$tmp/rs2" --no-plots 2>/dev/null
+check "the same seed gives the same intervals" 'cmp -s $tmp/rs/correlations.csv $tmp/rs2/correlations.csv'
+# Tolerances: on the same index sets (exported above), the percentile and BCa intervals and the
+# sampled permutation p equal scipy's own code to 1e-9 (only summation order differs: ~1e-15 in
+# each resampled r, amplified by the BCa level's derivative); scipy's BCa is fed the same
+# resampled values with ibc's two documented differences applied (stats.h: the tie snap ST_TIE,
+# resamples without variance left out). Where n! <= 10,000
+# both enumerate every permutation: permutation_test itself, to 1e-12. Where they sample, each
+# with its own generator: scipy's permutation_test to 6 Monte-Carlo standard errors.
+check "bootstrap percentile and BCa intervals, permutation p: equal scipy on the same resamples" "$PY - '$tmp/rs' <<'PY'
+import csv, math, sys
+import numpy as np
+from scipy import stats
+from scipy.stats._resampling import _bca_interval
+d = sys.argv[1]
+m = list(csv.DictReader(open(d + '/matched.csv')))
+plans = {}
+for row in csv.DictReader(open(d + '/resamples.csv')):
+    plans.setdefault((row['kind'], int(row['n'])), []).append([int(v) for v in row['indices'].split()])
+plans = {k: np.array(v) for k, v in plans.items()}
+def pear(a, b, axis=-1):
+    a = a - a.mean(axis=axis, keepdims=True); b = b - b.mean(axis=axis, keepdims=True)
+    return np.clip((a * b).sum(axis) / np.sqrt((a * a).sum(axis) * (b * b).sum(axis)), -1, 1)
+def rank(a):  # average ranks along the last axis, vectorised (rankdata's axis= loops in Python)
+    a = np.moveaxis(a, -1, -1)
+    lt = (a[..., None, :] < a[..., :, None]).sum(-1); eq = (a[..., None, :] == a[..., :, None]).sum(-1)
+    return lt + (eq + 1) / 2
+def spear(a, b, axis=-1):
+    assert axis == -1
+    return pear(rank(a), rank(b), axis)
+np.seterr(invalid='ignore')  # a degenerate resample (no variance) gives NaN, as in scipy
+def close(a, b, tol, what):
+    assert (math.isnan(b) and a == '') or abs(float(a) - b) <= tol, (what, a, b)
+rows = exact = sampled = 0
+for row in csv.DictReader(open(d + '/correlations.csv')):
+    pts = [(r[row['metric']], r[row['benchmark']]) for r in m if r[row['metric']] != '' and r[row['benchmark']] != '']
+    x = np.array([float(a) for a, b in pts]); y = np.array([float(b) for a, b in pts]); n = len(x)
+    boot = plans[('boot', n)]; assert boot.shape == (10000, n)
+    for name, f in (('spearman', spear), ('pearson', pear)):
+        th = f(x, y)
+        tb = f(x[boot], y[boot])
+        tb[np.abs(tb - th) <= 1e-12] = th
+        tb = tb[~np.isnan(tb)]  # stats.h: over the resamples where r is defined
+        lo, hi = np.percentile(tb, [2.5, 97.5])
+        close(row[name + '_ci_lo'], lo, 1e-9, (row['metric'], name)); close(row[name + '_ci_hi'], hi, 1e-9, name)
+        stat_idx = lambda i, axis=-1: f(x[i], y[i], axis)
+        a1, a2, _ = _bca_interval((np.arange(n),), stat_idx, axis=-1, alpha=0.025, theta_hat_b=tb, batch=None)
+        close(row[name + '_bca_lo'], np.percentile(tb, a1 * 100), 1e-9, (row['metric'], row['benchmark'], name, 'bca'))
+        close(row[name + '_bca_hi'], np.percentile(tb, a2 * 100), 1e-9, (row['metric'], row['benchmark'], name, 'bca'))
+        got = float(row[name + '_perm_p'])
+        if math.factorial(n) <= 10000:
+            res = stats.permutation_test((x,), lambda u, axis=-1: f(u, y, axis), permutation_type='pairings', n_resamples=10000)
+            close(row[name + '_perm_p'], res.pvalue, 1e-12, (row['metric'], row['benchmark'], name, 'exact')); exact += 1
+        else:
+            perm = plans[('perm', n)]; null = f(x[perm], y[None, :].repeat(len(perm), 0)); g = max(1e-14, abs(1e-14 * th))
+            p = min(1, 2 * min(((null <= th + g).sum() + 1) / 10001, ((null >= th - g).sum() + 1) / 10001))
+            close(row[name + '_perm_p'], p, 1e-12, (row['metric'], name, 'replay'))
+            if rows < 12:
+                res = stats.permutation_test((x,), lambda u, axis=-1: f(u, y, axis), permutation_type='pairings', n_resamples=10000,
+                                             vectorized=True, random_state=1)
+                q = (got + res.pvalue) / 2
+                assert abs(got - res.pvalue) <= 6 * 2 * math.sqrt(max(q * (1 - q), 1e-4) / 10000) + 4e-4, (row['metric'], name, got, res.pvalue)
+            sampled += 1
+    rows += 1
+assert rows > 30 and exact > 0 and sampled > 0, (rows, exact, sampled)
+PY"
+
 "$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --per-layer --out "$tmp/pl" --no-plots 2>/dev/null
 check "--per-layer: per-layer metrics (I_X1@2 ...) next to the summary ones" \
   'grep -q "^I_X1@2,IFEval,9," $tmp/pl/correlations.csv && grep -q "^H@0,mean,6," $tmp/pl/correlations.csv && grep -q "^optimality_1,IFEval,9," $tmp/pl/correlations.csv'
@@ -131,3 +202,43 @@ bad noname 'name,a\ngpt2,1\n' "noname.csv:1: no name column model in the header"
 bad empty '' "empty.csv: empty file"
 bad dup 'model,a\ngpt2,1\ngpt2,2\n' "dup.csv:3: model gpt2 appears again" --duplicates error
 bad few 'model,a\ngpt2,1\nllama,2\n' "few.csv: only 2 of 9 checkpoints matched a row (need 3)"
+
+# All or nothing (issue 11): a target in the way stops the whole set before anything is renamed;
+# no .tmp is left and the previous set is unchanged. (Tests run as root, so the obstacles are
+# a regular FILE where the plots folder goes, and a folder where matched.csv goes, not modes.)
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --out "$tmp/aon" --no-plots 2>/dev/null
+(cd "$tmp/aon" && md5sum * >"$tmp/aon.md5")
+: >"$tmp/aon/plots"
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --covariates log_params --out "$tmp/aon" 2>"$tmp/aon.err"; st=$?
+check "a file where plots/ goes: exit 2, one line, no .tmp, no partial.csv, the previous set unchanged" \
+  '[ $st -eq 2 ] && [ $(wc -l <$tmp/aon.err) -eq 1 ] && grep -q "aon/plots: cannot create the plots folder" $tmp/aon.err &&
+   [ -z "$(ls -A $tmp/aon | grep -E "tmp")" ] && [ ! -e $tmp/aon/partial.csv ] && (cd $tmp/aon && md5sum -c --quiet $tmp/aon.md5)'
+rm "$tmp/aon/plots" "$tmp/aon/matched.csv" && mkdir -p "$tmp/aon/matched.csv/x"
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --out "$tmp/aon" --no-plots --seed 5 2>"$tmp/aon.err"; st=$?
+check "a folder where matched.csv goes: exit 2, no .tmp, correlations.csv not replaced" \
+  '[ $st -eq 2 ] && grep -q "matched.csv: in the way" $tmp/aon.err && [ -z "$(ls -A $tmp/aon | grep -E "tmp")" ] &&
+   [ "$(md5sum <$tmp/aon/correlations.csv | cut -c1-32)" = "$(grep " correlations.csv$" $tmp/aon.md5 | cut -c1-32)" ]'
+: >"$tmp/notdir"
+"$IBC" correlate "$tmp/res/nine" --benchmarks "$tmp/bench.csv" --out "$tmp/notdir/x" --no-plots 2>"$tmp/nd.err"; st=$?
+check "an output folder whose parent is a regular file: exit 2 (1 where io_mkdirs calls it a system error), one line naming it" \
+  '[ $st -eq 2 -o $st -eq 1 ] && [ $(wc -l <$tmp/nd.err) -eq 1 ] && grep -q "notdir/x: cannot create folder" $tmp/nd.err'
+
+# A results folder with summary.csv and no HDF5 file is read through summary.csv (issue 11);
+# what needs per-layer values or parameter counts says it needs the HDF5 file, in one line.
+mkdir -p "$tmp/csvonly" && cp "$tmp/res/nine/summary.csv" "$tmp/csvonly/"
+"$IBC" correlate "$tmp/csvonly" --benchmarks "$tmp/bench.csv" --out "$tmp/co" --no-plots 2>/dev/null; st=$?
+check "summary.csv only: the same correlations as from the HDF5 file (to 1e-12: both %.17g)" \
+  "[ $st -eq 0 ] && $PY - '$tmp/co/correlations.csv' '$tmp/c/correlations.csv' <<'PY'
+import csv, sys
+a = list(csv.DictReader(open(sys.argv[1]))); b = {(r['metric'], r['benchmark']): r for r in csv.DictReader(open(sys.argv[2]))}
+assert len(a) == len(b)
+for r in a:
+    for k, v in r.items():
+        w = b[(r['metric'], r['benchmark'])][k]
+        assert v == w or abs(float(v) - float(w)) <= 1e-12, (r['metric'], k, v, w)
+PY"
+for a in --per-layer "--covariates log_params"; do
+  "$IBC" correlate "$tmp/csvonly" --benchmarks "$tmp/bench.csv" --out "$tmp/co2" --no-plots $a 2>"$tmp/co2.err"; st=$?
+  check "summary.csv only with $a: one line saying it needs the HDF5 file, exit 2, nothing written" \
+    '[ $st -eq 2 ] && [ $(wc -l <$tmp/co2.err) -eq 1 ] && grep -q "needs the HDF5 results file" $tmp/co2.err && [ ! -e $tmp/co2 ]'
+done

@@ -30,7 +30,7 @@ INI
   mpirun --oversubscribe -np $np "$IBC" run "$tmp/t$np.ini" --quiet || echo "   ranks $np failed"
 done
 check "text corpus: 1, 2 and 3 ranks give identical results" \
-  'cmp -s $tmp/np1/text/layers.csv $tmp/np2/text/layers.csv && cmp -s $tmp/np1/text/layers.csv $tmp/np3/text/layers.csv && cmp -s $tmp/np1/text/summary.csv $tmp/np3/text/summary.csv'
+  'cmp -s $tmp/np1/text/layers.csv $tmp/np2/text/layers.csv && cmp -s $tmp/np1/text/layers.csv $tmp/np3/text/layers.csv && cmp -s <(csv_numbers $tmp/np1/text/summary.csv) <(csv_numbers $tmp/np3/text/summary.csv)'
 check "layers = 0,2 tracks those two hidden states" '[ "$(cut -d, -f1,2 $tmp/np2/text/layers.csv | tr "\n" " ")" = "checkpoint,layer m1,0 m1,2 m2,0 m2,2 " ]'
 # The positions: every fortune through `ibc tokenize`, truncated to 64, minus 2 n_max - 1.
 $PY - "$tmp/fortunes.txt" >"$tmp/docs.jsonl" <<'PY'

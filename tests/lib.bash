@@ -7,4 +7,8 @@ PY=/usr/bin/python3   # Debian's, where python3-numpy and python3-scipy are inst
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# The numbers of a results folder without the `imbalance` timing measurement (summary.csv's last
+# column, the checkpoints' HDF5 attribute), for bitwise comparisons across runs and layouts.
+csv_numbers() { sed 's/,[^,]*$//' "$1"; }
+h5_numbers() { h5dump -m %.17g "$1" | sed 1d | sed '/ATTRIBUTE "imbalance"/,/^ *}$/d'; }
 check() { if eval "$2"; then echo "ok $1"; else echo "not ok $1"; fi; }

@@ -35,9 +35,8 @@ INI
 }
 # Equal results: the CSVs byte for byte, and every HDF5 number (the job text differs only in
 # its output line).
-same() { cmp -s "$1/summary.csv" "$2/summary.csv" && cmp -s "$1/layers.csv" "$2/layers.csv" &&
-         diff <(h5dump -m %.17g "$1/tiny.h5" | grep -v "output =" | sed 1d) \
-              <(h5dump -m %.17g "$2/tiny.h5" | grep -v "output =" | sed 1d) >/dev/null; }
+same() { cmp -s <(csv_numbers "$1/summary.csv") <(csv_numbers "$2/summary.csv") && cmp -s "$1/layers.csv" "$2/layers.csv" &&
+         diff <(h5_numbers "$1/tiny.h5" | grep -v "output =") <(h5_numbers "$2/tiny.h5" | grep -v "output =") >/dev/null; }
 wait_job() { # ID: waits, then prints its state and exit code
   for _ in $(seq 600); do [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && break; sleep 1; done
   scontrol show job "$1" | grep -oE "JobState=[A-Z]+|ExitCode=[0-9:]+" | tr '\n' ' '

@@ -5,10 +5,14 @@
 // rounding, while any convention error (RoPE pairing, window, norm) is >= 1e-2.
 #include "testutil.h"
 
+#include <cblas.h>
 #include <jansson.h>
+#include <omp.h>
 
+#include "ibc/ckpt.h"
 #include "ibc/model.h"
 #include "ibc/npy.h"
+#include "ibc/safetensors.h"
 
 typedef struct {
     float *h; // [L+1, T, d]
@@ -20,6 +24,54 @@ static int cap_cb(void *ctx, int l, const float *h, int T, int d) {
     memcpy(c->h + (size_t)l * T * d, h, sizeof(float) * (size_t)T * d);
     c->layers_seen++;
     return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// model_forward_docs: the batched, layer-major entry. Its contract is exact, so these tests
+// compare with memcmp (tolerance 0): a document's hidden states may not depend on the batch,
+// its order, or the thread count, and equal model_forward's on one thread.
+
+static void set_threads(int n) {
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+// All hidden states of docs[i] at out[i] + l * T_i * d; calls for different docs may come from
+// different threads (each writes its own buffer).
+typedef struct {
+    float **out;
+    int *seen;   // [n] callbacks per doc
+    int stop_doc, stop_at; // doc stop_doc's callback returns 1 at l == stop_at (-1: never)
+} batch_cap;
+
+static int batch_cb(void *ctx, int doc, int l, const float *h, int T, int d) {
+    batch_cap *c = ctx;
+    memcpy(c->out[doc] + (size_t)l * T * d, h, sizeof(float) * (size_t)T * d);
+    c->seen[doc]++;
+    return doc == c->stop_doc && l == c->stop_at;
+}
+
+// Hidden states of docs[0..n) through model_forward_docs on `threads` threads: out[i] is
+// [L+1, T_i, d], malloc'd.
+static float **run_batch(const model *m, const model_doc *docs, int n, int threads, int *seen) {
+    float **out = calloc((size_t)n, sizeof(float *));
+    for (int i = 0; i < n; i++) out[i] = calloc((size_t)(m->c.n_layers + 1) * docs[i].T * m->c.d, sizeof(float));
+    batch_cap c = {out, seen, -1, -1};
+    ibc_err e = {0};
+    set_threads(threads);
+    if (model_forward_docs(m, docs, n, m->c.n_layers, batch_cb, &c, &e)) fail_msg("%s", e.msg);
+    set_threads(2);
+    return out;
+}
+
+// model_forward on one thread, every hidden state: [L+1, T, d].
+static float *run_one(const model *m, const int32_t *ids, int T) {
+    capture cap = {calloc((size_t)(m->c.n_layers + 1) * T * m->c.d, sizeof(float)), 0};
+    ibc_err e = {0};
+    set_threads(1);
+    if (model_forward(m, ids, T, cap_cb, &cap, NULL, &e)) fail_msg("%s", e.msg);
+    set_threads(2);
+    return cap.h;
 }
 
 static void check_close(const char *what, const float *got, const float *want, size_t n) {
@@ -65,6 +117,23 @@ static void golden_model(const char *name) {
         check_close(what, logits, glog + (size_t)b * T * V, (size_t)T * V);
     }
     print_message("  %-14s worst hidden-state error %.2e of scale\n", name, worst);
+    // The same two rows as one batch through model_forward_docs (2 threads): bit for bit
+    // model_forward's on one thread, hence within the goldens' tolerance too.
+    model_doc docs[2] = {{ids, T}, {ids + T, T}};
+    int seen[2] = {0, 0};
+    float **bh = run_batch(&m, docs, 2, 2, seen);
+    for (int b = 0; b < 2; b++) {
+        float *one = run_one(&m, ids + b * T, T);
+        if (memcmp(one, bh[b], sizeof(float) * (size_t)(L + 1) * T * d)) fail_msg("%s row %d: batch differs from model_forward", name, b);
+        for (int l = 0; l <= L; l++) {
+            char what[128];
+            snprintf(what, sizeof what, "%s row %d hidden %d (batched)", name, b, l);
+            check_close(what, bh[b] + (size_t)l * T * d, gh[l] + (size_t)b * T * d, (size_t)T * d);
+        }
+        free(one);
+        free(bh[b]);
+    }
+    free(bh);
     if (m.c.rot_dim) { // HF's exact inv_freq, llama3 scaling included: f32 rounding only
         snprintf(path, sizeof path, "%s/rope_inv_freq.bin", dir);
         float *inv = read_file(path, NULL);
@@ -179,6 +248,187 @@ static void test_bad_ids(void **s) {
     model_free(&m);
 }
 
+
+// A document alone, and as the middle of a batch of 3 of other lengths, on 1 and 2 threads,
+// equals model_forward on one thread bit for bit. Three families: llama (F32: weights used from
+// the map), gpt_neox_bf16 (BF16, de-interleaved QKV: converted per layer) and mistral_swa
+// (sliding window), T = 150 past one attention block.
+static void batch_independent(const char *name) {
+    char dir[1024], rel[256];
+    snprintf(rel, sizeof rel, "hf-tiny/%s", name);
+    FX_PATH(dir, rel);
+    model m;
+    ibc_err e = {0};
+    if (model_load(dir, &m, &e)) fail_msg("%s", e.msg);
+    int lens[3] = {37, 150, 5};
+    if (!m.c.rot_dim && lens[1] > m.c.max_pos) lens[1] = m.c.max_pos; // GPT-2: learned positions
+    int32_t *ids[3];
+    for (int k = 0; k < 3; k++) {
+        ids[k] = malloc(sizeof(int32_t) * (size_t)lens[k]);
+        for (int t = 0; t < lens[k]; t++) ids[k][t] = (int32_t)((t * 7919 + 31 * k + 1) % m.c.vocab);
+    }
+    size_t n1 = (size_t)(m.c.n_layers + 1) * lens[1] * m.c.d;
+    float *want = run_one(&m, ids[1], lens[1]);
+    model_doc alone = {ids[1], lens[1]}, three[3] = {{ids[0], lens[0]}, {ids[1], lens[1]}, {ids[2], lens[2]}};
+    for (int threads = 1; threads <= 2; threads++) {
+        int seen1[1] = {0}, seen[3] = {0, 0, 0};
+        float **a = run_batch(&m, &alone, 1, threads, seen1);
+        float **b = run_batch(&m, three, 3, threads, seen);
+        if (memcmp(a[0], want, sizeof(float) * n1)) fail_msg("%s: alone, %d threads, differs from model_forward", name, threads);
+        if (memcmp(b[1], want, sizeof(float) * n1)) fail_msg("%s: in a batch of 3, %d threads, differs", name, threads);
+        assert_int_equal(seen[0], m.c.n_layers + 1);
+        assert_int_equal(seen[2], m.c.n_layers + 1);
+        for (int k = 0; k < 3; k++) free(b[k]);
+        free(a[0]); free(a); free(b);
+    }
+    free(want);
+    for (int k = 0; k < 3; k++) free(ids[k]);
+    model_free(&m);
+}
+
+static void test_batch_llama(void **s) { (void)s; batch_independent("llama"); }
+static void test_batch_neox_bf16(void **s) { (void)s; batch_independent("gpt_neox_bf16"); }
+static void test_batch_swa(void **s) { (void)s; batch_independent("mistral_swa"); }
+static void test_batch_gpt2(void **s) { (void)s; batch_independent("gpt2"); }
+
+// A callback's nonzero return stops only its document; last_layer bounds the pass; bad input
+// names the document and runs nothing.
+static void test_batch_stop_and_errors(void **s) {
+    (void)s;
+    char dir[1024];
+    FX_PATH(dir, "hf-tiny/llama");
+    model m;
+    ibc_err e = {0};
+    if (model_load(dir, &m, &e)) fail_msg("%s", e.msg);
+    int32_t a[4] = {1, 2, 3, 4}, b[3] = {5, 6, 7};
+    model_doc docs[2] = {{a, 4}, {b, 3}};
+    float *out[2] = {calloc((size_t)(m.c.n_layers + 1) * 4 * m.c.d, sizeof(float)),
+                     calloc((size_t)(m.c.n_layers + 1) * 3 * m.c.d, sizeof(float))};
+    int seen[2] = {0, 0};
+    batch_cap c = {out, seen, 0, 1};
+    assert_int_equal(model_forward_docs(&m, docs, 2, m.c.n_layers, batch_cb, &c, &e), 0);
+    assert_int_equal(seen[0], 2);                // l = 0, 1, then stopped
+    assert_int_equal(seen[1], m.c.n_layers + 1); // the other runs to the end
+    seen[0] = seen[1] = 0;
+    c.stop_doc = -1;
+    assert_int_equal(model_forward_docs(&m, docs, 2, 1, batch_cb, &c, &e), 0);
+    assert_int_equal(seen[0], 2);
+    assert_int_equal(seen[1], 2);
+    int32_t bad[2] = {3, 100000};
+    model_doc baddocs[2] = {{a, 4}, {bad, 2}};
+    seen[0] = seen[1] = 0;
+    assert_int_equal(model_forward_docs(&m, baddocs, 2, m.c.n_layers, batch_cb, &c, &e), IBC_EINPUT);
+    assert_non_null(strstr(e.msg, "document 1"));
+    assert_non_null(strstr(e.msg, "100000"));
+    assert_int_equal(seen[0], 0);
+    assert_int_equal(model_forward_docs(&m, docs, 2, m.c.n_layers + 1, batch_cb, &c, &e), IBC_EINPUT);
+    free(out[0]); free(out[1]);
+    model_free(&m);
+}
+
+// Writes dir/model.safetensors again with every tensor in `dtype` (values rounded by st_write),
+// and dir_f32/ the same rounded values as F32; config.json copied to both.
+static void requantize(const char *src, const char *dst, const char *dst_f32, st_dtype dtype) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/model.safetensors", src);
+    st_file f;
+    ibc_err e = {0};
+    if (st_open(path, &f, &e)) fail_msg("%s", e.msg);
+    st_wtensor *w = calloc((size_t)f.n, sizeof *w);
+    float **vals = calloc((size_t)f.n, sizeof(float *));
+    for (int i = 0; i < f.n; i++) {
+        const st_tensor *t = &f.tensors[i];
+        w[i].name = t->name;
+        w[i].ndim = t->ndim;
+        for (int k = 0; k < t->ndim; k++) w[i].shape[k] = t->shape[k];
+        vals[i] = malloc(sizeof(float) * (size_t)t->numel);
+        assert_int_equal(st_to_f32(t, vals[i], &e), 0);
+        w[i].data = vals[i];
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dst);
+    if (st_write(path, w, f.n, dtype, &e)) fail_msg("%s", e.msg);
+    st_file q; // read the rounded values back, write them as F32
+    if (st_open(path, &q, &e)) fail_msg("%s", e.msg);
+    for (int i = 0; i < f.n; i++) {
+        const st_tensor *t = st_file_find(&q, w[i].name);
+        assert_int_equal(t->dtype, dtype);
+        assert_int_equal(st_to_f32(t, vals[i], &e), 0);
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dst_f32);
+    if (st_write_f32(path, w, f.n, &e)) fail_msg("%s", e.msg);
+    char cmd[4000];
+    snprintf(cmd, sizeof cmd, "cp '%s/config.json' '%s/' && cp '%s/config.json' '%s/'", src, dst, src, dst_f32);
+    if (system(cmd) != 0) fail_msg("cannot copy config.json");
+    for (int i = 0; i < f.n; i++) free(vals[i]);
+    free(vals); free(w);
+    st_close(&q);
+    st_close(&f);
+}
+
+// BF16 and F16 checkpoints, converted layer by layer just in time, give bit for bit the hidden
+// states and logits of an F32 checkpoint holding the same (rounded) values, used from the map:
+// the conversion is exact. A random llama (ibc's writer) and GPT-NeoX (interleaved QKV).
+static void test_half_dtypes_exact(void **s) {
+    (void)s;
+    const char *arch[2] = {"llama", "gpt_neox"};
+    for (int a = 0; a < 2; a++)
+        for (int q = 0; q < 2; q++) {
+            model_config c = {.arch = ARCH_LLAMA, .d = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
+                              .d_ff = 48, .vocab = 64, .norm_eps = 1e-5f, .rope_theta = 10000, .rot_dim = 8, .tied = 1,
+                              .gated_mlp = 1, .max_pos = 2048};
+            if (a == 1)
+                c.arch = ARCH_GPT_NEOX, c.n_kv_heads = 4, c.rot_dim = 2, c.tied = 0, c.gated_mlp = 0, c.parallel_residual = 1;
+            char base[512], half[600], f32[600];
+            tmp_dir(base, sizeof base, "dtypes");
+            snprintf(half, sizeof half, "%s/half", base);
+            snprintf(f32, sizeof f32, "%s/f32", base);
+            ibc_err e = {0};
+            if (ckpt_write_random(base, &c, 7, &e)) fail_msg("%s", e.msg);
+            char cmd[1400];
+            snprintf(cmd, sizeof cmd, "mkdir -p '%s' '%s'", half, f32);
+            if (system(cmd) != 0) fail_msg("mkdir");
+            requantize(base, half, f32, q ? ST_F16 : ST_BF16);
+            model mh, mf;
+            if (model_load(half, &mh, &e) || model_load(f32, &mf, &e)) fail_msg("%s", e.msg);
+            assert_string_equal(mh.file_dtype, q ? "F16" : "BF16");
+            assert_true(mh.scratch_floats > 0);  // converted per layer
+            assert_int_equal(mf.n_params, mh.n_params);
+            int T = 140;
+            int32_t ids[140];
+            for (int t = 0; t < T; t++) ids[t] = (t * 13 + 5) % c.vocab;
+            float *hh = run_one(&mh, ids, T), *hf = run_one(&mf, ids, T);
+            if (memcmp(hh, hf, sizeof(float) * (size_t)(c.n_layers + 1) * T * c.d))
+                fail_msg("%s %s: hidden states differ from the F32 copy", arch[a], q ? "F16" : "BF16");
+            float *lh = malloc(sizeof(float) * (size_t)T * c.vocab), *lf = malloc(sizeof(float) * (size_t)T * c.vocab);
+            set_threads(1);
+            assert_int_equal(model_forward(&mh, ids, T, NULL, NULL, lh, &e), 0);
+            assert_int_equal(model_forward(&mf, ids, T, NULL, NULL, lf, &e), 0);
+            set_threads(2);
+            assert_memory_equal(lh, lf, sizeof(float) * (size_t)T * c.vocab);
+            free(hh); free(hf); free(lh); free(lf);
+            model_free(&mh);
+            model_free(&mf);
+            snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
+            if (system(cmd) != 0) fail_msg("rm");
+        }
+}
+
+// ibc's own F32 checkpoints need no scratch: every matrix is used from the map.
+static void test_f32_mapped(void **s) {
+    (void)s;
+    model_config c = {.arch = ARCH_LLAMA, .d = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
+                      .d_ff = 48, .vocab = 64, .norm_eps = 1e-5f, .rope_theta = 10000, .rot_dim = 8, .tied = 1,
+                      .gated_mlp = 1, .max_pos = 2048};
+    char dir[512];
+    tmp_dir(dir, sizeof dir, "mapped");
+    ibc_err e = {0};
+    if (ckpt_write_random(dir, &c, 3, &e)) fail_msg("%s", e.msg);
+    model m;
+    if (model_load(dir, &m, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(m.scratch_floats, 0);
+    model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gpt2), cmocka_unit_test(test_gpt_neox), cmocka_unit_test(test_gpt_neox_bf16),
@@ -187,6 +437,10 @@ int main(void) {
         cmocka_unit_test(test_gemma), cmocka_unit_test(test_olmo2),
         cmocka_unit_test(test_stories260K_hidden), cmocka_unit_test(test_stories260K_greedy),
         cmocka_unit_test(test_bad_ids),
+        cmocka_unit_test(test_batch_llama), cmocka_unit_test(test_batch_neox_bf16),
+        cmocka_unit_test(test_batch_swa), cmocka_unit_test(test_batch_gpt2),
+        cmocka_unit_test(test_batch_stop_and_errors), cmocka_unit_test(test_half_dtypes_exact),
+        cmocka_unit_test(test_f32_mapped),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

@@ -74,7 +74,7 @@ static void run_docs(model *m, se_acc *acc, const float *W, double eps, const ch
             if (se_precount_doc(acc, ids, T, -1, &e)) fail_msg("%s", e.msg);
         } else {
             if (se_doc_begin(acc, ids, T, -1, &e)) fail_msg("%s", e.msg);
-            if (acc->P && model_forward(m, ids, T, add_layer, &ctx, NULL, &e)) fail_msg("%s", e.msg);
+            if (acc->doc.P && model_forward(m, ids, T, add_layer, &ctx, NULL, &e)) fail_msg("%s", e.msg);
         }
         free(ids);
         json_decref(j);
@@ -358,6 +358,63 @@ static void test_min_count(void **s) {
     se_acc_free(&a); se_acc_free(&b); se_acc_free(&c); se_acc_free(&d);
 }
 
+// Threads, like ranks, carry whole documents into one precounted accumulator, each with its
+// own se_doc: the counts are the same bits as one thread adding them in order. bins = 3 and
+// odd position counts: the int64 scratch must stay aligned (issue 11; UBSan in `make asan`).
+static void test_threads_odd_bins(void **s) {
+    (void)s;
+    enum { NB = 3, ND = 48 };
+    float W[NB * PD];
+    se_anchors(NB, PD, 9, W);
+    ibc_err e = {0};
+    se_acc one, many;
+    se_acc *accs[2] = {&one, &many};
+    int odd = 0;
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(se_acc_init(accs[k], NB, PD, PL, 0xf, 1, &e), 0);
+        for (int i = 0; i < ND; i++) precount_synth(accs[k], i);
+        assert_int_equal(se_precount_done(accs[k], &e), 0);
+    }
+    for (int i = 0; i < ND; i++) {
+        add_synth(&one, W, i, 1);
+        odd += one.doc.P % 2;
+    }
+    assert_true(odd > 0); // some documents have an odd number of counted positions
+    int fails = 0;
+#pragma omp parallel num_threads(3) reduction(+ : fails)
+    {
+        se_doc doc;
+        se_doc_init(&doc);
+        ibc_err te = {0};
+#pragma omp for schedule(dynamic, 1)
+        for (int i = ND - 1; i >= 0; i--) { // another order, another split
+            int32_t ids[32];
+            float h[PL * 32 * PD];
+            int T;
+            synth_doc(i, ids, &T, h);
+            fails += se_doc_start(&many, &doc, ids, T, i % 2, &te) != 0;
+            for (int l = 0; l < PL; l++) se_doc_add(&many, &doc, l, W, 0.2, h + (size_t)l * T * PD, T);
+        }
+        se_doc_free(&doc);
+    }
+    assert_int_equal(fails, 0);
+    assert_int_equal(one.N, many.N);
+    assert_int_equal(one.n_docs, many.n_docs);
+    assert_int_equal(one.n_skipped, many.n_skipped);
+    assert_memory_equal(one.C, many.C, sizeof(int64_t) * PL * NB);
+    assert_memory_equal(one.cond_direct, many.cond_direct, sizeof(int64_t) * (size_t)one.n_sets * PL * SE_COND_LIMBS);
+    for (int k = 0; k < one.n_sets; k++)
+        if (one.tables[k].n_rows)
+            assert_memory_equal(one.tables[k].Cx, many.tables[k].Cx, sizeof(int64_t) * (size_t)one.tables[k].n_rows * PL * NB);
+    se_result r1, r2;
+    se_result_compute(&one, &r1, &e);
+    se_result_compute(&many, &r2, &e);
+    assert_memory_equal(r1.H, r2.H, sizeof(double) * PL);
+    assert_memory_equal(r1.mi, r2.mi, sizeof(double) * PL * (size_t)one.n_sets);
+    se_result_free(&r1); se_result_free(&r2);
+    se_acc_free(&one); se_acc_free(&many);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eps),
@@ -371,6 +428,7 @@ int main(void) {
         cmocka_unit_test(test_split_merge_precount),
         cmocka_unit_test(test_precount_equals_streaming),
         cmocka_unit_test(test_min_count),
+        cmocka_unit_test(test_threads_odd_bins),
     };
     return cmocka_run_group_tests_name("softent", tests, NULL, NULL);
 }

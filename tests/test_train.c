@@ -16,16 +16,18 @@ static model_config tiny(void) {
 // Tolerance: f32 forward, central differences with h = 1e-2 on a loss of order 3: rounding is
 // ~1e-5 and the O(h^2) truncation ~1e-4, so |analytic - numeric| <= 3e-4 + 3e-2 |numeric|;
 // a wrong formula (a missing term, a transposed product) is off by 100% or more.
-static void test_gradcheck(void **s) {
-    (void)s;
+// Gradients of a sequence of T ids, `per` random entries of every tensor.
+static void gradcheck(int T, int per) {
     model_config c = tiny();
     trainer t;
     ibc_err e = {0};
-    assert_int_equal(tr_init(&t, &c, 3, &e), 0);
+    assert_int_equal(tr_init(&t, &c, T, 3, &e), 0);
     for (int64_t i = 0; i < t.n; i++) t.p[i] *= 20.0f; // O(1) activations: every path matters
-    int32_t ids[7] = {3, 17, 5, 5, 0, 19, 8};
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)T);
+    int32_t first[7] = {3, 17, 5, 5, 0, 19, 8};
+    for (int i = 0; i < T; i++) ids[i] = i < 7 ? first[i] : (int32_t)((i * 7 + i / 3) % c.vocab);
     tr_zero_grad(&t);
-    tr_step_seq(&t, ids, 7, 1, 1.0f);
+    tr_step_seq(&t, ids, T, 1, 1.0f);
     float *g = malloc(sizeof(float) * (size_t)t.n);
     memcpy(g, t.g, sizeof(float) * (size_t)t.n);
     rng r;
@@ -33,13 +35,13 @@ static void test_gradcheck(void **s) {
     int checked = 0, bad = 0;
     int64_t off = 0;
     for (int te = 0; te < t.ne; te++) { // a few entries of every tensor
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < per; k++) {
             int64_t i = off + (int64_t)rng_below(&r, (uint64_t)t.e[te].numel);
             float keep = t.p[i], h = 1e-2f;
             t.p[i] = keep + h;
-            double lp = tr_step_seq(&t, ids, 7, 0, 1.0f);
+            double lp = tr_step_seq(&t, ids, T, 0, 1.0f);
             t.p[i] = keep - h;
-            double lm = tr_step_seq(&t, ids, 7, 0, 1.0f);
+            double lm = tr_step_seq(&t, ids, T, 0, 1.0f);
             t.p[i] = keep;
             double num = (lp - lm) / (2 * h);
             if (fabs(num - g[i]) > 3e-4 + 3e-2 * fabs(num)) {
@@ -49,11 +51,17 @@ static void test_gradcheck(void **s) {
         }
         off += t.e[te].numel;
     }
-    print_message("  %d gradient entries checked over %d tensors\n", checked, t.ne);
+    print_message("  T = %d: %d gradient entries checked over %d tensors\n", T, checked, t.ne);
     assert_int_equal(bad, 0);
     free(g);
+    free(ids);
     tr_free(&t);
 }
+
+static void test_gradcheck(void **s) { (void)s; gradcheck(7, 4); }
+
+// Past one attention block (KERN_ATT_BLOCK = 128 query rows): the blocked backward pass.
+static void test_gradcheck_long(void **s) { (void)s; gradcheck(2 * 128 + 9, 2); }
 
 // Saved as an HF folder, the model reads back through model.c to the same loss.
 static void test_save_load(void **s) {
@@ -61,7 +69,7 @@ static void test_save_load(void **s) {
     model_config c = tiny();
     trainer t;
     ibc_err e = {0};
-    assert_int_equal(tr_init(&t, &c, 4, &e), 0);
+    assert_int_equal(tr_init(&t, &c, 64, 4, &e), 0);
     for (int64_t i = 0; i < t.n; i++) t.p[i] *= 20.0f;
     int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
     double loss = tr_step_seq(&t, ids, 9, 0, 1.0f);
@@ -92,7 +100,7 @@ static void test_loss_falls(void **s) {
     model_config c = tiny();
     trainer t;
     ibc_err e = {0};
-    assert_int_equal(tr_init(&t, &c, 5, &e), 0);
+    assert_int_equal(tr_init(&t, &c, 64, 5, &e), 0);
     int32_t ids[24];
     for (int i = 0; i < 24; i++) ids[i] = (i * 7) % 11;
     double first = 0, last = 0;
@@ -111,6 +119,7 @@ static void test_loss_falls(void **s) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradcheck),
+        cmocka_unit_test(test_gradcheck_long),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_loss_falls),
     };

@@ -76,9 +76,6 @@ int dist_merge_acc(se_acc *acc, int64_t *sent, ibc_err *err);
 // Collective: every rank calls it.
 void dist_cond_sums(const se_acc *acc, int64_t *out);
 
-// all [P] = every rank's v, on every rank. Collective: every rank calls it.
-void dist_allgather(int64_t v, int64_t *all);
-
 // Collective: every rank calls it.
 void dist_barrier(void);
 
@@ -91,7 +88,7 @@ int dist_map_docs(corpus *c, dist_doc_fn fn, void *ctx, ibc_err *err);
 
 // ---- Start-up (src/dist_start.c): MPI, the out-of-memory handler, cores and threads ----------
 //
-// Which cores a rank uses (issue 15 point 1: no idle core, none shared by accident):
+// Which cores a rank uses and how many threads it runs (issue 15 point 1):
 // - Its cores are its affinity mask (sched_getaffinity) as the launcher set it: an explicit
 //   binding (`mpirun --bind-to ...`, `--map-by ...:PE=N`, `srun --cpu-bind`, taskset, a Slurm
 //   or cgroup cpuset) is kept as it is. Open MPI's DEFAULT binding (each rank of a job of one

@@ -1,18 +1,35 @@
 // model: checkpoint weights and the forward pass that streams hidden states layer by layer.
 //
-// model_load reads DIR/config.json and the safetensors weights, converts every weight to f32
-// once, and rearranges them into one layout for all families (nn.Linear's [out, in]):
-//   wqkv [(H + 2 KV) * D, d]  q rows, then k rows, then v rows (GPT-2's Conv1D is transposed,
-//                             GPT-NeoX's per-head interleaved QKV is de-interleaved)
+// Weights stay where they are: model_load maps the safetensors files read-only (the page cache
+// holds one copy per node, shared by every rank and thread that maps them) and validates every
+// tensor (names, shapes, dtype F32/F16/BF16), but converts only the small vectors (norm weights
+// with Gemma's 1 + w, biases, OLMo2's q/k norms) to f32. The kernels (ibc/kernels.h) see every
+// family in one layout (nn.Linear's [out, in]):
+//   wqkv [(H + 2 KV) * D, d]  q rows, then k rows, then v rows (GPT-NeoX's per-head interleaved
+//                             QKV is de-interleaved; GPT-2's Conv1D [in, out] is used as stored
+//                             through the transposed sgemm)
 //   wo   [d, H * D]
 //   wup  [F or 2F, d]         gated MLPs: gate rows [0, F), up rows [F, 2F)
 //   wdown [d, F]
-// Gemma's (1 + w) norm weights are stored as 1 + w (the same f32 sum HF computes).
+// A layer's matrix is used from the map directly when it is F32, 4-byte aligned and already in
+// that layout (its parts contiguous in the file, as ibc's writer and, for gate/up, HF's leave
+// them); otherwise it is converted just in time into one f32 scratch of one layer, exactly
+// (BF16 and F16 widen without rounding), and the next layer's bytes are prefetched
+// (madvise WILLNEED). Embedding rows are converted per looked-up id; lm_head only for logits.
+// Private memory per call: one layer's scratch plus activations, whatever the model size.
 //
-// model_forward follows Hugging Face's output_hidden_states convention (method.md §1): index 0
+// Hidden states follow Hugging Face's output_hidden_states convention (method.md §1): index 0
 // is the embedding output (Gemma: times sqrt(d)), index l in 1..L-1 the residual stream after
-// block l, index L the last block's output after the final norm. The callback gets each one in
-// turn in a [T, d] buffer that is reused: memory is the weights plus O(T * (d + F + T)).
+// block l, index L the last block's output after the final norm.
+//
+// Threads: a loaded model is read-only. model_forward may be called concurrently from several
+// threads on different documents with the same `const model *` (each call has its own scratch);
+// inside an enclosing OpenMP parallel region its work is single-threaded, outside it splits rows
+// and heads over the threads. model_forward_docs runs a batch layer-major: layer l is made ready
+// once (mapped, or converted into the scratch), then the documents go through it in parallel,
+// each single-threaded with shapes that depend only on that document, so a document's hidden
+// states are bitwise the same whatever the batch, its order and the thread count, and equal to
+// model_forward's run on one thread. Not collective.
 #ifndef IBC_MODEL_H
 #define IBC_MODEL_H
 
@@ -20,32 +37,23 @@
 
 #include "ibc/config.h"
 #include "ibc/err.h"
+#include "ibc/limits.h"
 
-typedef struct {
-    float *ln1_w, *ln1_b;   // [d] pre-attention norm (OLMo2: post-attention norm)
-    float *ln2_w, *ln2_b;   // [d] pre-MLP norm (OLMo2: post-feedforward norm)
-    float *wqkv, *bqkv;     // [(H+2KV)*D, d], [(H+2KV)*D]
-    float *q_norm, *k_norm; // OLMo2: [H*D], [KV*D]
-    float *wo, *bo;         // [d, H*D], [d]
-    float *wup, *bup;       // [F or 2F, d]
-    float *wdown, *bdown;   // [d, F], [d]
-} model_layer;
+struct model_weights; // the mapping and how each layer is built from it (model.c)
 
 typedef struct {
     model_config c;
-    char dir[4096];
-    float *embed;     // [V, d]
-    float *pos;       // [max_pos, d] GPT-2 learned positions, else NULL
-    float *lnf_w, *lnf_b; // [d]
-    float *lm_head;   // [V, d]; == embed when tied
+    char dir[IBC_PATH_MAX];
     float *inv_freq;  // [rot_dim/2]
-    model_layer *layers; // [L]
     int64_t n_params; // elements stored in the checkpoint
     int64_t file_bytes;
     char file_dtype[16];  // dtype of the stored weights (F32, BF16, mixed, ...)
+    int64_t scratch_floats; // f32 elements of the per-call layer scratch (0: every layer mapped)
+    struct model_weights *w;
 } model;
 
-// Loads DIR (config.json + model.safetensors or its index). On error nothing is allocated.
+// Loads DIR (config.json + model.safetensors or its index). On error nothing is allocated or
+// mapped. The files must not change while the model is loaded (the mapping reads them).
 int model_load(const char *dir, model *m, ibc_err *err);
 void model_free(model *m);
 
@@ -57,6 +65,20 @@ typedef int (*model_layer_cb)(void *ctx, int l, const float *h, int T, int d);
 // positions, or the callback's nonzero value.
 int model_forward(const model *m, const int32_t *ids, int T, model_layer_cb cb, void *ctx,
                   float *logits, ibc_err *err);
+
+// A batch of documents, layer-major (see the top of this file).
+typedef struct {
+    const int32_t *ids;
+    int T;
+} model_doc;
+// cb(ctx, doc, l, h [T, d], T, d): for one doc, l ascends 0..last_layer; calls for different
+// docs may come from different threads concurrently. A nonzero return stops that doc (only).
+typedef int (*model_doc_cb)(void *ctx, int doc, int l, const float *h, int T, int d);
+// Runs docs[0..n) to hidden-state index last_layer (0..L). Returns 0, or IBC_EINPUT (naming the
+// document) for an empty document, an id out of range, T past the learned positions or a
+// last_layer outside 0..L, checked before any work. Callbacks report their own errors via ctx.
+int model_forward_docs(const model *m, const model_doc *docs, int n, int last_layer,
+                       model_doc_cb cb, void *ctx, ibc_err *err);
 
 // RoPE inverse frequencies as HF computes them in f32, llama3 scaling included; out[rot_dim/2].
 void model_rope_inv_freq(const model_config *c, float *out);

@@ -34,6 +34,8 @@ typedef struct {
     int *layer_ids;           // [n_layers]
     int64_t n_documents, n_skipped, n_positions;
     double eps;
+    double imbalance;         // busiest rank's document time over the mean: a measurement, not
+                              // a result (differs from run to run and layout to layout)
     double *H;                // [n_layers]
     double *I_X, *I_Y;        // [RES_ORDERS, n_layers], NaN for orders not computed
     double *I_pref;           // [n_layers], NaN without preference labels

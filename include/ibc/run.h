@@ -1,11 +1,17 @@
 // run: `ibc run JOB.ini`, the whole job, collectively over MPI_COMM_WORLD (design.md).
 //
 // For each checkpoint in order: every rank maps the weights; the documents (rank 0 read and
-// broadcast them) are precounted into identical label tables on every rank; work units of
-// RUN_BLOCK documents go to ranks round-robin (unit u to rank u mod P); after every round the
-// ranks agree on progress and on a stop request (SIGTERM, SIGUSR1); then counts merge by
-// integer all-reduce and the results (HDF5, CSV) are rewritten. Checkpoints already complete
-// in the results file are skipped, so running an interrupted job again resumes it.
+// broadcast them) are precounted into identical label tables on every rank; documents go to
+// ranks longest first, each to the rank with the fewest tokens so far (deterministic); a rank
+// takes its list in rounds of RUN_BLOCK documents per OpenMP thread, the documents of a round
+// dynamically over its threads, each thread carrying whole documents through the model and
+// the estimator with single-threaded BLAS calls, so the bits do not depend on the thread
+// count; after every round the ranks agree on progress, failures and a stop request (SIGTERM,
+// SIGUSR1) and on each rank's busy time (imbalance: the busiest over the mean, in the progress
+// line and the results); then counts merge by integer all-reduce and the results (HDF5, CSV)
+// are rewritten. Checkpoints already complete in the results file are skipped, so running an
+// interrupted job again resumes it. IBC_TIMING=1 prints per-checkpoint timing lines (forward,
+// estimator, precount, agreement, merge, results, peak memory per rank) for bench/job.sh.
 //
 // Errors: after every phase (corpus read, tokenize, precount, load, each round of the
 // forward pass, merge, results write) the ranks agree through dist_agree, so any rank's

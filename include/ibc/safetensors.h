@@ -76,13 +76,19 @@ size_t st_dtype_size(st_dtype t);
 // Converts t to f32 into out[numel]. F32, F16 and BF16 convert exactly; any other dtype is
 // an IBC_EINPUT error naming the file, tensor and dtype.
 int st_to_f32(const st_tensor *t, float *out, ibc_err *err);
+// That dtype check alone: 0 for F32, F16 and BF16, else the IBC_EINPUT error of st_to_f32.
+int st_float_ok(const st_tensor *t, ibc_err *err);
+// Converts elements [first, first + count) of t (a dtype st_float_ok accepts) to f32 into
+// out[count]: one embedding row, or one layer's block, straight from the mapping. Thread-safe.
+void st_convert(const st_tensor *t, int64_t first, int64_t count, float *out);
 
 // Exact IEEE half -> single (subnormals, infinities and NaN payloads included).
 float st_f16_to_f32(uint16_t h);
 float st_bf16_to_f32(uint16_t h);
 
-// Writing (checkpoints made by `ibc train` and the benchmarks): F32 tensors, packed in the
-// order given. The file is written under a temporary name and renamed, never half-written.
+// Writing (checkpoints made by `ibc train` and the benchmarks): tensors given in f32, stored as
+// F32 (st_write_f32) or rounded to nearest even BF16 / F16 (st_write), packed in the order
+// given. The file is written under a temporary name and renamed, never half-written.
 typedef struct {
     const char *name;
     int ndim;
@@ -91,5 +97,6 @@ typedef struct {
 } st_wtensor;
 
 int st_write_f32(const char *path, const st_wtensor *t, int n, ibc_err *err);
+int st_write(const char *path, const st_wtensor *t, int n, st_dtype dtype, ibc_err *err);
 
 #endif

@@ -31,6 +31,7 @@
 #ifndef IBC_SOFTENT_H
 #define IBC_SOFTENT_H
 
+#include <omp.h>
 #include <stdint.h>
 
 #include "ibc/err.h"
@@ -90,6 +91,18 @@ typedef struct {
 } se_table;
 
 // ---- the accumulator ----
+
+// One document's labels and soft assignments: per-thread scratch, kept apart from the shared
+// counts so that threads, like ranks, can each carry whole documents (design.md "Run loop").
+typedef struct {
+    int P;                   // counted positions of the current document
+    int cap_P, n;            // capacity (positions) and the bins it was sized for
+    int64_t *idx;            // [n_sets, P] label index of each position
+    float *a;                // [P, n] soft assignments
+    int64_t *q;              // [P, n] the same in Q32.32
+    int64_t *hq;             // [P, SE_COND_LIMBS] limbs of h(q_t), for precounted singletons
+} se_doc;
+
 typedef struct {
     int n, d;                // bins, width
     int n_layers;            // tracked hidden-state indices
@@ -103,11 +116,10 @@ typedef struct {
     int precounted;          // labels and N_x fixed by se_precount_* (see below)
     int rank, nranks;        // row partition (se_acc_partition); 0, 1: every row here
     int64_t *cond_direct;    // [n_sets, n_layers, SE_COND_LIMBS] singleton terms h(q_t)
-    // per-document scratch
-    int P;                   // counted positions of the current document
-    int64_t *doc_idx;        // [n_sets, P] label index of each position
-    float *a;                // [P, n]
-    int cap_P;
+    omp_lock_t *locks;       // [n_layers]: held while a document's layer is added
+    int64_t lock_waits;      // times a thread found its layer's lock taken (contention)
+    double lock_wait_s;      // seconds spent waiting for those locks, all threads
+    se_doc doc;              // scratch of se_doc_begin/se_doc_layer (one thread)
 } se_acc;
 
 // orders: bitmask of n-gram orders (bit k-1 for order k), each order giving X_k and Y_k;
@@ -115,12 +127,25 @@ typedef struct {
 int se_acc_init(se_acc *acc, int n, int d, int n_layers, unsigned orders, int pref, ibc_err *err);
 void se_acc_free(se_acc *acc);
 
-// Starts a document: computes its labels and returns the number of counted positions P
-// (0: nothing to add; the document is counted as skipped). pref_label: 0/1, or -1 if none.
+// Documents, one thread: se_doc_begin computes the labels of a document and returns the
+// number of counted positions in acc->doc.P (0: nothing to add; the document is counted as
+// skipped). pref_label: 0/1, or -1 if none. se_doc_layer adds layer slot `layer` of it: h
+// [T, d] is the whole document's hidden state, of which rows n_max-1 .. T-n_max-1 are counted.
 int se_doc_begin(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_err *err);
-// Adds layer slot `layer` of the current document: h [T, d] is the whole document's
-// hidden state, of which rows n_max-1 .. T-n_max-1 are counted.
 void se_doc_layer(se_acc *acc, int layer, const float *W, double eps, const float *h, int T);
+
+// Documents, many threads at once into one PRECOUNTED accumulator, each thread with its own
+// se_doc (se_doc_init / se_doc_free): se_doc_start only reads the label tables (its counters
+// are atomic; on a partitioned accumulator it also makes the document's outbox rows, in one
+// critical section, see se_outbox_reserve), and se_doc_add computes the document's soft assignment in doc (one sgemm of the
+// document's own shape [P, d] x [d, n], on the calling thread when called inside a parallel
+// region) and then adds its exact integer masses under the layer's lock (acc->locks[layer]).
+// The totals are the same bits whatever the threads, the order or the split of documents.
+// Streaming mode (not precounted) inserts labels: one thread only.
+void se_doc_init(se_doc *doc);
+void se_doc_free(se_doc *doc);
+int se_doc_start(se_acc *acc, se_doc *doc, const int32_t *ids, int T, int pref_label, ibc_err *err);
+void se_doc_add(se_acc *acc, se_doc *doc, int layer, const float *W, double eps, const float *h, int T);
 
 // Precount mode (what `ibc run` uses). Labels depend on token ids only, so a first pass over
 // the corpus's ids can fix every N_x before any hidden state exists. A label seen once then
@@ -144,6 +169,11 @@ int64_t se_outbox_row_bytes(const se_acc *acc);
 int64_t se_outbox_bytes(const se_acc *acc);
 // Empties the outbox (after its rows were sent): its labels are remote and untouched again.
 void se_outbox_clear(se_acc *acc);
+// Makes room for `positions` more outbox rows per set without moving any row. Call it, outside
+// any parallel region, before documents run on several threads: se_doc_start makes outbox
+// rows (under one critical section per document) while other threads add into existing ones,
+// so the outbox must not be reallocated meanwhile. (One thread: se_doc_start grows it itself.)
+void se_outbox_reserve(se_acc *acc, int64_t positions);
 // The owner's side of an exchange: adds row [n_layers, n] to the C_x of label x of set s,
 // which this accumulator must own. IBC_EINPUT (a layout mismatch between ranks) otherwise.
 int se_acc_add_row(se_acc *acc, int s, int64_t x, const int64_t *row, ibc_err *err);

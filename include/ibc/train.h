@@ -4,7 +4,9 @@
 // embeddings, L blocks of RMSNorm -> attention (GQA, RoPE rotate_half) -> residual ->
 // RMSNorm -> SwiGLU MLP -> residual, a final RMSNorm, logits with the tied embedding matrix.
 // All parameters live in one f32 array in HF's tensor order (ckpt_layout); gradients and
-// AdamW moments are arrays of the same layout. Every matrix product goes through sgemm.
+// AdamW moments are arrays of the same layout. The forward pass uses the kernels model.c uses
+// (ibc/kernels.h), the backward pass their backward halves; the activations of a sequence of up
+// to max_T tokens live in one block allocated by tr_init, reused by every step.
 // The loss of a sequence ids[0..T) is the mean cross-entropy of ids[t+1] given ids[0..t].
 #ifndef IBC_TRAIN_H
 #define IBC_TRAIN_H
@@ -19,6 +21,11 @@ typedef struct {
     float *ln1, *wq, *wk, *wv, *wo, *ln2, *wg, *wu, *wd;
 } tr_layer;
 
+// One layer's saved activations (forward) for T <= max_T tokens.
+typedef struct {
+    float *xin, *xn1, *r1, *q, *k, *v, *P, *ao, *xmid, *xn2, *r2, *gg, *uu, *hh;
+} tr_acts;
+
 typedef struct {
     model_config c;
     ckpt_entry *e;  // HF tensors, in order
@@ -28,14 +35,20 @@ typedef struct {
     float *embed, *norm;  // views into p
     tr_layer *L;
     float *inv_freq;      // [D/2]
+    int max_T;
+    float *block;         // every activation and backward buffer below, one allocation
+    tr_acts *A;           // [L]
+    float *xL, *xnf, *rf, *logits, *tmp, *cos_t, *sin_t;        // forward tail, RoPE tables
+    float *dx, *dxn, *dmid, *dq, *dao, *dk, *dv, *dh, *dg, *du, *dP; // backward
 } trainer;
 
 // Random init from ibc's rng: N(0, 0.02) matrices and embeddings, output projections scaled
-// by 1/sqrt(2L) (GPT-2's), norms 1.
-int tr_init(trainer *t, const model_config *c, uint64_t seed, ibc_err *err);
+// by 1/sqrt(2L) (GPT-2's), norms 1. Activations for sequences of up to max_T tokens.
+int tr_init(trainer *t, const model_config *c, int max_T, uint64_t seed, ibc_err *err);
 void tr_free(trainer *t);
 
-// The loss of one sequence; with backward, its gradient (scaled by `scale`) is added to t->g.
+// The loss of one sequence (2 <= T <= max_T); with backward, its gradient (scaled by `scale`)
+// is added to t->g.
 double tr_step_seq(trainer *t, const int32_t *ids, int T, int backward, float scale);
 void tr_zero_grad(trainer *t);
 // One AdamW step (decoupled weight decay on matrices and embeddings, not on norms).

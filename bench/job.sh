@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# bench/job.sh: `ibc run` end to end (issue 15 points 2, 3, 5), in one run, interleaved.
+#
+# Random-weight checkpoints at the SmolLM-135M and Pythia-160M shapes (bin/ibc
+# random-checkpoint), 8 documents x 512 ids, orders 1-3, all hidden states, 100 bins; layouts
+# 1x2 and 2x1 (ranks x OMP_NUM_THREADS, `mpirun --bind-to none`: binding is issue 15 point 1).
+# Per run: tokens/s (ibc's own final progress line), the share of the whole `ibc run` wall
+# time in forward / estimator / label precount / round agreement + merge / results / other
+# (start-up, corpus, model load), from IBC_TIMING=1's lines; the sgemm-implied limit measured
+# just before the run at the same layout (build/bench/sgemm: 2 concurrent single-threaded
+# sgemms on the model's MLP shape [512, d] x [d, F]) times the tokens per GFLOP of the forward
+# pass; and the peak memory (VmHWM) of the largest rank.
+#
+#   usage: bench/job.sh [REPS]        env: IBC_BIN (bin/ibc), BUILD (build),
+#                                     IBC_BASE=other/bin/ibc also runs that binary, interleaved
+set -euo pipefail
+cd "$(dirname "$0")/.."
+IBC=$(realpath "${IBC_BIN:-bin/ibc}")
+BUILD=${BUILD:-build}
+SGEMM=$BUILD/bench/sgemm
+REPS=${1:-2}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# name, random-checkpoint options, d, F, layers, heads, kv heads, gated (3 MLP matrices) or not
+shapes=("smollm-135m|--d 576 --layers 30 --heads 9 --kv-heads 3 --ff 1536 --vocab 49152|576|1536|30|9|3|3"
+        "pythia-160m|--arch gpt_neox --d 768 --layers 12 --heads 12 --ff 3072 --vocab 50304|768|3072|12|12|12|2")
+python3 - "$tmp/docs.jsonl" <<'PY'
+import json, random, sys
+r = random.Random(1)
+with open(sys.argv[1], 'w') as f:
+    for _ in range(8):  # Zipf-like ids: labels repeat as on text
+        f.write(json.dumps({"ids": [min(int(r.paretovariate(0.9)) - 1, 49151) for _ in range(512)]}) + "\n")
+PY
+for s in "${shapes[@]}"; do
+  IFS='|' read -r name opts _ <<<"$s"
+  # shellcheck disable=SC2086
+  "$IBC" random-checkpoint "$tmp/$name" $opts --seed 1
+  printf '[job]\nname = %s\noutput = %s/out\n[checkpoints]\nm = %s\n[corpus]\nformat = jsonl-ids\npath = %s\n[estimator]\norders = 1,2,3\nbins = 100\n' \
+    "$name" "$tmp" "$tmp/$name" "$tmp/docs.jsonl" >"$tmp/$name.ini"
+done
+
+# GFLOP per token of a T = 512 forward pass: every projection plus q.k and p.v over the causal
+# triangle (as bench/forward counts them).
+gflop_per_token() { # d F layers heads kv mlp_matrices
+  awk -v d="$1" -v F="$2" -v L="$3" -v H="$4" -v KV="$5" -v M="$6" 'BEGIN {
+    T = 512; D = d / H; qd = H * D; kd = KV * D
+    proj = d * (qd + 2 * kd) + qd * d + d * F * M
+    att = 2 * 2 * qd * T * (T + 1) / 2
+    printf "%.6f", L * (2 * T * proj + att) / T / 1e9 }'
+}
+
+bins=("$IBC")
+[ -n "${IBC_BASE:-}" ] && bins+=("$(realpath "$IBC_BASE")")
+echo "| binary | shape | layout | tokens/s | sgemm GFLOP/s | limit tokens/s | ratio | forward | estimator | precount | agreement+merge | results | other | imbalance | peak MB/rank |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for rep in $(seq "$REPS"); do
+  for s in "${shapes[@]}"; do
+    IFS='|' read -r name _ d F L H KV M <<<"$s"
+    gpt=$(gflop_per_token "$d" "$F" "$L" "$H" "$KV" "$M")
+    for layout in "1 2" "2 1"; do
+      read -r np th <<<"$layout"
+      for b in "${bins[@]}"; do
+        gf=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" 2 2 | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
+        rm -rf "$tmp/out"
+        t0=$(date +%s.%N)
+        OMP_NUM_THREADS=$th IBC_TIMING=1 mpirun --bind-to none -x OMP_NUM_THREADS -x IBC_TIMING -np "$np" \
+          "$b" run "$tmp/$name.ini" --results "$tmp/out" 2>"$tmp/err" >/dev/null
+        wall=$(echo "$(date +%s.%N) - $t0" | bc -l)
+        tag=$([ "$b" = "$IBC" ] && echo this || echo base)
+        python3 - "$tmp/err" "$wall" "$gf" "$gpt" "$tag" "$name" "${np}x$th" <<'PY'
+import re, sys
+err, wall, gf, gpt, tag, name, layout = open(sys.argv[1]).read(), *map(float, sys.argv[2:5]), *sys.argv[5:]
+rate = float(re.findall(r'documents \d+/\d+, (\d+) tokens/s', err)[-1])
+limit = gf / gpt
+t = re.search(r'timing \S+: wall ([\d.]+) s, ranks \d+, threads \d+, forward ([\d.]+) s, estimator ([\d.]+) s, '
+              r'precount ([\d.]+) s, agreement ([\d.]+) s, merge ([\d.]+) s, imbalance ([\d.]+), peak memory per rank ([\d.]+) MB', err)
+res = re.search(r'timing results: ([\d.]+) s', err)
+if t:
+    ck, fw, es, pc, ag, mg, imb, mem = map(float, t.groups())
+    r = float(res.group(1)) if res else 0.0
+    parts = [fw, es, pc, ag + mg, r]
+    sh = ['%.1f%%' % (100 * p / wall) for p in parts] + ['%.1f%%' % (100 * (wall - sum(parts)) / wall)]
+    extra = sh + ['%.2f' % imb, '%.0f' % mem]
+else:  # a binary without IBC_TIMING
+    extra = ['-'] * 8
+print('| %s | %s | %s | %.0f | %.1f | %.0f | %.2f | %s |' % (tag, name, layout, rate, gf, limit, rate / limit, ' | '.join(extra)))
+PY
+      done
+    done
+  done
+done

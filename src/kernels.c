@@ -1,0 +1,240 @@
+// The transformer kernels (include/ibc/kernels.h): forward and backward side by side.
+#include "ibc/kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+// ---------------------------------------------------------------------------------------------
+// Linear: y = x W^T + b
+
+void kern_linear_forward(float *y, const float *x, int ldx, const float *W, kern_wlayout wl,
+                         const float *b, int T, int in, int out) {
+    if (b) // y starts as the bias rows, then sgemm adds x W^T (beta 1)
+        for (int t = 0; t < T; t++) memcpy(y + (size_t)t * out, b, sizeof(float) * (size_t)out);
+    if (wl == KERN_W_OUT_IN) // W [out, in]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, ldx, W, in,
+                    b ? 1.0f : 0.0f, y, out);
+    else // W [in, out] (GPT-2 Conv1D)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, out, in, 1.0f, x, ldx, W, out,
+                    b ? 1.0f : 0.0f, y, out);
+}
+
+void kern_linear_backward(float *dx, float *dW, const float *x, const float *W, const float *dy, int T,
+                          int in, int out) {
+    // dx[T, in] += dy[T, out] W[out, in]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in);
+    // dW[out, in] += dy^T x
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, T, 1.0f, dy, out, x, in, 1.0f, dW, in);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Norms
+
+void kern_norm_forward(float *y, float *rstd, const float *x, const float *w, const float *b, int T, int n,
+                       float eps, model_norm kind) {
+#pragma omp parallel for if (T > 1) schedule(static)
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * n;
+        float *yr = y + (size_t)t * n;
+        double mu = 0, ss = 0;
+        if (kind == NORM_LAYER) {
+            for (int i = 0; i < n; i++) mu += xr[i];
+            mu /= n;
+        }
+        for (int i = 0; i < n; i++) ss += (xr[i] - mu) * (xr[i] - mu);
+        float r = (float)(1.0 / sqrt(ss / n + eps));
+        if (rstd) rstd[t] = r;
+        for (int i = 0; i < n; i++) yr[i] = (float)(xr[i] - mu) * r * w[i] + (b ? b[i] : 0.0f);
+    }
+}
+
+void kern_rmsnorm_backward(float *dx, float *dw, const float *x, const float *w, const float *rstd,
+                           const float *dy, int T, int n) {
+    // y_i = x_i r w_i with r = (mean(x^2) + eps)^-1/2, dr/dx_i = -x_i r^3 / n
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * n, *dr = dy + (size_t)t * n;
+        float r = rstd[t];
+        double s = 0;
+        for (int i = 0; i < n; i++) s += (double)w[i] * dr[i] * xr[i];
+        float k = (float)(s * r * r * r / n);
+        for (int i = 0; i < n; i++) {
+            dx[(size_t)t * n + i] += r * w[i] * dr[i] - xr[i] * k;
+            dw[i] += dr[i] * xr[i] * r;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RoPE
+
+void kern_rope_table(float *cos_t, float *sin_t, const float *inv_freq, int half, int T) {
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            float a = (float)t * inv_freq[i];
+            cos_t[(size_t)t * half + i] = cosf(a);
+            sin_t[(size_t)t * half + i] = sinf(a);
+        }
+}
+
+// (a, b) -> (a cos - b sin, b cos + a sin) with sin negated for the backward pass.
+static void rope_rotate(float *v, int T, int ld, int heads, int D, int rot, const float *cos_t,
+                        const float *sin_t, float sign) {
+    int half = rot / 2;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < heads; h++) {
+            float *p = v + (size_t)t * ld + (size_t)h * D;
+            for (int i = 0; i < half; i++) {
+                float co = cos_t[(size_t)t * half + i], si = sign * sin_t[(size_t)t * half + i];
+                float a = p[i], b = p[i + half];
+                p[i] = a * co - b * si;
+                p[i + half] = b * co + a * si;
+            }
+        }
+}
+
+void kern_rope_forward(float *v, int T, int ld, int heads, int D, int rot, const float *cos_t,
+                       const float *sin_t) {
+    rope_rotate(v, T, ld, heads, D, rot, cos_t, sin_t, 1.0f);
+}
+
+void kern_rope_backward(float *dv, int T, int ld, int heads, int D, int rot, const float *cos_t,
+                        const float *sin_t) {
+    rope_rotate(dv, T, ld, heads, D, rot, cos_t, sin_t, -1.0f);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Causal attention
+
+// Softmax of rows r0..r1-1 of scores sc (ld T; column j holds key k0 + j) over each row's visible
+// keys lo..i; other columns up to r1 become 0. In f32, the maximum subtracted first.
+static void causal_softmax(float *sc, int r0, int r1, int k0, int W, int T) {
+    for (int i = r0; i < r1; i++) {
+        float *row = sc + (size_t)(i - r0) * T;
+        int lo = W && i - W + 1 > k0 ? i - W + 1 : k0; // keys lo..i are visible
+        float mx = -INFINITY, sum = 0;
+        for (int j = lo; j <= i; j++) mx = fmaxf(mx, row[j - k0]);
+        for (int j = k0; j < r1; j++) {
+            float e = (j >= lo && j <= i) ? expf(row[j - k0] - mx) : 0.0f;
+            row[j - k0] = e;
+            sum += e;
+        }
+        for (int j = lo; j <= i; j++) row[j - k0] /= sum;
+    }
+}
+
+void kern_attention_forward(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
+                            const float *v, int ldv, const kern_att_shape *s, float *P, float *scratch) {
+    int T = s->T, H = s->H, KV = s->KV, D = s->D, W = s->window;
+    float scale = 1.0f / sqrtf((float)D);
+    int nblk = (T + KERN_ATT_BLOCK - 1) / KERN_ATT_BLOCK;
+    // (head, row block) pairs in parallel; sgemm runs on the calling thread inside the region.
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int h = 0; h < H; h++) {
+        for (int b = 0; b < nblk; b++) {
+            int g = h / (H / KV); // GQA: repeat_interleave of kv heads
+            int r0 = b * KERN_ATT_BLOCK, r1 = r0 + KERN_ATT_BLOCK < T ? r0 + KERN_ATT_BLOCK : T;
+            int k0 = W && r0 - W + 1 > 0 ? r0 - W + 1 : 0; // first key any row of the block sees
+            int nk = r1 - k0;
+            float *sc = P ? P + (size_t)h * T * T + (size_t)r0 * T + k0 // [r1 - r0, nk] ld T
+                          : scratch + (size_t)omp_get_thread_num() * KERN_ATT_BLOCK * T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, nk, D, scale,
+                        q + (size_t)r0 * ldq + (size_t)h * D, ldq, k + (size_t)k0 * ldk + (size_t)g * D, ldk,
+                        0.0f, sc, T);
+            causal_softmax(sc, r0, r1, k0, W, T);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, nk, 1.0f, sc, T,
+                        v + (size_t)k0 * ldv + (size_t)g * D, ldv, 0.0f, out + (size_t)r0 * ldo + (size_t)h * D, ldo);
+            for (int i = r0; P && i < r1; i++) { // keys no row of the block sees: probability 0
+                float *row = P + (size_t)h * T * T + (size_t)i * T;
+                memset(row, 0, sizeof(float) * (size_t)k0);
+                memset(row + r1, 0, sizeof(float) * (size_t)(T - r1));
+            }
+        }
+    }
+}
+
+void kern_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo, const float *q,
+                             int ldq, const float *k, int ldk, const float *v, int ldv, const float *P,
+                             const kern_att_shape *s, float *dP) {
+    int T = s->T, H = s->H, KV = s->KV, D = s->D;
+    float scale = 1.0f / sqrtf((float)D);
+    // Serial: query heads of one kv group add into the same dk, dv rows.
+    for (int h = 0; h < H; h++) {
+        int g = h / (H / KV);
+        const float *doh = dout + (size_t)h * D, *qh = q + (size_t)h * D, *kg = k + (size_t)g * D,
+                    *vg = v + (size_t)g * D;
+        for (int r0 = 0; r0 < T; r0 += KERN_ATT_BLOCK) {
+            int r1 = r0 + KERN_ATT_BLOCK < T ? r0 + KERN_ATT_BLOCK : T, m = r1 - r0, nk = r1; // keys 0..r1-1
+            const float *Pb = P + (size_t)h * T * T + (size_t)r0 * T; // [m, nk] ld T
+            // dP[m, nk] = dout_h V_g^T ; dV_g += P^T dout_h
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nk, D, 1.0f, doh + (size_t)r0 * ldo, ldo,
+                        vg, ldv, 0.0f, dP, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, m, 1.0f, Pb, T, doh + (size_t)r0 * ldo,
+                        ldo, 1.0f, dv + (size_t)g * D, ldv);
+            for (int i = r0; i < r1; i++) { // softmax: dS = P (dP - sum_j P dP), times the score scale
+                float *row = dP + (size_t)(i - r0) * T;
+                const float *pr = Pb + (size_t)(i - r0) * T;
+                double dot = 0;
+                for (int j = 0; j <= i; j++) dot += (double)pr[j] * row[j];
+                for (int j = 0; j < nk; j++) row[j] = j <= i ? scale * pr[j] * (row[j] - (float)dot) : 0.0f;
+            }
+            // dQ_h += dS K_g ; dK_g += dS^T Q_h
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, nk, 1.0f, dP, T, kg, ldk, 1.0f,
+                        dq + (size_t)r0 * ldq + (size_t)h * D, ldq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, m, 1.0f, dP, T, qh + (size_t)r0 * ldq,
+                        ldq, 1.0f, dk + (size_t)g * D, ldk);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// MLP activations
+
+float kern_act(model_act a, float x) {
+    switch (a) {
+    case ACT_SILU: return x / (1.0f + expf(-x));
+    case ACT_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+    default: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    }
+}
+
+void kern_glu_forward(float *h, int ldh, const float *g, const float *u, int ldg, int T, int F, model_act a) {
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < F; j++)
+            h[(size_t)t * ldh + j] = kern_act(a, g[(size_t)t * ldg + j]) * u[(size_t)t * ldg + j];
+}
+
+void kern_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int T, int F) {
+    for (size_t i = 0; i < (size_t)T * F; i++) {
+        float sg = 1.0f / (1.0f + expf(-g[i])); // silu(g) = g sg, silu'(g) = sg (1 + g (1 - sg))
+        du[i] = dh[i] * g[i] * sg;
+        dg[i] = dh[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+    }
+}
+
+void kern_act_forward(float *x, int64_t n, model_act a) {
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < n; j++) x[j] = kern_act(a, x[j]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings and the residual
+
+void kern_embedding_forward(float *out, const float *table, const int32_t *ids, int T, int d) {
+    for (int t = 0; t < T; t++) memcpy(out + (size_t)t * d, table + (size_t)ids[t] * d, sizeof(float) * (size_t)d);
+}
+
+void kern_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int T, int d) {
+    for (int t = 0; t < T; t++) {
+        float *row = dtable + (size_t)ids[t] * d;
+        for (int i = 0; i < d; i++) row[i] += dout[(size_t)t * d + i];
+    }
+}
+
+void kern_add(float *out, const float *a, const float *b, int64_t n) {
+#pragma omp parallel for if (n > 4096) schedule(static)
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}

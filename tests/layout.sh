@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The same bits on any layout (issue 15 point 4): `ibc run` with ranks x OMP_NUM_THREADS =
+# 1x1, 1x2 and 2x1 at the SmolLM-135M shape (random weights, a few short documents), and
+# 1x1, 1x3, 3x1 and 3x2 at a tiny shape, give byte-identical summary.csv (without its
+# `imbalance` column, a timing measurement), layers.csv and HDF5 numbers (h5dump, without the
+# `imbalance` attribute). Threads, like ranks, carry whole documents with single-threaded BLAS
+# calls whose shapes depend only on the document, and counts are exact integers (design.md
+# "Run loop"), so no tolerance: any difference is a failure. TAP-style lines.
+. "$(dirname "$0")/lib.bash"
+trap 'rm -rf "$tmp"' EXIT
+
+
+# ids.jsonl: N documents of lengths 9..(9+N*5) over a vocabulary of V ids (repeats: labels with rows)
+docs() { # FILE N V
+  $PY - "$@" <<'PY'
+import json, random, sys
+f, n, v = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+r = random.Random(7)
+with open(f, 'w') as o:
+    for i in range(n):
+        T = 9 + (i * 37) % (5 * n)
+        o.write(json.dumps({"ids": [r.randrange(min(v, 60)) * (v // 60 or 1) for _ in range(T)]}) + "\n")
+PY
+}
+
+job() { # NAME CKPT IDS ORDERS
+  cat >"$tmp/$1.ini" <<EOF
+[job]
+name = $1
+output = $tmp/unused
+[checkpoints]
+m = $2
+[corpus]
+format = jsonl-ids
+path = $3
+[estimator]
+orders = $4
+bins = 100
+EOF
+}
+
+run_layout() { # NAME RANKS THREADS
+  OMP_NUM_THREADS=$3 mpirun --oversubscribe --bind-to none -np "$2" "$IBC" run "$tmp/$1.ini" --quiet \
+    --results "$tmp/$1-$2x$3" 2>"$tmp/$1-$2x$3.err"
+  echo "   $1 ${2}x$3: exit $?"
+}
+
+same() { # NAME LAYOUT LAYOUT
+  local a=$tmp/$1-$2 b=$tmp/$1-$3
+  [ -s "$a/summary.csv" ] && cmp -s <(csv_numbers "$a/summary.csv") <(csv_numbers "$b/summary.csv") &&
+    cmp -s "$a/layers.csv" "$b/layers.csv" && cmp -s <(h5_numbers "$a/$1.h5") <(h5_numbers "$b/$1.h5")
+}
+
+# --- SmolLM-135M shape: d 576, 30 layers, 9 heads, 3 kv heads, F 1536, vocab 49152 -----------
+"$IBC" random-checkpoint "$tmp/smol" --d 576 --layers 30 --heads 9 --kv-heads 3 --ff 1536 --vocab 49152 --seed 3
+docs "$tmp/smol.jsonl" 7 49152
+job smol "$tmp/smol" "$tmp/smol.jsonl" 1,2,3
+for l in "1 1" "1 2" "2 1"; do run_layout smol $l; done
+check "SmolLM-135M shape: 1x2 (ranks x threads) bitwise equal to 1x1" 'same smol 1x1 1x2'
+check "SmolLM-135M shape: 2x1 bitwise equal to 1x1" 'same smol 1x1 2x1'
+check "SmolLM-135M shape: seven documents, 31 hidden states" \
+  '[ "$(cut -d, -f2 $tmp/smol-1x1/summary.csv | sed -n 2p)" = 7 ] && [ $(wc -l <$tmp/smol-1x1/layers.csv) -eq 32 ]'
+check "imbalance recorded: summary.csv column, HDF5 attribute" \
+  '[ "$(head -1 $tmp/smol-2x1/summary.csv | sed "s/.*,//")" = imbalance ] && h5dump -a /checkpoints/m/imbalance $tmp/smol-2x1/smol.h5 | grep -q "(0): [1-9]"'
+
+# --- tiny shape, 3 ranks and 3 threads ---------------------------------------------------------
+"$IBC" random-checkpoint "$tmp/tiny" --seed 5
+docs "$tmp/tiny.jsonl" 23 512
+job tiny "$tmp/tiny" "$tmp/tiny.jsonl" 1,2,3,4
+for l in "1 1" "1 3" "3 1" "3 2"; do run_layout tiny $l; done
+for l in 1x3 3x1 3x2; do check "tiny shape: $l bitwise equal to 1x1" "same tiny 1x1 $l"; done
