@@ -514,7 +514,7 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
         int64_t lo = round * per_round < n_mine ? round * per_round : n_mine;
         int64_t hi = lo + per_round < n_mine ? lo + per_round : n_mine, tokens = 0;
         double t0 = now();
-        se_outbox_reserve(&acc, docs_positions(j, c, ok, acc.n_max, mine, lo, hi)); // no realloc under the threads
+        if (P > 1) se_outbox_reserve(&acc, docs_positions(j, c, ok, acc.n_max, mine, lo, hi)); // no realloc under the threads
         rc = run_round(j, c, ok, m, &rx, mine, lo, hi, threads, &tokens, fwd, err);
         tm.busy += now() - t0;
         if (rc == 0 && round == 0) rc = ibc_fault("forward", rank, err);
@@ -527,7 +527,7 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
         // Exchange now if the next round could push the outbox past the cap: each counted
         // position adds at most one outbox row per label set.
         int64_t next = docs_positions(j, c, ok, acc.n_max, mine, hi, hi + per_round < n_mine ? hi + per_round : n_mine);
-        all[3 + P] = se_outbox_bytes(&acc) + next * acc.n_sets * se_outbox_row_bytes(&acc) > cap;
+        all[3 + P] = P > 1 && se_outbox_bytes(&acc) + next * acc.n_sets * se_outbox_row_bytes(&acc) > cap;
         double t1 = now();
         dist_sum(all, P + 4);
         tm.agree += now() - t1;
