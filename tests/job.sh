@@ -16,13 +16,7 @@ job() { # name output checkpoints... (NAME=PATH lines)
     echo "[corpus]"; echo "format = jsonl-ids"; echo "path = $FX/softh/fortunes300_stories260K.jsonl"
     echo "[estimator]"; echo "anchors = $FX/softh/anchors_d64_n100_seed0.npy"; } >"$tmp/$name.ini"
 }
-# The numbers, without the file name line, the timing and the row-balance attributes (those
-# depend on the number of ranks by design: rows and bytes per rank).
-dump() {
-  h5_numbers "$1" |
-    awk '/ATTRIBUTE "(rows|sent)_(max|mean)" \{/ { skip = 1; ind = match($0, /[^ ]/); next }
-         skip { if (match($0, /[^ ]/) == ind && $0 ~ /^ *}$/) skip = 0; next } 1'
-}
+dump() { h5_numbers "$1"; } # the numbers, without the file name line, the timing and the row balance
 
 # --- 1, 2, 3, 4 ranks, and 3 ranks exchanging every round in 1000-byte MPI chunks: bitwise identical
 ck=("stories260K = $FX/real/stories260K" "llama = $FX/hf-tiny/llama" "gpt2 = $FX/hf-tiny/gpt2"
