@@ -18,14 +18,14 @@ job() { # name output checkpoints... (NAME=PATH lines)
 }
 dump() { h5_numbers "$1"; } # the numbers, without the file name line, the timing and the row balance
 
-# --- 1, 2, 3, 4 ranks, and 3 ranks exchanging every round in 1000-byte MPI chunks: bitwise identical
+# --- 1, 2, 3, 4 ranks, and 3 ranks exchanging every round in 64 KiB MPI chunks: bitwise identical
 ck=("stories260K = $FX/real/stories260K" "llama = $FX/hf-tiny/llama" "gpt2 = $FX/hf-tiny/gpt2"
     "gpt_neox = $FX/hf-tiny/gpt_neox" "olmo2 = $FX/hf-tiny/olmo2" "gemma = $FX/hf-tiny/gemma")
 job multi "$tmp/out" "${ck[@]}"
 for np in 1 2 3 4 t; do # t: tiny exchange rounds and chunks (a folder name as long as np1)
   sed "s|output = $tmp/out|output = $tmp/np$np|" "$tmp/multi.ini" >"$tmp/multi$np.ini"
-  if [ $np = t ]; then # an exchange after every round (1-byte cap), every long MPI call in 1000-byte chunks (less than one row record: records split)
-    IBC_EXCHANGE_BYTES=1 IBC_MPI_CHUNK=1000 $MPIRUN 3 -x IBC_EXCHANGE_BYTES -x IBC_MPI_CHUNK "$IBC" run "$tmp/multi$np.ini" 2>"$tmp/err$np"
+  if [ $np = t ]; then # an exchange after every round (1-byte cap), every long MPI call in 64 KiB chunks (not a multiple of a row record: records split; ~20 sub-rounds per exchange)
+    IBC_EXCHANGE_BYTES=1 IBC_MPI_CHUNK=65536 $MPIRUN 3 -x IBC_EXCHANGE_BYTES -x IBC_MPI_CHUNK "$IBC" run "$tmp/multi$np.ini" 2>"$tmp/err$np"
   else
     $MPIRUN $np "$IBC" run "$tmp/multi$np.ini" --quiet 2>"$tmp/err$np"
   fi
