@@ -113,6 +113,10 @@ static void write_ckpt(h5ctx *c, hid_t parent, const res_ckpt *r, int index) {
     h5_attr(g, "optimality", H5T_NATIVE_DOUBLE, RES_ORDERS, r->sum.optimality + 1);
     h5_attr(g, "pref_info", H5T_NATIVE_DOUBLE, 1, &r->sum.pref_info);
     h5_attr(g, "imbalance", H5T_NATIVE_DOUBLE, 1, &r->imbalance);
+    h5_attr(g, "rows_max", H5T_NATIVE_INT64, 1, &r->rows_max);
+    h5_attr(g, "rows_mean", H5T_NATIVE_DOUBLE, 1, &r->rows_mean);
+    h5_attr(g, "sent_max", H5T_NATIVE_INT64, 1, &r->sent_max);
+    h5_attr(g, "sent_mean", H5T_NATIVE_DOUBLE, 1, &r->sent_mean);
     hsize_t n = (hsize_t)r->n_layers, two[2] = {RES_ORDERS, n};
     h5_ds(c, g, "layers", H5T_NATIVE_INT, 1, &n, r->layer_ids);
     h5_ds(c, g, "H", H5T_NATIVE_DOUBLE, 1, &n, r->H);
@@ -311,6 +315,11 @@ static int load_ckpt(hid_t g, res_ckpt *r) {
             !read_attr(g, "pref_info", H5T_NATIVE_DOUBLE, &r->sum.pref_info)) {
             snprintf(r->arch, sizeof r->arch, "%s", arch);
             if (read_attr(g, "imbalance", H5T_NATIVE_DOUBLE, &r->imbalance)) r->imbalance = NAN; // older files
+            // balance: absent in results of earlier versions (then 0)
+            read_attr(g, "rows_max", H5T_NATIVE_INT64, &r->rows_max);
+            read_attr(g, "rows_mean", H5T_NATIVE_DOUBLE, &r->rows_mean);
+            read_attr(g, "sent_max", H5T_NATIVE_INT64, &r->sent_max);
+            read_attr(g, "sent_mean", H5T_NATIVE_DOUBLE, &r->sent_mean);
             r->status = RES_COMPLETE;
             rc = 0;
         } else {

@@ -397,13 +397,16 @@ static int precount(const job *j, const corpus *c, const char *ok, se_acc *acc, 
     return dist_agree(rc, err);
 }
 
-// Fills r from the merged accumulator. Collective (the merge and the conditional sums).
-static int finish_ckpt(const int *slot, int L, int nslots, se_acc *acc, const res_anchors *an, res_ckpt *r, ibc_err *err) {
-    dist_merge_acc(acc);
+// Fills r from the merged accumulator. Collective (the last exchange, the merge and the
+// conditional sums); *sent gets the bytes of the last exchange.
+static int finish_ckpt(const int *slot, int L, int nslots, se_acc *acc, const res_anchors *an, res_ckpt *r,
+                       int64_t *sent, ibc_err *err) {
+    int rc = dist_merge_acc(acc, sent, err);
+    if (rc) return rc;
     int64_t *cond = xmalloc(sizeof(int64_t) * (size_t)(acc->n_sets + 1) * nslots * SE_COND_LIMBS);
     se_result sr;
     dist_cond_sums(acc, cond);
-    int rc = se_result_from(&sr, acc->n, nslots, acc->n_sets, acc->C, acc->N, cond, err);
+    rc = se_result_from(&sr, acc->n, nslots, acc->n_sets, acc->C, acc->N, cond, err);
     free(cond);
     if (rc) return rc;
     int *ids = xmalloc(sizeof(int) * (size_t)nslots);
@@ -431,6 +434,50 @@ static int finish_ckpt(const int *slot, int L, int nslots, se_acc *acc, const re
     return rc;
 }
 
+// Counted positions of documents mine[lo..hi): the most outbox rows per set they can add.
+static int64_t docs_positions(const job *j, const corpus *c, const char *ok, int n_max, const int64_t *mine, int64_t lo, int64_t hi) {
+    int64_t k = 0;
+    for (int64_t q = lo; q < hi; q++) {
+        int64_t i = mine[q];
+        int T = c->docs[i].n_ids < j->max_length ? c->docs[i].n_ids : j->max_length;
+        k += ok[i] && T - 2 * n_max + 1 > 0 ? T - 2 * n_max + 1 : 0;
+    }
+    return k;
+}
+
+// The outbox cap of a rank: [parallel] exchange_mb, or IBC_EXCHANGE_BYTES (tests).
+static int64_t exchange_cap(const job *j) {
+    const char *e = getenv("IBC_EXCHANGE_BYTES");
+    long long v = e ? atoll(e) : 0;
+    return v > 0 ? v : j->exchange_mb * 1048576;
+}
+
+// Rows per rank and bytes sent per rank: max and mean into r, and a line on rank 0 (with
+// every rank's rows: `rank_rows`, as `ibc plan` prints them). Collective: every rank calls it.
+static void report_balance(const se_acc *acc, int64_t sent, res_ckpt *r, const progress *pg) {
+    int P = dist_size();
+    int64_t *all = xmalloc(sizeof(int64_t) * 2 * (size_t)P), *rows = all, *bytes = all + P;
+    gather_i64(se_acc_rows(acc), rows, P);
+    gather_i64(sent, bytes, P);
+    double rs = 0, bs = 0;
+    r->rows_max = r->sent_max = 0;
+    for (int k = 0; k < P; k++) {
+        rs += (double)rows[k], bs += (double)bytes[k];
+        r->rows_max = rows[k] > r->rows_max ? rows[k] : r->rows_max;
+        r->sent_max = bytes[k] > r->sent_max ? bytes[k] : r->sent_max;
+    }
+    r->rows_mean = rs / P;
+    r->sent_mean = bs / P;
+    if (!pg->o->quiet && dist_rank() == 0) {
+        fprintf(stderr, "ibc: checkpoint %d/%d %s: rows per rank max %lld mean %.1f (%.3f), bytes sent per rank max %lld mean %.0f; rank_rows",
+                pg->k, pg->K, pg->name, (long long)r->rows_max, r->rows_mean, max_over_mean(rows, P),
+                (long long)r->sent_max, r->sent_mean);
+        for (int k = 0; k < P; k++) fprintf(stderr, " %lld", (long long)rows[k]);
+        fprintf(stderr, "\n");
+    }
+    free(all);
+}
+
 // One checkpoint. Collective: every rank calls it. Fills r. Returns 0, IBC_ESTOP, or an
 // error, the same on every rank: the ranks agree after the precount, after every round of
 // documents and before the merge (dist_agree; fault hooks precount, forward, merge).
@@ -438,7 +485,9 @@ static int finish_ckpt(const int *slot, int L, int nslots, se_acc *acc, const re
 // Documents are assigned to ranks by assign_docs; each rank takes its list in rounds of
 // RUN_BLOCK documents per thread (run_round), and after every round the ranks agree on
 // progress, on failures and on a stop request. Counts are exact integers, so the totals are
-// the same bits for any number of ranks and threads.
+// the same bits for any number of ranks and threads. Label rows live on their owner ranks
+// (se_acc_partition): a rank whose outbox could pass the cap during its next round asks, in
+// the round's agreement, for an exchange (dist_exchange), which every rank then joins.
 static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *m,
                     const res_anchors *an, res_ckpt *r, progress *pg, ibc_err *err) {
     int L = m->c.n_layers, rank = dist_rank(), P = dist_size(), threads = omp_get_max_threads();
@@ -449,11 +498,12 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
     ckpt_timing tm = {0};
     se_acc acc;
     rc = se_acc_init(&acc, an->n, m->c.d, nslots, j->orders, j->preference[0] != 0, err);
+    se_acc_partition(&acc, rank, P); // each row on its owner rank (owner.h), as `ibc plan` predicts
     if (rc == 0) rc = precount(j, c, ok, &acc, err);
     tm.precount = now() - t_start;
     int64_t n_mine, *count = xmalloc(sizeof(int64_t) * (size_t)P), *mine = assign_docs(j, c, ok, P, rank, &n_mine, count);
     int64_t per_round = (int64_t)RUN_BLOCK * threads, rounds = (n_mine + per_round - 1) / per_round;
-    int64_t *all = xmalloc(sizeof(int64_t) * (size_t)(P + 3)), done_docs = 0, done_tokens = 0;
+    int64_t *all = xmalloc(sizeof(int64_t) * (size_t)(P + 4)), done_docs = 0, done_tokens = 0, sent = 0, cap = exchange_cap(j);
     gather_i64(rounds, all, P); // ranks may run different thread counts: the most rounds
     for (int p = 0; p < P; p++) rounds = all[p] > rounds ? all[p] : rounds;
     double *fwd = xcalloc((size_t)threads, sizeof(double)), *est = xcalloc((size_t)threads, sizeof(double));
@@ -464,30 +514,37 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
         int64_t lo = round * per_round < n_mine ? round * per_round : n_mine;
         int64_t hi = lo + per_round < n_mine ? lo + per_round : n_mine, tokens = 0;
         double t0 = now();
+        if (P > 1) se_outbox_reserve(&acc, docs_positions(j, c, ok, acc.n_max, mine, lo, hi)); // no realloc under the threads
         rc = run_round(j, c, ok, m, &rx, mine, lo, hi, threads, &tokens, fwd, err);
         tm.busy += now() - t0;
         if (rc == 0 && round == 0) rc = ibc_fault("forward", rank, err);
-        // Agreement: [stop, documents, tokens, busy ns of rank 0..P-1], then on errors
-        memset(all, 0, sizeof(int64_t) * (size_t)(P + 3));
+        // Agreement: [stop, documents, tokens, busy ns of rank 0..P-1, exchange], then on errors
+        memset(all, 0, sizeof(int64_t) * (size_t)(P + 4));
         all[0] = g_stop != 0;
         all[1] = hi - lo;
         all[2] = tokens;
         all[3 + rank] = (int64_t)(tm.busy * 1e9);
+        // Exchange now if the next round could push the outbox past the cap: each counted
+        // position adds at most one outbox row per label set.
+        int64_t next = docs_positions(j, c, ok, acc.n_max, mine, hi, hi + per_round < n_mine ? hi + per_round : n_mine);
+        all[3 + P] = P > 1 && se_outbox_bytes(&acc) + next * acc.n_sets * se_outbox_row_bytes(&acc) > cap;
         double t1 = now();
-        dist_sum(all, P + 3);
+        dist_sum(all, P + 4);
         tm.agree += now() - t1;
         done_docs += all[1];
         done_tokens += all[2];
         pg->imbalance = max_over_mean(all + 3, P);
         report(pg, done_docs, c->n, done_tokens, 0);
         if ((rc = dist_agree(rc, err)) == 0 && all[0]) rc = IBC_ESTOP;
+        if (rc == 0 && all[3 + P] && round + 1 < rounds) rc = dist_exchange(&acc, &sent, err); // rc is agreed
     }
     for (int t = 0; t < threads; t++) tm.forward += fwd[t], tm.estimator += est[t];
     tm.lock_wait = acc.lock_wait_s;
     tm.lock_waits = acc.lock_waits;
     double t2 = now();
     if (rc == 0) rc = dist_agree(ibc_fault("merge", rank, err), err);
-    if (rc == 0) rc = finish_ckpt(slot, L, nslots, &acc, an, r, err);
+    if (rc == 0) rc = finish_ckpt(slot, L, nslots, &acc, an, r, &sent, err);
+    if (rc == 0) report_balance(&acc, sent, r, pg);
     tm.merge = now() - t2;
     r->imbalance = pg->imbalance > 0 ? pg->imbalance : 1.0;
     if (dist_any(timing_on()) && rc == 0) timing_print(pg, &tm, now() - t_start, threads); // every rank, or none

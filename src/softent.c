@@ -10,6 +10,7 @@
 
 #include "ibc/mem.h"
 #include "ibc/npy.h"
+#include "ibc/owner.h"
 #include "ibc/rng.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -171,7 +172,7 @@ static int table_add_row(se_table *t, int64_t x, int len) {
 
 static void table_free(se_table *t) {
     hmap_free(&t->map);
-    free(t->row); free(t->Cx);
+    free(t->row); free(t->Cx); free(t->ob_label); free(t->ob_Cx);
     memset(t, 0, sizeof *t);
 }
 
@@ -211,7 +212,11 @@ int se_acc_init(se_acc *acc, int n, int d, int n_layers, unsigned orders, int pr
         memcpy(y->name, (char[3]){'Y', (char)('0' + k), 0}, 3);
     }
     if (pref) acc->sets[acc->n_sets++] = (se_set){SE_PREF, 1, "pref"};
-    for (int s = 0; s < acc->n_sets; s++) hmap_init(&acc->tables[s].map, sizeof(se_label), 1024);
+    acc->nranks = 1;
+    for (int s = 0; s < acc->n_sets; s++) {
+        hmap_init(&acc->tables[s].map, sizeof(se_label), 1024);
+        acc->tables[s].rare = -1;
+    }
     acc->C = xcalloc((size_t)n_layers * n, sizeof(int64_t));
     acc->cond_direct = xcalloc((size_t)(acc->n_sets + 1) * n_layers * SE_COND_LIMBS, sizeof(int64_t));
     acc->locks = xmalloc(sizeof(omp_lock_t) * (size_t)n_layers);
@@ -272,6 +277,83 @@ int se_precount_doc(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_
     return 0;
 }
 
+void se_acc_partition(se_acc *acc, int rank, int P) {
+    acc->rank = rank;
+    acc->nranks = P;
+}
+
+// Whether label x of set s keeps its row on this accumulator (owner.h, the rule `ibc plan` uses).
+static int owned(const se_acc *acc, int s, int64_t x) {
+    return acc->nranks <= 1 || owner_of_label(s, acc->tables[s].keys[x].key, acc->nranks) == acc->rank;
+}
+
+// One record on the wire (dist_exchange): set, label index, row [n_layers, n], all int64.
+int64_t se_outbox_row_bytes(const se_acc *acc) { return (int64_t)sizeof(int64_t) * (2 + (int64_t)acc->n_layers * acc->n); }
+
+int64_t se_outbox_bytes(const se_acc *acc) {
+    int64_t rows = 0;
+    for (int s = 0; s < acc->n_sets; s++) rows += acc->tables[s].ob_n;
+    return rows * se_outbox_row_bytes(acc);
+}
+
+void se_outbox_reserve(se_acc *acc, int64_t positions) {
+    size_t len = (size_t)acc->n_layers * acc->n;
+    for (int s = 0; s < acc->n_sets; s++) {
+        se_table *t = &acc->tables[s];
+        size_t cap = t->ob_cap;
+        xgrow(t->ob_label, t->ob_cap, (size_t)(t->ob_n + positions));
+        if (t->ob_cap != cap) t->ob_Cx = xrealloc(t->ob_Cx, sizeof(int64_t) * len * t->ob_cap); // untouched until used
+    }
+}
+
+void se_outbox_clear(se_acc *acc) {
+    for (int s = 0; s < acc->n_sets; s++) {
+        se_table *t = &acc->tables[s];
+        for (int64_t k = 0; k < t->ob_n; k++) t->row[t->ob_label[k]] = -2;
+        t->ob_n = 0;
+    }
+}
+
+int se_acc_add_row(se_acc *acc, int s, int64_t x, const int64_t *row, ibc_err *err) {
+    int len = acc->n_layers * acc->n;
+    if (s < 0 || s >= acc->n_sets || x < 0 || x >= acc->tables[s].n_labels || acc->tables[s].row[x] < 0)
+        return ibc_fail(err, IBC_EINPUT, "estimator: exchange: label %lld of set %d is not owned here", (long long)x, s);
+    int64_t *d = acc->tables[s].Cx + acc->tables[s].row[x] * len;
+    for (int j = 0; j < len; j++) d[j] += row[j];
+    return 0;
+}
+
+int64_t se_acc_rows(const se_acc *acc) {
+    int64_t rows = 0;
+    for (int s = 0; s < acc->n_sets; s++) rows += acc->tables[s].n_rows;
+    return rows;
+}
+
+// A precounted document's labels owned by other ranks: each index becomes the label whose
+// row[] says where its sums go (rare's, for labels merged into "rare"), with an outbox row
+// made (zeroed) on its first touch since the last exchange. One critical section per
+// document: row[] entries of untouched remote labels and the outbox counters change only
+// here, and never move a row another thread adds into (se_outbox_reserve sized the outbox).
+static void doc_outbox(se_acc *acc, se_doc *doc) {
+    size_t len = (size_t)acc->n_layers * acc->n;
+#pragma omp critical(se_outbox)
+    for (int s = 0; s < acc->n_sets; s++) {
+        se_table *t = &acc->tables[s];
+        for (int p = 0; p < doc->P; p++) {
+            int64_t *x = &doc->idx[(size_t)s * doc->P + p];
+            if (t->row[*x] > -2) continue; // owned, or a singleton
+            int64_t y = t->Nx[*x] == 0 ? t->rare : *x;
+            if (t->row[y] == -2) {
+                if ((size_t)t->ob_n >= t->ob_cap) se_outbox_reserve(acc, 1); // only outside se_doc_add's threads
+                memset(t->ob_Cx + (size_t)t->ob_n * len, 0, sizeof(int64_t) * len);
+                t->ob_label[t->ob_n] = y;
+                t->row[y] = -3 - t->ob_n++;
+            }
+            *x = y;
+        }
+    }
+}
+
 int se_precount_done(se_acc *acc, ibc_err *err) { return se_precount_done_min(acc, 0, err); }
 
 int se_precount_done_min(se_acc *acc, int64_t min_count, ibc_err *err) {
@@ -289,10 +371,14 @@ int se_precount_done_min(se_acc *acc, int64_t min_count, ibc_err *err) {
             t->Nx[r] = rare;
             shared = r;
         }
-        for (int64_t x = 0; x < t->n_labels; x++) t->row[x] = x != shared && t->Nx[x] >= 2 && t->Nx[x] >= min_count ? rows++ : -1;
+        // A row-holding label gets its row here only if this rank owns it (se_acc_partition).
+        for (int64_t x = 0; x < t->n_labels; x++)
+            t->row[x] = x == shared || t->Nx[x] < 2 || t->Nx[x] < min_count ? -1
+                        : owned(acc, s, x) ? rows++ : -2;
         if (shared >= 0) {
-            int64_t r = rows++;
+            int64_t r = owned(acc, s, shared) ? rows++ : -2;
             t->row[shared] = r;
+            t->rare = shared;
             for (int64_t x = 0; x < t->n_labels; x++)
                 if (x != shared && t->Nx[x] < min_count) t->row[x] = r, t->Nx[x] = 0;
         }
@@ -351,6 +437,7 @@ int se_doc_start(se_acc *acc, se_doc *doc, const int32_t *ids, int T, int pref_l
         }
     }
     doc->P = P;
+    if (acc->precounted && acc->nranks > 1) doc_outbox(acc, doc);
 #pragma omp atomic
     acc->N += P;
     return 0;
@@ -374,11 +461,12 @@ static void doc_accumulate(se_acc *acc, const se_doc *doc, int layer) {
                 dst = acc->C + (size_t)layer * n;
             } else {
                 int64_t r = t->row[doc->idx[(size_t)s * P + p]];
-                if (r < 0) { // precounted singleton: its whole term, N_x h(C_x) = h(q_t)
+                if (r == -1) { // precounted singleton: its whole term, N_x h(C_x) = h(q_t)
                     for (int k = 0; k < SE_COND_LIMBS; k++) direct[k] += doc->hq[(size_t)p * SE_COND_LIMBS + k];
                     continue;
                 }
-                dst = t->Cx + r * len + (size_t)layer * n;
+                // an owned row, or the outbox row of a label owned by another rank (-3 - k)
+                dst = (r >= 0 ? t->Cx + r * len : t->ob_Cx + (-3 - r) * len) + (size_t)layer * n;
             }
             for (int j = 0; j < n; j++) dst[j] += src[j];
         }

@@ -73,7 +73,9 @@ ok("complete checkpoint: index 0, status complete", int(g.attrs["index"]) == 0 a
 attr(g, "index", "i"); attr(g, "status", "str"); attr(g, "arch", "str")
 for a in ["params", "n_documents", "n_skipped", "N"]: attr(g, a, "i")
 for a in ["d", "L"]: attr(g, a, "i")
-for a in ["eps", "H_mean", "pref_info", "imbalance"]: attr(g, a, "f")
+for a in ["eps", "H_mean", "pref_info"]: attr(g, a, "f")
+for a in ["rows_max", "sent_max"]: attr(g, a, "i") # row balance across ranks (docs/results.md)
+for a in ["rows_mean", "sent_mean", "imbalance"]: attr(g, a, "f")
 for a in ["complexity", "expressivity", "optimality"]: attr(g, a, "f", (4,))
 S = int(g.attrs["L"]) + 1
 layers = ds(g, "layers", "<i4", (S,)); H = ds(g, "H", "<f8", (S,))

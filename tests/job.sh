@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `ibc run` end to end: 1, 2 and 3 ranks give bitwise-identical results; the job reproduces
 # soft_h through the whole pipeline; an interrupted job (SIGUSR1, SIGTERM, SIGKILL) resumes
-# to the same bits; bad job files and failing checkpoints. TAP-style lines.
+# to the same bits; label rows divided among the ranks (1-4 ranks, forced many exchange rounds
+# with a tiny MPI chunk) change no bit and sit where `ibc plan` predicts; bad job files and
+# failing checkpoints. TAP-style lines.
 . "$(dirname "$0")/lib.bash"
 MPIRUN="mpirun --oversubscribe -np"
 trap 'pkill -f "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT # and stop any rank left behind
@@ -14,23 +16,41 @@ job() { # name output checkpoints... (NAME=PATH lines)
     echo "[corpus]"; echo "format = jsonl-ids"; echo "path = $FX/softh/fortunes300_stories260K.jsonl"
     echo "[estimator]"; echo "anchors = $FX/softh/anchors_d64_n100_seed0.npy"; } >"$tmp/$name.ini"
 }
-dump() { h5_numbers "$1"; } # the numbers, without the file name line and the timing
+dump() { h5_numbers "$1"; } # the numbers, without the file name line, the timing and the row balance
 
-# --- 1, 2, 3 ranks: bitwise identical ---------------------------------------------------------
+# --- 1, 2, 3, 4 ranks, and 3 ranks exchanging every round in 64 KiB MPI chunks: bitwise identical
 ck=("stories260K = $FX/real/stories260K" "llama = $FX/hf-tiny/llama" "gpt2 = $FX/hf-tiny/gpt2"
     "gpt_neox = $FX/hf-tiny/gpt_neox" "olmo2 = $FX/hf-tiny/olmo2" "gemma = $FX/hf-tiny/gemma")
 job multi "$tmp/out" "${ck[@]}"
-for np in 1 2 3; do
+for np in 1 2 3 4 t; do # t: tiny exchange rounds and chunks (a folder name as long as np1)
   sed "s|output = $tmp/out|output = $tmp/np$np|" "$tmp/multi.ini" >"$tmp/multi$np.ini"
-  sed -i "s|name = multi|name = multi|" "$tmp/multi$np.ini"
-  $MPIRUN $np "$IBC" run "$tmp/multi$np.ini" --quiet 2>"$tmp/err$np"
+  if [ $np = t ]; then # an exchange after every round (1-byte cap), every long MPI call in 64 KiB chunks (not a multiple of a row record: records split; ~20 sub-rounds per exchange)
+    IBC_EXCHANGE_BYTES=1 IBC_MPI_CHUNK=65536 $MPIRUN 3 -x IBC_EXCHANGE_BYTES -x IBC_MPI_CHUNK "$IBC" run "$tmp/multi$np.ini" 2>"$tmp/err$np"
+  else
+    $MPIRUN $np "$IBC" run "$tmp/multi$np.ini" --quiet 2>"$tmp/err$np"
+  fi
   echo "   ranks $np: exit $?"
 done
 # The job text differs only in the output folder; compare every number.
-check "1, 2 and 3 ranks: summary.csv identical" 'cmp -s <(csv_numbers $tmp/np1/multi/summary.csv) <(csv_numbers $tmp/np2/multi/summary.csv) && cmp -s <(csv_numbers $tmp/np1/multi/summary.csv) <(csv_numbers $tmp/np3/multi/summary.csv)'
-check "1, 2 and 3 ranks: layers.csv identical" 'cmp -s $tmp/np1/multi/layers.csv $tmp/np2/multi/layers.csv && cmp -s $tmp/np1/multi/layers.csv $tmp/np3/multi/layers.csv'
-check "1, 2 and 3 ranks: every HDF5 number identical" \
-  'diff <(dump $tmp/np1/multi/multi.h5 | grep -v "$tmp") <(dump $tmp/np3/multi/multi.h5 | grep -v "$tmp") >/dev/null && diff <(dump $tmp/np1/multi/multi.h5 | grep -v "$tmp") <(dump $tmp/np2/multi/multi.h5 | grep -v "$tmp") >/dev/null'
+same_as_np1() { # file under multi/, compared with cmp (csv) or as h5dump numbers (h5)
+  local f=$1 np
+  for np in 2 3 4 t; do
+    case $f in
+      *.h5) diff <(dump $tmp/np1/multi/$f | grep -v "$tmp") <(dump $tmp/np$np/multi/$f | grep -v "$tmp") >/dev/null || return 1 ;;
+      *) cmp -s <(csv_numbers $tmp/np1/multi/$f) <(csv_numbers $tmp/np$np/multi/$f) || return 1 ;; # without the last column (summary: imbalance, a timing)
+    esac
+  done
+}
+check "1, 2, 3, 4 ranks and tiny exchange rounds/chunks: summary.csv identical" 'same_as_np1 summary.csv'
+check "1, 2, 3, 4 ranks and tiny exchange rounds/chunks: layers.csv identical" 'same_as_np1 layers.csv'
+check "1, 2, 3, 4 ranks and tiny exchange rounds/chunks: every HDF5 number identical" 'same_as_np1 multi.h5'
+# Rows per rank: the run's rank_rows line equals `ibc plan --ranks 3` (owner.h, one rule).
+"$IBC" plan "$tmp/multit.ini" --ranks 3 >"$tmp/plan3" 2>&1
+check "rows per rank of a 3-rank run equal ibc plan --ranks 3 (rank_rows)" \
+  '[ "$(grep -m1 -o "rank_rows.*" $tmp/errt)" = "$(grep -m1 "^rank_rows" $tmp/plan3)" ] && grep -q "^rank_rows [0-9]* [0-9]* [0-9]*$" $tmp/plan3'
+sent() { h5dump -a /checkpoints/stories260K/sent_max "$1" | awk '/\(0\)/ { print $2 }'; }
+check "row balance recorded: 1 rank sends nothing; exchanging every round sends more than at the cap" \
+  '[ "$(sent $tmp/np1/multi/multi.h5)" = 0 ] && [ "$(sent $tmp/npt/multi/multi.h5)" -gt "$(sent $tmp/np3/multi/multi.h5)" ] && h5dump -a /checkpoints/gpt2/rows_max $tmp/np4/multi/multi.h5 | grep -q "(0): [1-9]"'
 check "six checkpoints, all complete" '[ $(wc -l <$tmp/np2/multi/summary.csv) -eq 7 ]'
 
 # --- the job reproduces soft_h (tolerance 1e-6, as test_softent) ------------------------------

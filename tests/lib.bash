@@ -10,5 +10,6 @@ trap 'rm -rf "$tmp"' EXIT
 # The numbers of a results folder without the `imbalance` timing measurement (summary.csv's last
 # column, the checkpoints' HDF5 attribute), for bitwise comparisons across runs and layouts.
 csv_numbers() { sed 's/,[^,]*$//' "$1"; }
-h5_numbers() { h5dump -m %.17g "$1" | sed 1d | sed '/ATTRIBUTE "imbalance"/,/^ *}$/d'; }
+# HDF5 numbers without the file name line, the timing and the row balance (rows and bytes per rank)
+h5_numbers() { h5dump -m %.17g "$1" | sed 1d | sed -E '/ATTRIBUTE "(imbalance|rows_max|rows_mean|sent_max|sent_mean)"/,/^ *}$/d'; }
 check() { if eval "$2"; then echo "ok $1"; else echo "not ok $1"; fi; }

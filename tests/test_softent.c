@@ -9,6 +9,7 @@
 
 #include "ibc/model.h"
 #include "ibc/rng.h"
+#include "ibc/owner.h"
 #include "ibc/softent.h"
 
 static void test_eps(void **s) {
@@ -325,6 +326,72 @@ static void test_precount_equals_streaming(void **s) {
 }
 
 // min_count: 1 changes nothing; above every count, each set has one label and I = 0.
+// Moves every outbox row of parts[0..P) to its owner (what dist_exchange does over MPI).
+static void exchange_parts(se_acc *parts, int P) {
+    ibc_err e = {0};
+    int len = parts[0].n_layers * parts[0].n;
+    for (int k = 0; k < P; k++) {
+        for (int s = 0; s < parts[k].n_sets; s++) {
+            const se_table *t = &parts[k].tables[s];
+            for (int64_t i = 0; i < t->ob_n; i++) {
+                int o = owner_of_label(s, t->keys[t->ob_label[i]].key, P);
+                assert_int_not_equal(o, k); // only labels owned elsewhere travel
+                assert_int_equal(se_acc_add_row(&parts[o], s, t->ob_label[i], t->ob_Cx + i * len, &e), 0);
+            }
+        }
+        se_outbox_clear(&parts[k]);
+        assert_int_equal(se_outbox_bytes(&parts[k]), 0);
+    }
+}
+
+// Rows divided among P partitioned accumulators (owner.h), documents split among them and
+// outbox rows exchanged every few documents: the owners' conditional sums plus every part's
+// singleton terms equal one accumulator's bit for bit, with and without min_count, and the
+// rows divide (each on exactly one owner).
+static void test_partition(void **s) {
+    (void)s;
+    float W[PN * PD];
+    se_anchors(PN, PD, 8, W);
+    ibc_err e = {0};
+    int64_t mins[2] = {0, 3};
+    for (int mi = 0; mi < 2; mi++)
+        for (int P = 2; P <= 3; P++) {
+            se_acc ref, parts[3];
+            se_acc_init(&ref, PN, PD, PL, 0xf, 1, &e);
+            for (int i = 0; i < 40; i++) precount_synth(&ref, i);
+            assert_int_equal(se_precount_done_min(&ref, mins[mi], &e), 0);
+            for (int i = 0; i < 40; i++) add_synth(&ref, W, i, 1);
+            for (int k = 0; k < P; k++) {
+                se_acc_init(&parts[k], PN, PD, PL, 0xf, 1, &e);
+                se_acc_partition(&parts[k], k, P);
+                for (int i = 0; i < 40; i++) precount_synth(&parts[k], i);
+                assert_int_equal(se_precount_done_min(&parts[k], mins[mi], &e), 0);
+            }
+            int64_t rows = 0;
+            for (int i = 0; i < 40; i++) {
+                add_synth(&parts[(i * 5) % P], W, i, 1);
+                if (i % 7 == 6) exchange_parts(parts, P);
+            }
+            exchange_parts(parts, P); // the final flush
+            int m = ref.n_sets * PL * SE_COND_LIMBS;
+            int64_t want[SE_MAX_SETS * PL * SE_COND_LIMBS], got[SE_MAX_SETS * PL * SE_COND_LIMBS] = {0}, part[SE_MAX_SETS * PL * SE_COND_LIMBS];
+            int64_t C[PL * PN] = {0};
+            se_cond_sums(&ref, 0, 1, want);
+            for (int k = 0; k < P; k++) {
+                se_cond_sums(&parts[k], 0, 1, part);
+                for (int i = 0; i < m; i++) got[i] += part[i];
+                for (int i = 0; i < PL * PN; i++) C[i] += parts[k].C[i];
+                rows += se_acc_rows(&parts[k]);
+                assert_true(se_acc_rows(&parts[k]) < se_acc_rows(&ref)); // divided
+            }
+            assert_int_equal(rows, se_acc_rows(&ref));
+            assert_memory_equal(got, want, sizeof(int64_t) * (size_t)m);
+            assert_memory_equal(C, ref.C, sizeof C);
+            se_acc_free(&ref);
+            for (int k = 0; k < P; k++) se_acc_free(&parts[k]);
+        }
+}
+
 static void test_min_count(void **s) {
     (void)s;
     float W[PN * PD];
@@ -428,6 +495,7 @@ int main(void) {
         cmocka_unit_test(test_split_merge_precount),
         cmocka_unit_test(test_precount_equals_streaming),
         cmocka_unit_test(test_min_count),
+        cmocka_unit_test(test_partition),
         cmocka_unit_test(test_threads_odd_bins),
     };
     return cmocka_run_group_tests_name("softent", tests, NULL, NULL);

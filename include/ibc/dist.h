@@ -1,10 +1,15 @@
 // dist: every MPI call of ibc outside main.c (design.md "Distribution").
 //
 // Ranks agree on everything that decides a number: rank 0 reads the corpus and broadcasts
-// it; every rank precounts the same labels in the same order, so label tables have the same
-// layout on every rank and merge by an elementwise integer MPI_Allreduce; conditional sums
-// are computed by label stripes (label index mod ranks) and reduced as integer limbs. All
-// sums are of integers, so results are bitwise identical for any number of ranks.
+// it; every rank precounts the same labels in the same order, so label indices are the same
+// on every rank. Each label row lives on one owner rank (owner.h, se_acc_partition); a rank
+// sums what it computes for other ranks' labels in an outbox and dist_exchange sends those
+// sums to the owners (MPI_Alltoallv); the owners compute the conditional sums of their rows,
+// reduced as integer limbs. All sums are of integers, so results are bitwise identical for
+// any number of ranks and any exchange schedule.
+//
+// Counts past INT_MAX: every call that moves a long buffer (the exchange, the corpus
+// broadcast, the id gather, the long integer sums) goes in chunks of dist_chunk_bytes().
 //
 // Errors: a function below that can fail agrees on the outcome before returning (dist_agree),
 // so it returns the same code and message on every rank. A caller that fails on its own (a
@@ -44,12 +49,30 @@ int dist_any(int flag);
 // Sums counters across ranks in place. Collective: every rank calls it.
 void dist_sum(int64_t *v, int n);
 
-// Merges every rank's accumulator into the global counts, on every rank: C, N, documents,
-// singleton terms and every label row. The accumulators must be precounted identically.
-// Collective: every rank calls it.
-void dist_merge_acc(se_acc *acc);
+// The chunk of every MPI transfer whose count could pass INT_MAX, in BYTES: the environment
+// variable IBC_MPI_CHUNK (1 .. 2^30; tests set a few bytes to run the chunked paths), else
+// 2^30. Read once; every rank must see the same value (mpirun passes the environment).
+int64_t dist_chunk_bytes(void);
 
-// Global conditional limb sums (se_cond_sums by label stripes), on every rank.
+// One exchange round: every rank's outbox rows (se_acc_partition) go to their owners, packed
+// per owner as records (set, label index, row [n_layers, n]) of int64; MPI_Alltoall of the
+// byte counts, then MPI_Alltoallv (chunked); the owners add them into their rows (integer
+// sums: exact in any order) and the outboxes are emptied. Adds the bytes this rank sent to
+// *sent. The accumulators must be precounted over the same documents in the same order and
+// partitioned as se_acc_partition(acc, dist_rank(), dist_size()). Send and receive buffers
+// come from mem.h: a rank out of memory here ends the whole job with a message (MPI_Abort),
+// never a hang. Returns 0, or (a layout mismatch, a bug) the agreed error on every rank.
+// Collective: every rank calls it.
+int dist_exchange(se_acc *acc, int64_t *sent, ibc_err *err);
+
+// Merges every rank's accumulator, on every rank: a final dist_exchange (every row at its
+// owner), then C, N and the document counts all-reduced. Rows and singleton terms stay where
+// they are (dist_cond_sums uses them there). Same preconditions as dist_exchange.
+// Collective: every rank calls it.
+int dist_merge_acc(se_acc *acc, int64_t *sent, ibc_err *err);
+
+// Global conditional limb sums after dist_merge_acc, on every rank: each rank's se_cond_sums
+// over its owned rows and its own singleton terms, all-reduced as integer limbs.
 // Collective: every rank calls it.
 void dist_cond_sums(const se_acc *acc, int64_t *out);
 

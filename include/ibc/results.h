@@ -40,6 +40,11 @@ typedef struct {
     double *I_X, *I_Y;        // [RES_ORDERS, n_layers], NaN for orders not computed
     double *I_pref;           // [n_layers], NaN without preference labels
     se_summary sum;
+    // Label-row balance across ranks (issue 12): rows held per rank and bytes of outbox rows
+    // sent per rank (dist_exchange), max and mean. Attributes of the checkpoint group; they
+    // depend on the number of ranks, the numbers above do not.
+    int64_t rows_max, sent_max;
+    double rows_mean, sent_mean;
 } res_ckpt;
 
 typedef struct {

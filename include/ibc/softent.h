@@ -25,7 +25,9 @@
 //
 // Memory: per tracked layer C [n] int64; per label set a table (hmap.h) with, per distinct
 // label, the tuple (16 B), N_x (8 B), its row index (8 B), 11-23 B of hash slots (8 B at load
-// 0.35-0.7) and C_x [layers, n] int64 (8 n bytes per layer): 800 B per label and layer at n = 100 (docs/scaling.md).
+// 0.35-0.7) on every rank, and C_x [layers, n] int64 (8 n bytes per layer: 800 B per label and
+// layer at n = 100) only on the label's owner rank (se_acc_partition), plus a bounded outbox
+// (docs/scaling.md).
 #ifndef IBC_SOFTENT_H
 #define IBC_SOFTENT_H
 
@@ -73,10 +75,19 @@ typedef struct {
     hmap map;              // se_label (16 B) -> label index 0..n_labels-1, in order of first sight
     const se_label *keys;  // [n_labels] the map's keys   } views into map, valid until
     int64_t *Nx;           // [n_labels] the map's payloads } the next insertion
-    int64_t *row;          // [n_labels] row of C_x in Cx, or -1 for a precounted singleton
-    int64_t *Cx;           // [n_rows, n_layers, n]
+    int64_t *row;          // [n_labels] row of C_x in Cx; -1 a precounted singleton; -2 a label
+                           // whose row lives on another rank (se_acc_partition); -3 - k: such a
+                           // label with outbox row k. Labels merged into "rare" hold rare's row.
+    int64_t *Cx;           // [n_rows, n_layers, n] the rows this rank owns
     int64_t n_labels, n_rows, cap_rows;
     size_t cap;            // of row
+    int64_t rare;          // index of the min_count "rare" label, or -1
+    // Outbox: what this rank added, since the last exchange, to labels owned by other ranks;
+    // one row per distinct label (a hot label travels once per exchange).
+    int64_t *ob_label;     // [ob_n] label index (row holder) of each outbox row
+    int64_t *ob_Cx;        // [ob_n, n_layers, n]
+    int64_t ob_n;
+    size_t ob_cap;
 } se_table;
 
 // ---- the accumulator ----
@@ -103,6 +114,7 @@ typedef struct {
     int64_t *C;              // [n_layers, n]
     se_table tables[SE_MAX_SETS];
     int precounted;          // labels and N_x fixed by se_precount_* (see below)
+    int rank, nranks;        // row partition (se_acc_partition); 0, 1: every row here
     int64_t *cond_direct;    // [n_sets, n_layers, SE_COND_LIMBS] singleton terms h(q_t)
     omp_lock_t *locks;       // [n_layers]: held while a document's layer is added
     int64_t lock_waits;      // times a thread found its layer's lock taken (contention)
@@ -124,7 +136,8 @@ void se_doc_layer(se_acc *acc, int layer, const float *W, double eps, const floa
 
 // Documents, many threads at once into one PRECOUNTED accumulator, each thread with its own
 // se_doc (se_doc_init / se_doc_free): se_doc_start only reads the label tables (its counters
-// are atomic), and se_doc_add computes the document's soft assignment in doc (one sgemm of the
+// are atomic; on a partitioned accumulator it also makes the document's outbox rows, in one
+// critical section, see se_outbox_reserve), and se_doc_add computes the document's soft assignment in doc (one sgemm of the
 // document's own shape [P, d] x [d, n], on the calling thread when called inside a parallel
 // region) and then adds its exact integer masses under the layer's lock (acc->locks[layer]).
 // The totals are the same bits whatever the threads, the order or the split of documents.
@@ -144,17 +157,41 @@ void se_doc_add(se_acc *acc, se_doc *doc, int layer, const float *W, double eps,
 //   accumulator that will be merged), then se_precount_done, then se_doc_begin/_layer.
 int se_precount_doc(se_acc *acc, const int32_t *ids, int T, int pref_label, ibc_err *err);
 int se_precount_done(se_acc *acc, ibc_err *err);
+// Row partition (issue 12, design.md "Distribution"), called before se_precount_done*:
+// a label with a row (N_x >= 2, or the min_count "rare" label) gets its row only on its owner
+// rank owner_of_label(set, key, P) (owner.h; labels merged into "rare" follow rare's owner);
+// other ranks mark it remote (row -2) and sum what they compute for it in an outbox row,
+// which dist_exchange sends to the owner. Singletons never have rows and never travel.
+// P = 1 (the default after se_acc_init) keeps every row on this accumulator.
+void se_acc_partition(se_acc *acc, int rank, int P);
+// Bytes of one outbox row (the row and its label index and set) and of the whole outbox now.
+int64_t se_outbox_row_bytes(const se_acc *acc);
+int64_t se_outbox_bytes(const se_acc *acc);
+// Empties the outbox (after its rows were sent): its labels are remote and untouched again.
+void se_outbox_clear(se_acc *acc);
+// Makes room for `positions` more outbox rows per set without moving any row. Call it, outside
+// any parallel region, before documents run on several threads: se_doc_start makes outbox
+// rows (under one critical section per document) while other threads add into existing ones,
+// so the outbox must not be reallocated meanwhile. (One thread: se_doc_start grows it itself.)
+void se_outbox_reserve(se_acc *acc, int64_t positions);
+// The owner's side of an exchange: adds row [n_layers, n] to the C_x of label x of set s,
+// which this accumulator must own. IBC_EINPUT (a layout mismatch between ranks) otherwise.
+int se_acc_add_row(se_acc *acc, int s, int64_t x, const int64_t *row, ibc_err *err);
+// Rows this accumulator owns, over every set.
+int64_t se_acc_rows(const se_acc *acc);
+
 // Precount with min_count = k (method.md §5, an option; 0 or 1 keep every label): the labels
 // of each set seen fewer than k times are merged into one label "rare" of that set, whose
 // counts are theirs together, so that I(S;Z) is still measured against the same H(Z).
 int se_precount_done_min(se_acc *acc, int64_t min_count, ibc_err *err);
 
-// dst += src (same shape; both streaming, or both precounted over the same documents): exact.
+// dst += src (same shape; both streaming, or both precounted over the same documents; neither
+// partitioned with P > 1): exact.
 int se_acc_merge(se_acc *dst, const se_acc *src, ibc_err *err);
 
 #define SE_COND_LIMBS 3
-// Exact limb sums of N_x h(C_x) over the labels x held with x % nparts == part (plus the
-// precounted singleton terms when part == 0): out [n_sets, n_layers, SE_COND_LIMBS]. Summing
+// Exact limb sums of N_x h(C_x) over the labels x whose rows this accumulator holds with
+// x % nparts == part (plus its precounted singleton terms when part == 0): out [n_sets, n_layers, SE_COND_LIMBS]. Summing
 // the outputs of parts 0..nparts-1 (e.g. one per rank) gives the whole, bit for bit.
 void se_cond_sums(const se_acc *acc, int part, int nparts, int64_t *out);
 
