@@ -19,6 +19,7 @@ PKGS=(
   python3-numpy python3-scipy         # reference values in tests
   procps                              # pkill/pgrep in the resume and Slurm tests
   zlib1g-dev libzstd-dev liblzma-dev  # compressed corpora read as streams (gzip, zstd, xz)
+  zstd xz-utils                       # tests/corpus.sh and fuzz seeds compress fixtures with the CLIs
   python3-h5py                        # tests/h5py.sh: a real client reads the HDF5 results
   dict-gcide                          # real English for bench/rehearsal.sh (scripts/gcide-corpus.py)
   chromium libxml2-utils              # tests/report.sh: render report.html headless; xmllint --html
