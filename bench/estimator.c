@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "bench.h"
+#include "ibc/blas.h"
 #include "ibc/ckpt.h"
 #include "ibc/limits.h"
 #include "ibc/mem.h"
@@ -22,6 +23,7 @@
 #include "ibc/softent.h"
 
 int main(int argc, char **argv) {
+    blas_select(argv); // the kernels ibc itself runs (blas.h)
     const char *tmp = argc > 1 ? argv[1] : "/tmp";
     int docs = argc > 2 ? atoi(argv[2]) : 40;
     model_config c = bench_smollm();

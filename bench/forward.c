@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "ibc/blas.h"
 #include "ibc/ckpt.h"
 #include "ibc/model.h"
 #include "ibc/plan.h"
@@ -76,6 +77,7 @@ static void bench(const char *name, const model_config *c, const char *tmp, int 
 }
 
 int main(int argc, char **argv) {
+    blas_select(argv); // the kernels ibc itself runs (blas.h)
     const char *tmp = argc > 1 ? argv[1] : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     int reps = argc > 2 ? atoi(argv[2]) : 3;
     model_config smol = bench_smollm(), pythia = bench_pythia();

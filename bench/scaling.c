@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "ibc/blas.h"
 #include "ibc/softent.h"
 
 static double rss_mb(void) {
@@ -72,6 +73,7 @@ static void count(int64_t positions, int layers, int allocate) {
 }
 
 int main(int argc, char **argv) {
+    blas_select(argv); // the kernels ibc itself runs (blas.h)
     int64_t positions = argc > 1 ? atoll(argv[1]) : 1000000;
     int layers = argc > 2 ? atoi(argv[2]) : 33;
     count(positions, layers, 1);

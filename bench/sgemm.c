@@ -11,8 +11,10 @@
 #include <stdlib.h>
 
 #include "bench.h"
+#include "ibc/blas.h"
 
 int main(int argc, char **argv) {
+    blas_select(argv); // the kernels ibc itself runs (blas.h)
     int M = argc > 4 ? atoi(argv[1]) : 512, N = argc > 4 ? atoi(argv[2]) : 1536, K = argc > 4 ? atoi(argv[3]) : 576;
     int threads = argc > 4 ? atoi(argv[4]) : 2, reps = argc > 5 ? atoi(argv[5]) : 3, calls = 10;
     double best = 1e30;

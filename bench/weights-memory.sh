@@ -16,9 +16,9 @@ trap 'rm -rf "$tmp"' EXIT
 BLAS=/usr/lib/x86_64-linux-gnu/openblas-openmp
 libs() { echo "-L$BLAS -Wl,-rpath,$BLAS -lopenblas $(pkg-config --libs jansson libpcre2-8 libutf8proc inih hdf5-openmpi) -lgsl -lcsv -lm"; }
 flags="-O2 -std=c17 -D_GNU_SOURCE -fopenmp -I/usr/include/x86_64-linux-gnu/openblas-openmp"
-# A: main, built from `git archive main`; B: this tree's build/libibc.a
+# A: BASE (default dcdabc9, the tree before mapped weights), from `git archive`; B: this tree's build/libibc.a
 mkdir -p "$tmp/main"
-git archive main | tar -x -C "$tmp/main"
+git archive "${BASE:-dcdabc9}" | tar -x -C "$tmp/main"
 make -C "$tmp/main" -j2 build/libibc.a >/dev/null
 mpicc $flags -DIBC_OLD_API -I"$tmp/main/include" bench/memory/driver.c "$tmp/main/build/libibc.a" -o "$tmp/A" $(libs)
 make -j2 build/libibc.a >/dev/null

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ibc/args.h"
+#include "ibc/blas.h"
 #include "ibc/ckpt.h"
 #include "ibc/corpus.h"
 #include "ibc/correlate.h"
@@ -18,12 +19,12 @@
 #include "ibc/limits.h"
 #include "ibc/mem.h"
 #include "ibc/model.h"
-#include "ibc/mem.h"
 #include "ibc/npy.h"
 #include "ibc/plan.h"
 #include "ibc/report.h"
 #include "ibc/run.h"
 #include "ibc/tokenizer.h"
+#include "ibc/version.h"
 #include "ibc/train.h"
 #include <jansson.h>
 #include <utf8proc.h>
@@ -347,6 +348,16 @@ static int cmd_checkpoints(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_version(int argc, char **argv) {
+    ibc_err e = {0};
+    int np;
+    if (args_parse(&SPEC0("version", NULL, 0, 0, "no arguments"), argc, argv, &np, &e)) return fail(&e);
+    char blas[256];
+    blas_describe(blas, sizeof blas);
+    printf("ibc %s (git %s)\nblas %s\n", IBC_VERSION, IBC_GIT_REV, blas);
+    return 0;
+}
+
 typedef struct {
     const char *name;
     int (*run)(int argc, char **argv); // argv: the arguments after the command's name
@@ -380,6 +391,7 @@ static const command COMMANDS[] = {
     {"random-checkpoint", cmd_random_checkpoint, 0,
      "DIR [--arch llama|gpt_neox] [--d N] [--layers N] [--heads N] [--kv-heads N] [--ff N] [--vocab N] [--seed S]",
      "a random-weight Hugging Face folder (tests, benchmarks)"},
+    {"version", cmd_version, 0, "", "ibc's version and the BLAS kernels it runs (blas.h)"},
 };
 enum { N_COMMANDS = sizeof COMMANDS / sizeof *COMMANDS };
 
@@ -398,6 +410,7 @@ static const command *find(const char *name) {
 static int is_help(const char *a) { return !strcmp(a, "help") || !strcmp(a, "-h") || !strcmp(a, "--help"); }
 
 int main(int argc, char **argv) {
+    blas_select(argv); // may re-execute this program with OpenBLAS's vector kernels (blas.h)
     if (argc < 2) {
         usage(stderr, NULL);
         return 2;

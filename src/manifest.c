@@ -9,16 +9,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ibc/blas.h"
 #include "ibc/config.h"
 #include "ibc/io.h"
 #include "ibc/limits.h"
 #include "ibc/mem.h"
 #include "ibc/sha256.h"
 #include "ibc/softent.h"
-
-#ifndef IBC_VERSION
-#define IBC_VERSION "0.1" // as results.c; IBC_GIT_REV comes from the Makefile
-#endif
+#include "ibc/version.h"
 
 // A safetensors header may not claim more than this (real ones are a few MB at most).
 #define ST_HEADER_MAX ((uint64_t)100 << 20)
@@ -169,6 +167,9 @@ char *manifest_build(const job *j, const corpus *c) {
     eps_cache ec = {0};
     json_object_set_new(m, "ibc_version", json_string(IBC_VERSION));
     json_object_set_new(m, "git_revision", json_string(IBC_GIT_REV));
+    char blas[256]; // informational, like the version: not compared on resume or merge
+    blas_describe(blas, sizeof blas);
+    json_object_set_new(m, "blas", json_string(blas));
     json_object_set_new(m, "job_file", json_string(j->file));
     json_object_set_new(m, "job_text", json_string(j->text ? j->text : ""));
     json_object_set_new(m, "inputs", inputs(c));

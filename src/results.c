@@ -14,13 +14,7 @@
 #include "ibc/limits.h"
 #include "ibc/mem.h"
 #include "ibc/manifest.h"
-
-#ifndef IBC_VERSION
-#define IBC_VERSION "0.1"
-#endif
-#ifndef IBC_GIT_REV
-#define IBC_GIT_REV "unknown"
-#endif
+#include "ibc/version.h"
 
 void res_ckpt_alloc(res_ckpt *r, int n_layers) {
     r->n_layers = n_layers;

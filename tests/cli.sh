@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.bash"
 
 # --- the command table --------------------------------------------------------------------------
-cmds="run merge checkpoints tokenize inspect hidden correlate train random-checkpoint"
+cmds="run merge checkpoints tokenize inspect hidden correlate train random-checkpoint version"
 "$IBC" >"$tmp/out" 2>"$tmp/err"; st=$?
 check "ibc without a command: usage on stderr, exit 2" '[ $st -eq 2 ] && [ ! -s $tmp/out ] && grep -q "^usage: ibc COMMAND" $tmp/err'
 "$IBC" help >"$tmp/out" 2>"$tmp/err"; st=$?
@@ -18,6 +18,18 @@ check "ibc help train: that command only" '[ $st -eq 0 ] && [ $(wc -l <$tmp/out)
 check "ibc run --help: the same as ibc help run" '[ $st -eq 0 ] && cmp -s $tmp/out <("$IBC" help run)'
 "$IBC" frobnicate 2>"$tmp/err"; st=$?
 check "unknown command: exit 2, one line" '[ $st -eq 2 ] && [ $(wc -l <$tmp/err) -eq 1 ] && grep -q "^ibc: unknown command .frobnicate." $tmp/err'
+
+# --- the BLAS kernels (blas.h) ---------------------------------------------------------------------
+"$IBC" version >"$tmp/out" 2>"$tmp/err"; st=$?
+check "ibc version: version and the OpenBLAS kernels" '[ $st -eq 0 ] && grep -q "^ibc [0-9]" $tmp/out && grep -q "^blas OpenBLAS [0-9.]* [A-Za-z]" $tmp/out'
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+  check "an AVX2 CPU runs OpenBLAS's vector kernels, whatever OpenBLAS detected" \
+    'grep -Eq "^blas OpenBLAS [0-9.]* (Haswell|SkylakeX|Cooperlake|SapphireRapids|Zen)" $tmp/out'
+else
+  echo "skip an AVX2 CPU runs OpenBLAS's vector kernels (this CPU has no AVX2 + FMA)"
+fi
+OPENBLAS_CORETYPE=Prescott "$IBC" version >"$tmp/out"
+check "OPENBLAS_CORETYPE set by the user is kept" 'grep -q "^blas OpenBLAS [0-9.]* Prescott$" $tmp/out'
 
 # --- the option parser: every error is exit 2 and one line "ibc: CMD: ..." ------------------------
 bad() { # NAME EXPECTED-TEXT COMMAND...

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../bench.h"
+#include "ibc/blas.h"
 #include "ibc/ckpt.h"
 #include "ibc/model.h"
 #include "ibc/safetensors.h"
@@ -112,6 +113,7 @@ static int write(const char *dir, const char *what) {
 #endif
 
 int main(int argc, char **argv) {
+    blas_select(argv); // the kernels ibc itself runs (blas.h)
 #ifndef IBC_OLD_API
     if (argc == 4 && !strcmp(argv[1], "write")) return write(argv[2], argv[3]);
 #endif
