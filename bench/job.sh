@@ -52,7 +52,10 @@ gflop_per_token() { # d F layers heads kv mlp_matrices
 }
 
 bins=("$IBC")
-[ -n "${IBC_BASE:-}" ] && bins+=("$(realpath "$IBC_BASE")")
+if [ -n "${IBC_BASE:-}" ]; then # the base may predate blas_select: both run this ibc's kernels
+  bins+=("$(realpath "$IBC_BASE")")
+  OPENBLAS_CORETYPE=$("$IBC" version | awk '/^blas/ {print $4}'); export OPENBLAS_CORETYPE
+fi
 echo "| binary | shape | layout | tokens/s | sgemm GFLOP/s | limit tokens/s | ratio | forward | estimator | precount | agreement+merge | results | other | imbalance | peak MB/rank |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for rep in $(seq "$REPS"); do

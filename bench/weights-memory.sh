@@ -21,8 +21,11 @@ mkdir -p "$tmp/main"
 git archive "${BASE:-dcdabc9}" | tar -x -C "$tmp/main"
 make -C "$tmp/main" -j2 build/libibc.a >/dev/null
 mpicc $flags -DIBC_OLD_API -I"$tmp/main/include" bench/memory/driver.c "$tmp/main/build/libibc.a" -o "$tmp/A" $(libs)
-make -j2 build/libibc.a >/dev/null
+make -j2 all build/libibc.a >/dev/null
 mpicc $flags -Iinclude bench/memory/driver.c build/libibc.a -o "$tmp/B" $(libs)
+# Both builds run the kernels this tree's ibc chooses (blas.h): the base has no blas_select.
+export OPENBLAS_CORETYPE=$(bin/ibc version | awk '/^blas/ {print $4}')
+echo "blas: $OPENBLAS_CORETYPE"
 echo "| checkpoint | build | rank | tokens/s | Pss MB | Private_Clean MB | Private_Dirty MB | peak RSS MB |"
 echo "|---|---|---|---|---|---|---|---|"
 for kind in smollm-bf16 pythia-f32; do

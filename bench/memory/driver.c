@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include "../bench.h"
+#ifndef IBC_OLD_API // the base tree has no blas.h: the script sets OPENBLAS_CORETYPE for both
 #include "ibc/blas.h"
+#endif
 #include "ibc/ckpt.h"
 #include "ibc/model.h"
 #include "ibc/safetensors.h"
@@ -113,7 +115,9 @@ static int write(const char *dir, const char *what) {
 #endif
 
 int main(int argc, char **argv) {
+#ifndef IBC_OLD_API
     blas_select(argv); // the kernels ibc itself runs (blas.h)
+#endif
 #ifndef IBC_OLD_API
     if (argc == 4 && !strcmp(argv[1], "write")) return write(argv[2], argv[3]);
 #endif
