@@ -115,7 +115,7 @@ static void causal_softmax(float *sc, int r0, int r1, int k0, int W, int T) {
         float *row = sc + (size_t)(i - r0) * T;
         int lo = W && i - W + 1 > k0 ? i - W + 1 : k0; // keys lo..i are visible
         float mx = -INFINITY, sum = 0;
-        for (int j = lo; j <= i; j++) mx = fmaxf(mx, row[j - k0]);
+        for (int j = lo; j <= i; j++) mx = row[j - k0] > mx ? row[j - k0] : mx; // fmaxf's result, inline
         for (int j = k0; j < r1; j++) {
             float e = (j >= lo && j <= i) ? expf(row[j - k0] - mx) : 0.0f;
             row[j - k0] = e;
@@ -125,34 +125,63 @@ static void causal_softmax(float *sc, int r0, int r1, int k0, int W, int T) {
     }
 }
 
+size_t kern_attention_scratch(const kern_att_shape *s) {
+    size_t rows = (size_t)(s->H / s->KV) * KERN_ATT_BLOCK; // one kv group's query rows of a block
+    return rows * (size_t)s->T + 2 * rows * (size_t)s->D;
+}
+
+// Attention of the G = H / KV query heads of kv group g over query rows r0..r1-1, stacked: their
+// rows are copied into qs [G m, D] so that one sgemm scores them all against the keys the block
+// sees, and one more multiplies by V (K = D is small, so a G-times taller product packs the keys
+// and values once instead of G times). sc [G m, T] (ld T) scores, os [G m, D] the output rows.
+static void att_group(float *out, int ldo, const float *q, int ldq, const float *k, int ldk, const float *v,
+                      int ldv, const kern_att_shape *s, int g, int r0, int r1, float *sc) {
+    int G = s->H / s->KV, D = s->D, T = s->T, W = s->window, m = r1 - r0;
+    int k0 = W && r0 - W + 1 > 0 ? r0 - W + 1 : 0, nk = r1 - k0; // keys k0..r1-1
+    float *qs = sc + (size_t)G * KERN_ATT_BLOCK * T, *os = qs + (size_t)G * KERN_ATT_BLOCK * D;
+    for (int hh = 0; hh < G; hh++) // head g G + hh: qs rows hh m .. hh m + m - 1
+        for (int i = 0; i < m; i++)
+            memcpy(qs + ((size_t)hh * m + i) * D, q + (size_t)(r0 + i) * ldq + (size_t)(g * G + hh) * D, sizeof(float) * D);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, G * m, nk, D, 1.0f / sqrtf((float)D), qs, D,
+                k + (size_t)k0 * ldk + (size_t)g * D, ldk, 0.0f, sc, T);
+    for (int hh = 0; hh < G; hh++) causal_softmax(sc + (size_t)hh * m * T, r0, r1, k0, W, T);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G * m, D, nk, 1.0f, sc, T, v + (size_t)k0 * ldv + (size_t)g * D,
+                ldv, 0.0f, os, D);
+    for (int hh = 0; hh < G; hh++)
+        for (int i = 0; i < m; i++)
+            memcpy(out + (size_t)(r0 + i) * ldo + (size_t)(g * G + hh) * D, os + ((size_t)hh * m + i) * D, sizeof(float) * D);
+}
+
+// The trainer's path (P given): one (head, block) at a time, P keeping every probability.
+static void att_head(float *out, int ldo, const float *q, int ldq, const float *k, int ldk, const float *v,
+                     int ldv, const kern_att_shape *s, int h, int r0, int r1, float *P) {
+    int T = s->T, D = s->D, W = s->window, g = h / (s->H / s->KV); // GQA: repeat_interleave of kv heads
+    int k0 = W && r0 - W + 1 > 0 ? r0 - W + 1 : 0, nk = r1 - k0;     // first key any row of the block sees
+    float *sc = P + (size_t)h * T * T + (size_t)r0 * T + k0;          // [r1 - r0, nk] ld T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, nk, D, 1.0f / sqrtf((float)D),
+                q + (size_t)r0 * ldq + (size_t)h * D, ldq, k + (size_t)k0 * ldk + (size_t)g * D, ldk, 0.0f, sc, T);
+    causal_softmax(sc, r0, r1, k0, W, T);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, nk, 1.0f, sc, T, v + (size_t)k0 * ldv + (size_t)g * D,
+                ldv, 0.0f, out + (size_t)r0 * ldo + (size_t)h * D, ldo);
+    for (int i = r0; i < r1; i++) { // keys no row of the block sees: probability 0
+        float *row = P + (size_t)h * T * T + (size_t)i * T;
+        memset(row, 0, sizeof(float) * (size_t)k0);
+        memset(row + r1, 0, sizeof(float) * (size_t)(T - r1));
+    }
+}
+
 void kern_attention_forward(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                             const float *v, int ldv, const kern_att_shape *s, float *P, float *scratch) {
-    int T = s->T, H = s->H, KV = s->KV, D = s->D, W = s->window;
-    float scale = 1.0f / sqrtf((float)D);
-    int nblk = (T + KERN_ATT_BLOCK - 1) / KERN_ATT_BLOCK;
-    // (head, row block) pairs in parallel; sgemm runs on the calling thread inside the region.
+    int nblk = (s->T + KERN_ATT_BLOCK - 1) / KERN_ATT_BLOCK, units = P ? s->H : s->KV;
+    size_t per_thread = P ? 0 : kern_attention_scratch(s);
+    // (head or kv group, row block) pairs in parallel; sgemm runs on the calling thread inside.
 #pragma omp parallel for collapse(2) schedule(dynamic)
-    for (int h = 0; h < H; h++) {
+    for (int u = 0; u < units; u++)
         for (int b = 0; b < nblk; b++) {
-            int g = h / (H / KV); // GQA: repeat_interleave of kv heads
-            int r0 = b * KERN_ATT_BLOCK, r1 = r0 + KERN_ATT_BLOCK < T ? r0 + KERN_ATT_BLOCK : T;
-            int k0 = W && r0 - W + 1 > 0 ? r0 - W + 1 : 0; // first key any row of the block sees
-            int nk = r1 - k0;
-            float *sc = P ? P + (size_t)h * T * T + (size_t)r0 * T + k0 // [r1 - r0, nk] ld T
-                          : scratch + (size_t)omp_get_thread_num() * KERN_ATT_BLOCK * T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, nk, D, scale,
-                        q + (size_t)r0 * ldq + (size_t)h * D, ldq, k + (size_t)k0 * ldk + (size_t)g * D, ldk,
-                        0.0f, sc, T);
-            causal_softmax(sc, r0, r1, k0, W, T);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, nk, 1.0f, sc, T,
-                        v + (size_t)k0 * ldv + (size_t)g * D, ldv, 0.0f, out + (size_t)r0 * ldo + (size_t)h * D, ldo);
-            for (int i = r0; P && i < r1; i++) { // keys no row of the block sees: probability 0
-                float *row = P + (size_t)h * T * T + (size_t)i * T;
-                memset(row, 0, sizeof(float) * (size_t)k0);
-                memset(row + r1, 0, sizeof(float) * (size_t)(T - r1));
-            }
+            int r0 = b * KERN_ATT_BLOCK, r1 = r0 + KERN_ATT_BLOCK < s->T ? r0 + KERN_ATT_BLOCK : s->T;
+            if (P) att_head(out, ldo, q, ldq, k, ldk, v, ldv, s, u, r0, r1, P);
+            else att_group(out, ldo, q, ldq, k, ldk, v, ldv, s, u, r0, r1, scratch + (size_t)omp_get_thread_num() * per_thread);
         }
-    }
 }
 
 void kern_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo, const float *q,

@@ -398,14 +398,16 @@ typedef struct {
     float *o2;   // [T, d] second sub-block output (parallel residual)
     float *qkv;  // [T, (H+2KV)*D]
     float *att;  // [T, H*D]
-    float *s;    // [threads, KERN_ATT_BLOCK, T] attention scores, one block per thread
+    float *s;    // [threads, kern_attention_scratch] attention scores and stacked rows, per thread
     float *up;   // [T, F or 2F]
 } work;
 
 static work *work_new(const model_config *c, int T) {
     int H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, F = c->d_ff;
-    size_t Td = (size_t)T * c->d, blk = (size_t)omp_get_max_threads() * KERN_ATT_BLOCK;
-    size_t sizes[] = {Td, Td, Td, (size_t)T * (H + 2 * KV) * D, (size_t)T * H * D, blk * T,
+    size_t Td = (size_t)T * c->d;
+    kern_att_shape as = {T, H, KV, D, c->sliding_window};
+    size_t sizes[] = {Td, Td, Td, (size_t)T * (H + 2 * KV) * D, (size_t)T * H * D,
+                      (size_t)omp_get_max_threads() * kern_attention_scratch(&as),
                       (size_t)T * (c->gated_mlp ? 2 : 1) * F};
     work *w = xmalloc(sizeof *w);
     float **bufs[] = {&w->xn, &w->o, &w->o2, &w->qkv, &w->att, &w->s, &w->up};

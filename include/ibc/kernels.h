@@ -13,6 +13,7 @@
 #ifndef IBC_KERNELS_H
 #define IBC_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ibc/config.h"
@@ -56,11 +57,15 @@ void kern_rope_backward(float *dv, int T, int ld, int heads, int D, int rot, con
 // (0: none; query i sees keys i - W < j <= i): q [T, ld q] (head h at column h D), k, v likewise
 // with KV heads -> out [T, ldo] (head h at column h D). Scores are scaled by 1/sqrt(D).
 // P: if not NULL, [H, T, T] receives the attention probabilities (row i: keys 0..T-1, zero
-// where masked; the backward pass needs them) and serves as the score buffer; else scratch
-// holds omp_get_max_threads() * KERN_ATT_BLOCK * T floats.
+// where masked; the backward pass needs them) and serves as the score buffer, one (head, row
+// block) at a time; else the query heads of one kv group are stacked into one taller product
+// per row block, and scratch holds omp_get_max_threads() * kern_attention_scratch(s) floats.
 typedef struct {
     int T, H, KV, D, window;
 } kern_att_shape;
+// Floats of scratch one thread needs without P: scores [H/KV KERN_ATT_BLOCK, T], and the stacked
+// query and output rows [H/KV KERN_ATT_BLOCK, D] each.
+size_t kern_attention_scratch(const kern_att_shape *s);
 void kern_attention_forward(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                             const float *v, int ldv, const kern_att_shape *s, float *P, float *scratch);
 // From dout [T, ldo]: dq += .., dk += .., dv += .. (same layouts as q, k, v); P from the
