@@ -5,10 +5,12 @@ CC      := mpicc
 PKGS    := jansson libpcre2-8 libutf8proc inih hdf5-openmpi zlib libzstd liblzma
 # OpenBLAS's OpenMP build, pinned by rpath whatever the system's BLAS alternative is: inside
 # ibc's own OpenMP regions its sgemm runs on the calling thread instead of oversubscribing.
+# -fno-plt: calls into shared libraries (expf in every softmax and activation) go through the
+# GOT directly instead of a PLT stub.
 BLASDIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 OPT     ?= -O2 -g
 SAN     ?=
-CFLAGS  := $(OPT) $(SAN) -std=c17 -D_GNU_SOURCE -fopenmp -Wall -Wextra -Werror -Iinclude \
+CFLAGS  := $(OPT) $(SAN) -std=c17 -D_GNU_SOURCE -fopenmp -fno-plt -Wall -Wextra -Werror -Iinclude \
            -I/usr/include/x86_64-linux-gnu/openblas-openmp $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS := $(SAN)
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)

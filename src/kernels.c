@@ -109,19 +109,21 @@ void kern_rope_backward(float *dv, int T, int ld, int heads, int D, int rot, con
 // Causal attention
 
 // Softmax of rows r0..r1-1 of scores sc (ld T; column j holds key k0 + j) over each row's visible
-// keys lo..i; other columns up to r1 become 0. In f32, the maximum subtracted first.
+// keys lo..i; other columns up to r1 become 0. In f32, the maximum subtracted first; the sum
+// runs over lo..i in order (the masked columns' zeros would add nothing).
 static void causal_softmax(float *sc, int r0, int r1, int k0, int W, int T) {
     for (int i = r0; i < r1; i++) {
-        float *row = sc + (size_t)(i - r0) * T;
+        float *row = sc + (size_t)(i - r0) * T - k0; // row[j]: key j
         int lo = W && i - W + 1 > k0 ? i - W + 1 : k0; // keys lo..i are visible
         float mx = -INFINITY, sum = 0;
-        for (int j = lo; j <= i; j++) mx = row[j - k0] > mx ? row[j - k0] : mx; // fmaxf's result, inline
-        for (int j = k0; j < r1; j++) {
-            float e = (j >= lo && j <= i) ? expf(row[j - k0] - mx) : 0.0f;
-            row[j - k0] = e;
-            sum += e;
+        for (int j = lo; j <= i; j++) mx = row[j] > mx ? row[j] : mx; // fmaxf's result, inline
+        for (int j = k0; j < lo; j++) row[j] = 0.0f;
+        for (int j = lo; j <= i; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
         }
-        for (int j = lo; j <= i; j++) row[j - k0] /= sum;
+        for (int j = i + 1; j < r1; j++) row[j] = 0.0f;
+        for (int j = lo; j <= i; j++) row[j] /= sum;
     }
 }
 
