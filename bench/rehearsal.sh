@@ -60,13 +60,12 @@ EOF
 num() { awk -v k="$2" '$1 == k {print $2}' "$1"; }
 rows_line() { awk '/^rows_per_rank/ {print $5, $7, $11, $13}' "$1"; } # total max mean imbalance
 {
-  echo "| P | rows (all) | rows per rank: max / mean (imbalance) | peak RSS per rank, MiB (VmHWM) | rows all-reduced per rank today, MiB | plan: expected sent by the busiest rank, MiB (rounds) | wall time, s | time imbalance |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| P | rows (all) | rows per rank: max / mean (imbalance), plan | rows per rank: max / mean, run | peak RSS per rank, MiB (VmHWM) | sent by the busiest rank / mean, MiB, run | plan: expected sent by the busiest rank, MiB (rounds) | wall time, s | time imbalance |"
+  echo "|---|---|---|---|---|---|---|---|---|"
 } >"$OUT/table.md"
 for P in "${RANKS[@]}"; do
   "$IBC" plan "$OUT/rehearsal.ini" --ranks "$P" --threads 1 >"$OUT/plan$P.txt"
   read -r total rmax rmean imb < <(rows_line "$OUT/plan$P.txt")
-  rowb=$(grep -o 'rows x [0-9]* B' "$OUT/plan$P.txt" | awk '{print $3}')
   sent=$(num "$OUT/plan$P.txt" exchange_sent)
   rounds=$(grep -o 'in [0-9]* round' "$OUT/plan$P.txt" | awk '{print $2}')
   rm -rf "$OUT/r$P" "$OUT/peak$P".*
@@ -75,9 +74,15 @@ for P in "${RANKS[@]}"; do
   t1=$(date +%s.%N)
   peaks=$(cat "$OUT/peak$P".* | awk '{printf "%s%.0f", (NR > 1 ? " / " : ""), $1 / 1024}')
   timb=$(awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == "imbalance") c = i} NR == 2 && c {print $c}' "$OUT/r$P/summary.csv")
-  printf "| %s | %s | %s / %s (%s) | %s | %.1f | %.1f (%s) | %.1f | %s |\n" "$P" "$total" "$rmax" "$rmean" "$imb" "$peaks" \
-    "$(echo "$total * $rowb / 1048576" | bc -l)" "$(echo "$sent / 1048576" | bc -l)" "$rounds" "$(echo "$t1 - $t0" | bc -l)" \
-    "${timb:-not recorded}" >>"$OUT/table.md"
+  # What the run itself recorded (results.c: attributes of the checkpoint's HDF5 group).
+  run=$(python3 -c "
+import glob, h5py
+f = h5py.File(glob.glob('$OUT/r$P/*.h5')[0], 'r'); g = f['checkpoints/neox16']
+print(int(g.attrs['rows_max']), '%.1f' % g.attrs['rows_mean'], '%.1f' % (g.attrs['sent_max'] / 1048576), '%.1f' % (g.attrs['sent_mean'] / 1048576))")
+  read -r run_rmax run_rmean run_smax run_smean <<<"$run"
+  printf "| %s | %s | %s / %s (%s) | %s / %s | %s | %s / %s | %.1f (%s) | %.1f | %s |\n" "$P" "$total" "$rmax" "$rmean" "$imb" \
+    "$run_rmax" "$run_rmean" "$peaks" "$run_smax" "$run_smean" "$(echo "$sent / 1048576" | bc -l)" "$rounds" \
+    "$(echo "$t1 - $t0" | bc -l)" "${timb:-not recorded}" >>"$OUT/table.md"
 done
 same=yes
 for P in "${RANKS[@]}"; do cmp -s "$OUT/r${RANKS[0]}/summary.csv" "$OUT/r$P/summary.csv" || same=no; done
