@@ -75,7 +75,7 @@ for P in "${RANKS[@]}"; do
   peaks=$(cat "$OUT/peak$P".* | awk '{printf "%s%.0f", (NR > 1 ? " / " : ""), $1 / 1024}')
   timb=$(awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == "imbalance") c = i} NR == 2 && c {print $c}' "$OUT/r$P/summary.csv")
   # What the run itself recorded (results.c: attributes of the checkpoint's HDF5 group).
-  run=$(python3 -c "
+  run=$(/usr/bin/python3 -c "
 import glob, h5py
 f = h5py.File(glob.glob('$OUT/r$P/*.h5')[0], 'r'); g = f['checkpoints/neox16']
 print(int(g.attrs['rows_max']), '%.1f' % g.attrs['rows_mean'], '%.1f' % (g.attrs['sent_max'] / 1048576), '%.1f' % (g.attrs['sent_mean'] / 1048576))")
