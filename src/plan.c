@@ -349,13 +349,14 @@ static const char *human(int64_t bytes, char *buf) {
     return buf;
 }
 
-int plan_fit_check(const job *j, const corpus *c, ibc_err *err) {
+int plan_fit_check(const job *j, const corpus *c, int only, ibc_err *err) {
     int P = dist_size(), local = dist_local_size();
     plan_layout lay = {P, (P + local - 1) / local, omp_get_max_threads(), local, j->exchange_mb * 1048576};
     plan_labels pl;
     plan_ckpt worst = {0}, pc;
     int rc = plan_labels_count(j, c, P, &pl, err);
     for (int k = 0; rc == 0 && k < j->n_ckpts; k++) {
+        if (only >= 0 && k != only) continue;
         ibc_err ignore = {0}; // a checkpoint that cannot be read fails at its own load, as today
         if (plan_checkpoint(j, &pl, &lay, j->ckpts[k].name, j->ckpts[k].path, &pc, &ignore) == 0 && pc.per_node > worst.per_node)
             worst = pc;

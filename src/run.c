@@ -662,7 +662,7 @@ int run_job(const job *j, const run_opts *o, ibc_err *err) {
     sigaction(SIGUSR1, &sa, NULL);
     job_run s = {.j = j, .o = o, .rank = dist_rank(), .K = j->n_ckpts};
     int rc = start_corpus(&s, err);
-    if (rc == 0) rc = plan_fit_check(j, &s.c, err); // collective: a job that cannot fit stops here (exit 2)
+    if (rc == 0) rc = plan_fit_check(j, &s.c, o->only, err); // collective: a job that cannot fit stops here (exit 2)
     if (rc == 0) rc = open_results(&s, err);
     if (rc) goto done;
     for (int k = 0; k < s.K && rc == 0; k++) {

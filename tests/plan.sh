@@ -146,6 +146,16 @@ sed -e '/^llama_bf16/d' -e 's/^format = .*/&\ndocuments = 20/' "$tmp/job.ini" >"
 SLURM_MEM_PER_NODE=65536 "$IBC" run "$tmp/small.ini" --quiet 2>"$tmp/run3.err"
 rc=$?
 check "run accepts the job when it fits" '[ $rc -eq 0 ] && [ -s $tmp/out/plan/summary.csv ]'
+# --only K: the fit check sizes checkpoint K alone, not the largest of the job (OLMo2-32B's
+# shape: 60 GiB of BF16 weights, more than a 40,000 MB limit)
+/usr/bin/python3 scripts/shape-checkpoint.py olmo2-32b "$tmp/olmo32"
+sed -e "s|^llama_bf16 = .*|big = $tmp/olmo32|" -e 's/^format = .*/&\ndocuments = 20/' -e '/^anchors = /d' "$tmp/job.ini" >"$tmp/only.ini"
+SLURM_MEM_PER_NODE=40000 "$IBC" run "$tmp/only.ini" --only 0 --quiet --results "$tmp/only0" 2>"$tmp/only0.err"
+rc=$?
+check "--only 0: a small checkpoint runs beside one that cannot fit" '[ $rc -eq 0 ] && [ -s $tmp/only0/summary.csv ]'
+SLURM_MEM_PER_NODE=40000 "$IBC" run "$tmp/only.ini" --only 1 --quiet --results "$tmp/only1" 2>"$tmp/only1.err"
+rc=$?
+check "--only 1: the checkpoint that cannot fit is refused before loading" '[ $rc -eq 2 ] && grep -q "checkpoint big needs" $tmp/only1.err && [ ! -e $tmp/only1/summary.csv ]'
 
 # --- bad arguments and job keys ------------------------------------------------------------------
 bad_ok=1

@@ -130,10 +130,11 @@ int plan_command(const job *j, const plan_layout *lay, FILE *out, ibc_err *err);
 int64_t plan_mem_limit(char *source, size_t cap);
 
 // `ibc run`'s fit check, after the corpus is prepared and before any checkpoint is loaded:
-// every rank computes the estimate of every checkpoint for its node (ranks on this node,
-// omp threads) and compares the largest with plan_mem_limit. IBC_EINPUT with one line
-// naming the need, the limit and the levers if any node cannot fit.
+// every rank computes the estimate of every checkpoint that will run (only >= 0: that one
+// alone, as `ibc run --only`) for its node (ranks on this node, omp threads) and compares the
+// largest with plan_mem_limit. IBC_EINPUT with one line naming the need, the limit and the
+// levers if any node cannot fit.
 // Collective: every rank calls it.
-int plan_fit_check(const job *j, const corpus *c, ibc_err *err);
+int plan_fit_check(const job *j, const corpus *c, int only, ibc_err *err);
 
 #endif
