@@ -16,6 +16,7 @@ typedef struct {
     char msg[512];      // first error, without "FILE:LINE: "
     int failed;
     int seen_output;
+    int seen_seed;      // [estimator] seed given
 } parse_ctx;
 
 static int bad(parse_ctx *c, const char *fmt, const char *a, const char *b) {
@@ -107,6 +108,35 @@ static int set_layers(parse_ctx *c, const char *v) {
     return 1;
 }
 
+// "0,1,2,3,4": distinct non-negative integers, the anchor sets of the ensemble, in order.
+static int set_seeds(parse_ctx *c, const char *v) {
+    job *j = c->j;
+    j->n_seeds = 0;
+    for (const char *p = v;;) {
+        char num[32];
+        size_t len = strcspn(p, ",");
+        long long x;
+        if (len >= sizeof num) return bad(c, "seeds: expected distinct integers >= 0 like 0,1,2,3,4, got %s%s", v, "");
+        memcpy(num, p, len);
+        num[len] = 0;
+        if (!set_int(c, "seeds", num, 0, INT64_MAX, &x)) {
+            c->failed = 0; // replace set_int's message with one naming the whole list
+            return bad(c, "seeds: expected distinct integers >= 0 like 0,1,2,3,4, got %s%s", v, "");
+        }
+        for (int i = 0; i < j->n_seeds; i++)
+            if (j->seeds[i] == (uint64_t)x) return bad(c, "seeds: %s is listed twice%s", num, "");
+        if (j->n_seeds == IBC_MAX_SEEDS) {
+            snprintf(num, sizeof num, "%d", IBC_MAX_SEEDS);
+            return bad(c, "seeds: more than %s anchor sets%s", num, "");
+        }
+        j->seeds[j->n_seeds++] = (uint64_t)x;
+        if (!p[len]) break;
+        p += len + 1;
+    }
+    j->seed = j->seeds[0];
+    return 1;
+}
+
 static int add_ckpt(parse_ctx *c, const char *name, const char *path) {
     job *j = c->j;
     if (strlen(name) >= sizeof j->ckpts[0].name || !name[0] || strpbrk(name, "/,\"\n"))
@@ -192,7 +222,9 @@ static int handler(void *user, const char *sec, const char *key, const char *v) 
         }
     } else if (!strcmp(sec, "estimator")) {
         if (!strcmp(key, "bins")) return set_int(c, key, v, 2, 100000, &x) && (j->bins = (int)x, 1);
-        if (!strcmp(key, "seed")) return set_int(c, key, v, 0, INT64_MAX, &x) && (j->seed = (uint64_t)x, 1);
+        if (!strcmp(key, "seed")) return set_int(c, key, v, 0, INT64_MAX, &x) && (j->seed = (uint64_t)x, c->seen_seed = 1);
+        if (!strcmp(key, "seeds")) return set_seeds(c, v);
+        if (!strcmp(key, "folds")) return set_int(c, key, v, 2, IBC_MAX_FOLDS, &x) && (j->folds = (int)x, 1);
         if (!strcmp(key, "temperature")) {
             if (!strcmp(v, "bound")) { j->temp = TEMP_BOUND; return 1; }
             if (!strcmp(v, "leading")) { j->temp = TEMP_LEADING; return 1; }
@@ -255,6 +287,11 @@ int job_parse(const char *text, const char *path, job *j, ibc_err *err) {
     else if (!j->corpus[0] && !j->preference[0]) rc = ibc_fail(err, IBC_EINPUT, "%s: [corpus] path (or [preference] path) is missing", path);
     else if ((j->format == CORPUS_TOKENS_U16 || j->format == CORPUS_TOKENS_U32) && !j->offsets[0])
         rc = ibc_fail(err, IBC_EINPUT, "%s: [corpus] offsets is required for tokens-u16/u32", path);
+    else if (j->n_seeds && c.seen_seed)
+        rc = ibc_fail(err, IBC_EINPUT, "%s: [estimator] seed and seeds: give one (seeds = S lists one anchor set)", path);
+    else if (j->n_seeds > 1 && j->anchors[0])
+        rc = ibc_fail(err, IBC_EINPUT, "%s: [estimator] seeds lists %d anchor sets but anchors names one file", path, j->n_seeds);
+    if (rc == 0 && !j->n_seeds) j->seeds[j->n_seeds++] = j->seed; // one anchor set: today's
     if (rc == 0 && j->format == CORPUS_JSONL_IDS && !strcmp(j->field, "text")) strcpy(j->field, "ids");
     if (rc) job_free(j);
     return rc;

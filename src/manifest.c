@@ -177,9 +177,15 @@ char *manifest_build(const job *j, const corpus *c) {
     for (int k = 0; k < j->n_ckpts; k++) json_array_append_new(ck, ckpt_entry(j, &j->ckpts[k], &ec));
     json_object_set_new(m, "checkpoints", ck);
     json_object_set_new(m, "tokenizer", j->tokenizer[0] ? hashed(j->tokenizer) : json_string("each checkpoint's tokenizer.json"));
-    json_object_set_new(m, "anchors", j->anchors[0] ? hashed(j->anchors)
-                                                    : json_pack("{s:s, s:I, s:i}", "generated", "se_anchors (method.md §2)",
-                                                                "seed", (json_int_t)j->seed, "bins", j->bins));
+    json_t *an = j->anchors[0] ? hashed(j->anchors)
+                               : json_pack("{s:s, s:I, s:i}", "generated", "se_anchors (method.md §2)", "seed",
+                                           (json_int_t)j->seed, "bins", j->bins);
+    if (j->n_seeds > 1) { // an ensemble: every set's seed (seed above is the first)
+        json_t *sd = json_array();
+        for (int k = 0; k < j->n_seeds; k++) json_array_append_new(sd, json_integer((json_int_t)j->seeds[k]));
+        json_object_set_new(an, "seeds", sd);
+    }
+    json_object_set_new(m, "anchors", an);
     static const char *MODE[] = {"bound", "leading", "fixed"};
     json_t *t = json_pack("{s:s}", "mode", MODE[j->temp]);
     if (j->temp == TEMP_FIXED) json_object_set_new(t, "value", json_real(j->temperature));

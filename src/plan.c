@@ -29,19 +29,46 @@ static int max_order(unsigned orders) {
 
 static int doc_tokens(const job *j, const corpus_doc *d) { return d->n_ids < j->max_length ? d->n_ids : j->max_length; }
 
-// Rows, owners and expected senders of one precounted table (set s).
-static void count_rows(plan_labels *pl, const se_table *t, int s) {
+// Rows, owners and expected senders of one precounted table (set s); rows_rank [P] gets the rows.
+static void count_rows(plan_labels *pl, const se_table *t, int s, int64_t *rows_rank) {
     int P = pl->P;
     double stay = 1.0 - 1.0 / P; // a position falls on a given rank with probability 1/P
     for (int64_t x = 0; x < t->n_labels; x++) {
         if (t->row[x] < 0 || t->Nx[x] == 0) continue; // singleton, or merged into "rare"
         int o = owner_of_label(s, t->keys[x].key, P);
         double touch = P > 1 ? 1.0 - pow(stay, (double)t->Nx[x]) : 0.0;
-        pl->sets[s].rows++;
-        pl->rows_rank[o]++;
+        if (rows_rank == pl->rows_rank) pl->sets[s].rows++;
+        else pl->fold_rows++;
+        rows_rank[o]++;
         pl->touch_total += touch;
         pl->touch_owned[o] += touch;
     }
+}
+
+// The folds' accumulators (run.c's make_folds: documents with a counted position, in corpus
+// order, to fold number mod F), each precounted over its documents: index bytes and rows.
+static int count_folds(const job *j, const corpus *c, plan_labels *pl, ibc_err *err) {
+    int F = j->folds, rc = 0;
+    se_acc *acc = xcalloc((size_t)F, sizeof(se_acc));
+    for (int f = 0; f < F && rc == 0; f++) rc = se_acc_init(&acc[f], 2, 1, 1, j->orders, j->preference[0] != 0, err);
+    int64_t k = 0;
+    for (int64_t i = 0; rc == 0 && i < c->n; i++) {
+        int T = doc_tokens(j, &c->docs[i]);
+        if (T >= 2 * acc[0].n_max) rc = se_precount_doc(&acc[k++ % F], c->docs[i].ids, T, c->docs[i].pref, err);
+    }
+    pl->F = F;
+    pl->fold_rows_rank = xcalloc((size_t)pl->P, sizeof(int64_t));
+    for (int f = 0; f < F && rc == 0; f++) {
+        rc = se_precount_done_min(&acc[f], j->min_count, err);
+        for (int s = 0; rc == 0 && s < acc[f].n_sets; s++) {
+            const se_table *t = &acc[f].tables[s];
+            pl->fold_index_bytes += t->n_labels * (int64_t)(sizeof(se_label) + 2 * sizeof(int64_t)) + (int64_t)t->map.cap * 8;
+            count_rows(pl, t, s, pl->fold_rows_rank);
+        }
+    }
+    for (int f = 0; f < F; f++) se_acc_free(&acc[f]);
+    free(acc);
+    return rc;
 }
 
 int plan_labels_count(const job *j, const corpus *c, int P, plan_labels *pl, ibc_err *err) {
@@ -82,11 +109,12 @@ int plan_labels_count(const job *j, const corpus *c, int P, plan_labels *pl, ibc
         for (int s = 0; s < acc.n_sets; s++) {
             const se_table *t = &acc.tables[s];
             pl->index_bytes += t->n_labels * (int64_t)(sizeof(se_label) + 2 * sizeof(int64_t)) + (int64_t)t->map.cap * 8;
-            count_rows(pl, t, s);
+            count_rows(pl, t, s, pl->rows_rank);
             pl->rows += pl->sets[s].rows;
         }
     }
     se_acc_free(&acc);
+    if (rc == 0 && j->folds) rc = count_folds(j, c, pl, err);
     if (rc) plan_labels_free(pl);
     return rc;
 }
@@ -94,6 +122,7 @@ int plan_labels_count(const job *j, const corpus *c, int P, plan_labels *pl, ibc
 void plan_labels_free(plan_labels *pl) {
     free(pl->rows_rank);
     free(pl->touch_owned);
+    free(pl->fold_rows_rank);
     *pl = (plan_labels){0};
 }
 
@@ -116,12 +145,13 @@ static int64_t layer_floats(const model_config *c) {
 
 // Bytes one thread needs for one document of T tokens: model_forward's arena (model.c) and
 // the estimator's per-document a [P, n] f32 and label indices [sets, P] int64.
-static int64_t act_bytes(const model_config *c, int T, int bins, int n_sets, int n_max) {
+static int64_t act_bytes(const model_config *c, int T, int bins, int n_sets, int n_max, int folds) {
     int64_t Td = (int64_t)T * c->d, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
     int64_t floats = 4 * Td + T * (H + 2 * KV) * D + T * H * D + (int64_t)PLAN_ATT_BLOCK * T +
                      (int64_t)T * (c->gated_mlp ? 2 : 1) * c->d_ff + (int64_t)T * (c->rot_dim + 1);
     int64_t P = T - 2 * n_max + 1 > 0 ? T - 2 * n_max + 1 : 0;
-    return 4 * floats + 4 * P * bins + 8 * P * n_sets;
+    // folds: the document's labels in its fold, in a second scratch (se_doc: a, q, idx, hq)
+    return 4 * floats + 4 * P * bins + 8 * P * n_sets + (folds ? 12 * P * bins + 8 * P * (SE_MAX_SETS + SE_COND_LIMBS) : 0);
 }
 
 // Tracked hidden states and the blocks the forward pass runs (it stops at the last tracked).
@@ -181,8 +211,10 @@ int plan_checkpoint(const job *j, const plan_labels *pl, const plan_layout *lay,
     pc->d = c.d;
     int rearranged = c.arch == ARCH_GPT2 || c.arch == ARCH_GPT_NEOX; // Conv1D; per-head fused QKV
     pc->layer_scratch = strcmp(pc->dtype, "F32") || rearranged ? 4 * layer_floats(&c) : 0;
-    pc->act_thread = act_bytes(&c, pl->T_max, j->bins, pl->n_sets, max_order(j->orders));
-    pc->row_bytes = (int64_t)pc->tracked * j->bins * 8; // C_x [tracked, n] int64
+    pc->act_thread = act_bytes(&c, pl->T_max, j->bins, pl->n_sets, max_order(j->orders), pl->F > 0);
+    pc->K = j->anchors[0] ? 1 : j->n_seeds;
+    pc->bins = j->bins;
+    pc->row_bytes = (int64_t)pc->K * pc->tracked * j->bins * 8; // C_x [K x tracked, n] int64
     pc->rows_min = pl->rows;
     double sent_max = 0;
     for (int r = 0; r < lay->P; r++) {
@@ -192,16 +224,19 @@ int plan_checkpoint(const job *j, const plan_labels *pl, const plan_layout *lay,
         double sent = (pl->touch_total - pl->touch_owned[r]) * (double)(pc->row_bytes + 8); // + label index
         if (sent > sent_max) sent_max = sent;
     }
+    for (int r = 0; pl->F && r < lay->P; r++)
+        pc->fold_rows_max = pl->fold_rows_rank[r] > pc->fold_rows_max ? pl->fold_rows_rank[r] : pc->fold_rows_max;
+    pc->fold_bytes = pl->fold_index_bytes + pc->fold_rows_max * pc->row_bytes;
     pc->rows_mean = (double)pl->rows / lay->P;
     pc->rows_bytes_max = pc->rows_max * pc->row_bytes;
     pc->sent_max = (int64_t)ceil(sent_max);
     pc->round_bytes = pc->sent_max < lay->exchange_bytes ? pc->sent_max : lay->exchange_bytes;
     pc->rounds = pc->sent_max ? (pc->sent_max + lay->exchange_bytes - 1) / lay->exchange_bytes : 0;
     pc->exch_buffers = 2 * pc->round_bytes; // send and receive
-    pc->other = pl->corpus_bytes + pc->row_bytes; // the corpus, and the global counts C
+    pc->other = pl->corpus_bytes + (1 + pl->F) * pc->row_bytes; // the corpus, and the global counts C (each fold's too)
     pc->flops = plan_forward_flops(&c, pc->layers_run, pl->sum_T, pl->sum_tri);
     pc->per_rank = pc->layer_scratch + (int64_t)lay->threads * pc->act_thread + pl->index_bytes + pc->rows_bytes_max +
-                   pc->exch_buffers + pc->other;
+                   pc->fold_bytes + pc->exch_buffers + pc->other;
     pc->per_node = pc->mapped + (int64_t)lay->ranks_per_node * pc->per_rank;
     return 0;
 }
@@ -249,9 +284,15 @@ void plan_print_ckpt(FILE *f, const plan_layout *lay, const plan_labels *pl, con
     snprintf(note, sizeof note, "per thread (one document of %d tokens), x %d threads", pl->T_max, lay->threads);
     line(f, "activations", pc->act_thread, note);
     line(f, "label_index", pl->index_bytes, "per rank (every label of every set)");
-    snprintf(note, sizeof note, "busiest rank: %lld rows x %lld B (mean %.1f rows, min %lld)", (long long)pc->rows_max,
-             (long long)pc->row_bytes, pc->rows_mean, (long long)pc->rows_min);
+    snprintf(note, sizeof note, "busiest rank: %lld rows x %lld B (mean %.1f rows, min %lld; %d anchor set%s x %d layers x %d bins x 8 B)",
+             (long long)pc->rows_max, (long long)pc->row_bytes, pc->rows_mean, (long long)pc->rows_min, pc->K,
+             pc->K > 1 ? "s" : "", pc->tracked, pc->bins);
     line(f, "rows", pc->rows_bytes_max, note);
+    if (pl->F) {
+        snprintf(note, sizeof note, "per rank: %d folds' label indices + busiest rank's %lld fold rows (%lld in all)", pl->F,
+                 (long long)pc->fold_rows_max, (long long)pl->fold_rows);
+        line(f, "folds", pc->fold_bytes, note);
+    }
     snprintf(note, sizeof note, "busiest sender, expected (upper estimate), in %lld round(s)", (long long)pc->rounds);
     line(f, "exchange_sent", pc->sent_max, note);
     line(f, "exchange_round", pc->round_bytes, "per rank per round (<= exchange_mb)");

@@ -29,9 +29,75 @@ void res_ckpt_alloc(res_ckpt *r, int n_layers) {
 
 void res_ckpt_free(res_ckpt *r) {
     free(r->layer_ids); free(r->H); free(r->I_X); free(r->I_Y); free(r->I_pref);
+    free(r->H_seeds); free(r->I_X_seeds); free(r->I_Y_seeds); free(r->I_pref_seeds); free(r->sum_seeds);
+    free(r->sum_folds);
     r->layer_ids = NULL;
     r->H = r->I_X = r->I_Y = r->I_pref = NULL;
-    r->n_layers = 0;
+    r->H_seeds = r->I_X_seeds = r->I_Y_seeds = r->I_pref_seeds = NULL;
+    r->sum_seeds = r->sum_folds = NULL;
+    r->n_layers = r->n_seeds = r->n_folds = 0;
+}
+
+static double *nan_array(size_t n) {
+    double *v = xmalloc(sizeof(double) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) v[i] = NAN;
+    return v;
+}
+
+void res_ckpt_alloc_seeds(res_ckpt *r, int K) {
+    size_t S = (size_t)r->n_layers;
+    r->n_seeds = K;
+    r->H_seeds = nan_array((size_t)K * S);                   // [K, S]
+    r->I_X_seeds = nan_array((size_t)K * RES_ORDERS * S);    // [K, RES_ORDERS, S]
+    r->I_Y_seeds = nan_array((size_t)K * RES_ORDERS * S);    // [K, RES_ORDERS, S]
+    r->I_pref_seeds = nan_array((size_t)K * S);              // [K, S]
+    r->sum_seeds = xcalloc((size_t)K, sizeof(se_summary));   // [K]
+}
+
+void res_ckpt_alloc_folds(res_ckpt *r, int F) {
+    r->n_folds = F;
+    r->sum_folds = xcalloc((size_t)F, sizeof(se_summary)); // [F]
+}
+
+// Mean and sd over the K sets of per-set [K, m] values, into mean [m] and sd [m] (NULL: skip).
+static void over_sets(const double *per_set, int K, int m, double *mean, double *sd) {
+    for (int i = 0; i < m; i++) {
+        double a, b;
+        se_mean_sd(per_set + i, K, m, &a, &b);
+        if (mean) mean[i] = a;
+        if (sd) sd[i] = b;
+    }
+}
+
+void res_ckpt_mean(res_ckpt *r) {
+    int K = r->n_seeds, S = r->n_layers;
+    se_summary sd;
+    over_sets(r->H_seeds, K, S, r->H, NULL);
+    over_sets(r->I_X_seeds, K, RES_ORDERS * S, r->I_X, NULL);
+    over_sets(r->I_Y_seeds, K, RES_ORDERS * S, r->I_Y, NULL);
+    over_sets(r->I_pref_seeds, K, S, r->I_pref, NULL);
+    se_summary_mean_sd(r->sum_seeds, K, &r->sum, &sd); // optimality: the mean of each set's ratio
+}
+
+void res_ckpt_sd(const res_ckpt *r, double *H, double *I_X, double *I_Y, double *I_pref, se_summary *sum) {
+    int K = r->n_seeds, S = r->n_layers;
+    if (H) over_sets(r->H_seeds, K, S, NULL, H);
+    if (I_X) over_sets(r->I_X_seeds, K, RES_ORDERS * S, NULL, I_X);
+    if (I_Y) over_sets(r->I_Y_seeds, K, RES_ORDERS * S, NULL, I_Y);
+    if (I_pref) over_sets(r->I_pref_seeds, K, S, NULL, I_pref);
+    se_summary mean;
+    if (sum) se_summary_mean_sd(r->sum_seeds, K, &mean, sum);
+}
+
+void res_ckpt_se(const res_ckpt *r, se_summary *se) {
+    se_summary mean, sd;
+    double v[SE_SUMMARY_N];
+    if (r->n_folds > 1) {
+        se_summary_mean_sd(r->sum_folds, r->n_folds, &mean, &sd);
+        se_summary_pack(&sd, v);
+    }
+    for (int k = 0; k < SE_SUMMARY_N; k++) v[k] = r->n_folds > 1 ? v[k] / sqrt((double)r->n_folds) : NAN;
+    se_summary_unpack(v, se);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -84,6 +150,48 @@ static void h5_str_ds(h5ctx *c, hid_t loc, const char *name, const char *s) {
     H5Tclose(t);
 }
 
+// Summaries [m] as rows [m, SE_SUMMARY_N] (summary.csv's order, se_summary_pack).
+static double *pack_rows(const se_summary *s, int m) {
+    double *v = xmalloc(sizeof(double) * SE_SUMMARY_N * (size_t)m);
+    for (int i = 0; i < m; i++) se_summary_pack(&s[i], v + (size_t)i * SE_SUMMARY_N);
+    return v;
+}
+
+// Each anchor set's numbers (leading dimension K) and their spreads (docs/results.md).
+static void write_seeds(h5ctx *c, hid_t g, const res_ckpt *r) {
+    hsize_t K = (hsize_t)r->n_seeds, S = (hsize_t)r->n_layers, k2[2] = {K, S}, k3[3] = {K, RES_ORDERS, S},
+            o2[2] = {RES_ORDERS, S}, ks[2] = {K, SE_SUMMARY_N}, m = SE_SUMMARY_N;
+    h5_ds(c, g, "H_seeds", H5T_NATIVE_DOUBLE, 2, k2, r->H_seeds);
+    h5_ds(c, g, "I_X_seeds", H5T_NATIVE_DOUBLE, 3, k3, r->I_X_seeds);
+    h5_ds(c, g, "I_Y_seeds", H5T_NATIVE_DOUBLE, 3, k3, r->I_Y_seeds);
+    h5_ds(c, g, "I_pref_seeds", H5T_NATIVE_DOUBLE, 2, k2, r->I_pref_seeds);
+    double *rows = pack_rows(r->sum_seeds, r->n_seeds), v[SE_SUMMARY_N];
+    h5_ds(c, g, "summary_seeds", H5T_NATIVE_DOUBLE, 2, ks, rows);
+    double *sd = xmalloc(sizeof(double) * (size_t)S * (2 + 2 * RES_ORDERS)); // H [S], I_X, I_Y [4, S], I_pref [S]
+    se_summary ssd;
+    res_ckpt_sd(r, sd, sd + S, sd + (1 + RES_ORDERS) * S, sd + (1 + 2 * RES_ORDERS) * S, &ssd);
+    h5_ds(c, g, "H_sd", H5T_NATIVE_DOUBLE, 1, &S, sd);
+    h5_ds(c, g, "I_X_sd", H5T_NATIVE_DOUBLE, 2, o2, sd + S);
+    h5_ds(c, g, "I_Y_sd", H5T_NATIVE_DOUBLE, 2, o2, sd + (1 + RES_ORDERS) * S);
+    h5_ds(c, g, "I_pref_sd", H5T_NATIVE_DOUBLE, 1, &S, sd + (1 + 2 * RES_ORDERS) * S);
+    se_summary_pack(&ssd, v);
+    h5_ds(c, g, "summary_sd", H5T_NATIVE_DOUBLE, 1, &m, v);
+    free(sd);
+    free(rows);
+}
+
+// Each fold's summary and the standard errors they give.
+static void write_folds(h5ctx *c, hid_t g, const res_ckpt *r) {
+    hsize_t fs[2] = {(hsize_t)r->n_folds, SE_SUMMARY_N}, m = SE_SUMMARY_N;
+    double *rows = pack_rows(r->sum_folds, r->n_folds), v[SE_SUMMARY_N];
+    se_summary se;
+    h5_ds(c, g, "summary_folds", H5T_NATIVE_DOUBLE, 2, fs, rows);
+    res_ckpt_se(r, &se);
+    se_summary_pack(&se, v);
+    h5_ds(c, g, "summary_se", H5T_NATIVE_DOUBLE, 1, &m, v);
+    free(rows);
+}
+
 static void write_ckpt(h5ctx *c, hid_t parent, const res_ckpt *r, int index) {
     hid_t g = ok_id(c, H5Gcreate2(parent, r->name, H5P_DEFAULT, c->gcpl, H5P_DEFAULT));
     h5_attr(g, "index", H5T_NATIVE_INT, 1, &index); // position in the job's checkpoint list
@@ -117,6 +225,8 @@ static void write_ckpt(h5ctx *c, hid_t parent, const res_ckpt *r, int index) {
     h5_ds(c, g, "I_X", H5T_NATIVE_DOUBLE, 2, two, r->I_X);
     h5_ds(c, g, "I_Y", H5T_NATIVE_DOUBLE, 2, two, r->I_Y);
     h5_ds(c, g, "I_pref", H5T_NATIVE_DOUBLE, 1, &n, r->I_pref);
+    if (r->n_seeds > 1) write_seeds(c, g, r);
+    if (r->n_folds > 1) write_folds(c, g, r);
     H5Gclose(g);
 }
 
@@ -152,10 +262,15 @@ static int write_h5(const char *path, const char *final, const char *job_text, c
         snprintf(name, sizeof name, "d%d", an[i].d);
         hsize_t dims[2] = {(hsize_t)an[i].n, (hsize_t)an[i].d};
         h5_ds(&c, ag, name, H5T_NATIVE_FLOAT, 2, dims, an[i].W);
-        hid_t ds = H5Dopen2(ag, name, H5P_DEFAULT);
-        h5_attr(ds, "eps", H5T_NATIVE_DOUBLE, 1, &an[i].eps);
-        H5Dclose(ds);
+        for (int k = 0; k < an[i].K; k++) { // set 0 as ever; further sets of an ensemble beside it
+            if (k) snprintf(name, sizeof name, "d%d_seed%llu", an[i].d, (unsigned long long)an[i].seeds[k]);
+            if (k) h5_ds(&c, ag, name, H5T_NATIVE_FLOAT, 2, dims, an[i].W + (size_t)k * an[i].n * an[i].d);
+            hid_t ds = H5Dopen2(ag, name, H5P_DEFAULT);
+            h5_attr(ds, "eps", H5T_NATIVE_DOUBLE, 1, &an[i].eps);
+            H5Dclose(ds);
+        }
     }
+    if (n_an && an[0].K > 1) h5_attr(ag, "seeds", H5T_NATIVE_UINT64, an[0].K, an[0].seeds);
     H5Gclose(ag);
     hid_t cg = ok_id(&c, H5Gcreate2(f, "checkpoints", H5P_DEFAULT, c.gcpl, H5P_DEFAULT));
     for (int i = 0; i < n; i++)
@@ -176,6 +291,78 @@ static void num(FILE *f, double v) {
     else fputc(',', f);
 }
 
+// Whether any complete checkpoint has an anchor ensemble (the `_sd` columns), or folds (`_se`).
+static int any_complete(const res_ckpt *r, int n, int folds) {
+    for (int i = 0; i < n; i++)
+        if (r[i].status == RES_COMPLETE && (folds ? r[i].n_folds > 1 : r[i].n_seeds > 1)) return 1;
+    return 0;
+}
+
+// Per-layer values of one layer l: H, I_X1..4, I_Y1..4, I_pref (layers.csv's order).
+static void layer_row(FILE *f, const double *H, const double *I_X, const double *I_Y, const double *I_pref, int S, int l) {
+    num(f, H[l]);
+    for (int k = 0; k < RES_ORDERS; k++) num(f, I_X[k * S + l]);
+    for (int k = 0; k < RES_ORDERS; k++) num(f, I_Y[k * S + l]);
+    num(f, I_pref[l]);
+}
+
+static void write_layers(FILE *f, const res_ckpt *r, int n) {
+    int ens = any_complete(r, n, 0);
+    fputs("checkpoint,layer,n_positions,H,I_X1,I_X2,I_X3,I_X4,I_Y1,I_Y2,I_Y3,I_Y4,I_pref", f);
+    fputs(ens ? ",H_sd,I_X1_sd,I_X2_sd,I_X3_sd,I_X4_sd,I_Y1_sd,I_Y2_sd,I_Y3_sd,I_Y4_sd,I_pref_sd\n" : "\n", f);
+    for (int i = 0; i < n; i++) {
+        if (r[i].status != RES_COMPLETE) continue;
+        int S = r[i].n_layers;
+        double *sd = ens ? xmalloc(sizeof(double) * (size_t)S * (2 + 2 * RES_ORDERS)) : NULL; // H, I_X, I_Y, I_pref
+        if (ens) res_ckpt_sd(&r[i], sd, sd + S, sd + (1 + RES_ORDERS) * S, sd + (1 + 2 * RES_ORDERS) * S, NULL);
+        for (int l = 0; l < S; l++) {
+            fprintf(f, "%s,%d,%lld", r[i].name, r[i].layer_ids[l], (long long)r[i].n_positions);
+            layer_row(f, r[i].H, r[i].I_X, r[i].I_Y, r[i].I_pref, S, l);
+            if (ens) layer_row(f, sd, sd + S, sd + (1 + RES_ORDERS) * S, sd + (1 + 2 * RES_ORDERS) * S, S, l);
+            fputc('\n', f);
+        }
+        free(sd);
+    }
+}
+
+static const char SUMMARY_METRICS[] = "H_mean,complexity_1,complexity_2,complexity_3,complexity_4,expressivity_1,"
+    "expressivity_2,expressivity_3,expressivity_4,optimality_1,optimality_2,optimality_3,optimality_4,pref_info";
+
+// The metric names again, each with suffix (",H_mean_sd,complexity_1_sd,...").
+static void metric_names(FILE *f, const char *suffix) {
+    for (const char *p = SUMMARY_METRICS; *p;) {
+        size_t len = strcspn(p, ",");
+        fprintf(f, ",%.*s%s", (int)len, p, suffix);
+        p += len + (p[len] == ',');
+    }
+}
+
+static void summary_values(FILE *f, const se_summary *s) {
+    double v[SE_SUMMARY_N];
+    se_summary_pack(s, v);
+    for (int k = 0; k < SE_SUMMARY_N; k++) num(f, v[k]);
+}
+
+// Means, then `_sd` (anchor sets, when any checkpoint has several) and `_se` (folds), then imbalance.
+static void write_summary(FILE *f, const res_ckpt *r, int n) {
+    int ens = any_complete(r, n, 0), folds = any_complete(r, n, 1);
+    fprintf(f, "checkpoint,n_documents,n_positions,%s", SUMMARY_METRICS);
+    if (ens) metric_names(f, "_sd");
+    if (folds) metric_names(f, "_se");
+    fputs(",imbalance\n", f);
+    for (int i = 0; i < n; i++) {
+        if (r[i].status != RES_COMPLETE) continue;
+        se_summary sd, se;
+        fprintf(f, "%s,%lld,%lld", r[i].name, (long long)(r[i].n_documents - r[i].n_skipped), (long long)r[i].n_positions);
+        summary_values(f, &r[i].sum);
+        if (ens) res_ckpt_sd(&r[i], NULL, NULL, NULL, NULL, &sd), summary_values(f, &sd);
+        if (folds) res_ckpt_se(&r[i], &se), summary_values(f, &se);
+        if (isfinite(r[i].imbalance)) fprintf(f, ",%.3f", r[i].imbalance); // a measurement: 3 decimals
+        else fputc(',', f);
+        fputc('\n', f);
+    }
+}
+
 // Writes layers.csv and summary.csv under temporary names (w[0], w[1]) and flushes them, so a
 // full disk shows here, before anything is renamed. On failure both are removed.
 static int stage_csvs(const char *dir, const res_ckpt *r, int n, io_file w[2], ibc_err *err) {
@@ -183,36 +370,10 @@ static int stage_csvs(const char *dir, const res_ckpt *r, int n, io_file w[2], i
     int rc = io_join(path, sizeof path, dir, "layers.csv", err);
     if (rc == 0) rc = io_begin(&w[0], path, err);
     if (rc) goto done;
-    fputs("checkpoint,layer,n_positions,H,I_X1,I_X2,I_X3,I_X4,I_Y1,I_Y2,I_Y3,I_Y4,I_pref\n", w[0].f);
-    for (int i = 0; i < n; i++) {
-        if (r[i].status != RES_COMPLETE) continue;
-        for (int l = 0; l < r[i].n_layers; l++) {
-            fprintf(w[0].f, "%s,%d,%lld", r[i].name, r[i].layer_ids[l], (long long)r[i].n_positions);
-            num(w[0].f, r[i].H[l]);
-            for (int k = 0; k < RES_ORDERS; k++) num(w[0].f, r[i].I_X[k * r[i].n_layers + l]);
-            for (int k = 0; k < RES_ORDERS; k++) num(w[0].f, r[i].I_Y[k * r[i].n_layers + l]);
-            num(w[0].f, r[i].I_pref[l]);
-            fputc('\n', w[0].f);
-        }
-    }
+    write_layers(w[0].f, r, n);
     if (fflush(w[0].f) != 0 || ferror(w[0].f)) { rc = ibc_fail(err, IBC_ESYS, "%s: write failed: %s", path, strerror(errno)); goto done; }
     if ((rc = io_join(path, sizeof path, dir, "summary.csv", err)) || (rc = io_begin(&w[1], path, err))) goto done;
-    fputs("checkpoint,n_documents,n_positions,H_mean,complexity_1,complexity_2,complexity_3,complexity_4,"
-          "expressivity_1,expressivity_2,expressivity_3,expressivity_4,optimality_1,optimality_2,optimality_3,"
-          "optimality_4,pref_info,imbalance\n", w[1].f);
-    for (int i = 0; i < n; i++) {
-        if (r[i].status != RES_COMPLETE) continue;
-        const se_summary *s = &r[i].sum;
-        fprintf(w[1].f, "%s,%lld,%lld", r[i].name, (long long)(r[i].n_documents - r[i].n_skipped), (long long)r[i].n_positions);
-        num(w[1].f, s->H_mean);
-        for (int k = 1; k <= RES_ORDERS; k++) num(w[1].f, s->complexity[k]);
-        for (int k = 1; k <= RES_ORDERS; k++) num(w[1].f, s->expressivity[k]);
-        for (int k = 1; k <= RES_ORDERS; k++) num(w[1].f, s->optimality[k]);
-        num(w[1].f, s->pref_info);
-        if (isfinite(r[i].imbalance)) fprintf(w[1].f, ",%.3f", r[i].imbalance); // a measurement: 3 decimals
-        else fputc(',', w[1].f);
-        fputc('\n', w[1].f);
-    }
+    write_summary(w[1].f, r, n);
     if (fflush(w[1].f) != 0 || ferror(w[1].f)) rc = ibc_fail(err, IBC_ESYS, "%s: write failed: %s", path, strerror(errno));
 done:
     if (rc) { io_abort(&w[0]); io_abort(&w[1]); }
@@ -277,6 +438,49 @@ static int read_ds(hid_t loc, const char *name, hid_t type, void *v, hssize_t wa
     return ok ? 0 : -1;
 }
 
+// Rows of length m of a [k, m] dataset: k, or 0 when absent or not of that shape.
+static int rows_of(hid_t g, const char *name, int m) {
+    if (H5Lexists(g, name, H5P_DEFAULT) <= 0) return 0;
+    hid_t ds = H5Dopen2(g, name, H5P_DEFAULT), sp = H5Dget_space(ds);
+    hsize_t dims[2] = {0, 0};
+    int ok = H5Sget_simple_extent_ndims(sp) == 2 && H5Sget_simple_extent_dims(sp, dims, NULL) == 2 && dims[1] == (hsize_t)m;
+    H5Sclose(sp);
+    H5Dclose(ds);
+    return ok && dims[0] < 1u << 20 ? (int)dims[0] : 0;
+}
+
+// Summaries [k] from rows [k, SE_SUMMARY_N] of dataset name; 0 when read.
+static int read_summaries(hid_t g, const char *name, se_summary *s, int k) {
+    double *v = xmalloc(sizeof(double) * SE_SUMMARY_N * (size_t)k);
+    int rc = read_ds(g, name, H5T_NATIVE_DOUBLE, v, (hssize_t)k * SE_SUMMARY_N);
+    for (int i = 0; rc == 0 && i < k; i++) se_summary_unpack(v + (size_t)i * SE_SUMMARY_N, &s[i]);
+    free(v);
+    return rc;
+}
+
+// An ensemble's per-set numbers and the folds' summaries, when the group has them (resume and
+// merge write them again). A partial set is dropped: the means alone stay.
+static void load_seeds_folds(hid_t g, res_ckpt *r) {
+    int K = rows_of(g, "summary_seeds", SE_SUMMARY_N), F = rows_of(g, "summary_folds", SE_SUMMARY_N);
+    hssize_t S = r->n_layers;
+    if (K > 1) {
+        res_ckpt_alloc_seeds(r, K);
+        if (read_summaries(g, "summary_seeds", r->sum_seeds, K) || read_ds(g, "H_seeds", H5T_NATIVE_DOUBLE, r->H_seeds, K * S) ||
+            read_ds(g, "I_X_seeds", H5T_NATIVE_DOUBLE, r->I_X_seeds, K * RES_ORDERS * S) ||
+            read_ds(g, "I_Y_seeds", H5T_NATIVE_DOUBLE, r->I_Y_seeds, K * RES_ORDERS * S) ||
+            read_ds(g, "I_pref_seeds", H5T_NATIVE_DOUBLE, r->I_pref_seeds, K * S)) {
+            free(r->H_seeds); free(r->I_X_seeds); free(r->I_Y_seeds); free(r->I_pref_seeds); free(r->sum_seeds);
+            r->H_seeds = r->I_X_seeds = r->I_Y_seeds = r->I_pref_seeds = NULL;
+            r->sum_seeds = NULL;
+            r->n_seeds = 0;
+        }
+    }
+    if (F > 1) {
+        res_ckpt_alloc_folds(r, F);
+        if (read_summaries(g, "summary_folds", r->sum_folds, F)) { free(r->sum_folds); r->sum_folds = NULL; r->n_folds = 0; }
+    }
+}
+
 static int load_ckpt(hid_t g, res_ckpt *r) {
     char *status = read_str_attr(g, "status");
     int rc = -1;
@@ -314,6 +518,7 @@ static int load_ckpt(hid_t g, res_ckpt *r) {
             read_attr(g, "rows_mean", H5T_NATIVE_DOUBLE, &r->rows_mean);
             read_attr(g, "sent_max", H5T_NATIVE_INT64, &r->sent_max);
             read_attr(g, "sent_mean", H5T_NATIVE_DOUBLE, &r->sent_mean);
+            load_seeds_folds(g, r);
             r->status = RES_COMPLETE;
             rc = 0;
         } else {

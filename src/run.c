@@ -35,13 +35,16 @@ int run_anchors(const job *j, int d, res_anchors *a, ibc_err *err) {
     a->d = d;
     a->n = j->bins;
     a->W = NULL;
+    a->K = j->anchors[0] ? 1 : j->n_seeds; // job.c refuses an anchors file with several seeds
+    memcpy(a->seeds, j->seeds, sizeof(uint64_t) * (size_t)a->K);
     int rc = 0;
     if (j->anchors[0]) {
         int n = j->bins, dd = d;
         rc = se_anchors_load(j->anchors, &n, &dd, &a->W, err); // names the shape it expects
     } else {
-        a->W = xmalloc(sizeof(float) * (size_t)a->n * d); // [n, d]
-        se_anchors(a->n, d, j->seed, a->W);
+        size_t nd = (size_t)a->n * d;
+        a->W = xmalloc(sizeof(float) * nd * a->K); // [K, n, d]
+        for (int s = 0; s < a->K; s++) se_anchors(a->n, d, a->seeds[s], a->W + s * nd);
     }
     if (rc == 0) {
         if (j->temp == TEMP_FIXED) a->eps = j->temperature;
@@ -301,25 +304,83 @@ static int64_t *assign_docs(const job *j, const corpus *c, const char *ok, int P
 // ---------------------------------------------------------------------------------------------
 // The document loop: threads, like ranks, carry whole documents
 
+// The accumulators of one checkpoint: the whole corpus, and one per data fold (`folds`),
+// each precounted over its own documents and partitioned like the whole (a fold's C_x are its
+// documents' alone: the conditional term is nonlinear, so folds cannot be cut out of `all`).
+// Every accumulator has K x tracked slots, seed-major: slot = set * tracked + layer.
+typedef struct {
+    se_acc all;
+    se_acc *fold;        // [F]
+    int F;
+    const int *fold_of;  // [documents] fold of each document (-1: no counted position)
+} accs;
+
+static int accs_init(accs *a, const job *j, int n, int d, int slots, const int *fold_of, ibc_err *err) {
+    int rc = se_acc_init(&a->all, n, d, slots, j->orders, j->preference[0] != 0, err);
+    se_acc_partition(&a->all, dist_rank(), dist_size()); // each row on its owner rank (owner.h), as `ibc plan` predicts
+    a->F = j->folds;
+    a->fold_of = fold_of;
+    a->fold = xcalloc((size_t)a->F + 1, sizeof(se_acc));
+    for (int f = 0; f < a->F && rc == 0; f++) {
+        rc = se_acc_init(&a->fold[f], n, d, slots, j->orders, j->preference[0] != 0, err);
+        se_acc_partition(&a->fold[f], dist_rank(), dist_size());
+    }
+    return rc;
+}
+
+static void accs_free(accs *a) {
+    se_acc_free(&a->all);
+    for (int f = 0; f < a->F; f++) se_acc_free(&a->fold[f]);
+    free(a->fold);
+}
+
+// Outbox bytes now, and the most the given positions can add (one row per set in `all` and
+// one in their fold).
+static int64_t accs_outbox(const accs *a, int64_t positions) {
+    int64_t b = se_outbox_bytes(&a->all), k = a->F ? 2 : 1;
+    for (int f = 0; f < a->F; f++) b += se_outbox_bytes(&a->fold[f]);
+    return b + positions * k * a->all.n_sets * se_outbox_row_bytes(&a->all);
+}
+
+static void accs_reserve(accs *a, int64_t positions) {
+    se_outbox_reserve(&a->all, positions);
+    for (int f = 0; f < a->F; f++) se_outbox_reserve(&a->fold[f], positions);
+}
+
+// Collective: every rank calls it. Sends every outbox (merge: the last exchange and the sums).
+static int accs_exchange(accs *a, int merge, int64_t *sent, ibc_err *err) {
+    int rc = merge ? dist_merge_acc(&a->all, sent, err) : dist_exchange(&a->all, sent, err);
+    for (int f = 0; f < a->F && rc == 0; f++)
+        rc = merge ? dist_merge_acc(&a->fold[f], sent, err) : dist_exchange(&a->fold[f], sent, err);
+    return rc;
+}
+
 // What the layer callback needs, shared by the threads of a rank. Per-document scratch is
 // indexed by the document's place in the round, so that a batched forward pass (documents
 // layer-major, model_forward_docs) can call it for any document from any thread.
 typedef struct {
-    se_acc *acc;
+    accs *a;
     se_doc *docs;     // [per round] scratch of each document of the round
+    se_doc *fdocs;    // [per round] the same document's labels in its fold (folds only)
+    int *fold;        // [per round] its fold
     const int *slot;  // [L+1] slot of each hidden-state index, -1 if not tracked
     int last;         // the last tracked index: the forward pass can stop there
-    const float *W;
+    int nslots, K;    // tracked indices; anchor sets
+    const float *W;   // [K, n, d]
     double eps;
     double *est;      // [threads] estimator seconds of each thread
 } round_ctx;
 
 static int on_doc_layer(void *ctx, int doc, int l, const float *h, int T, int d) {
-    (void)d;
     round_ctx *c = ctx;
     if (c->slot[l] >= 0) {
         double t = now();
-        se_doc_add(c->acc, &c->docs[doc], c->slot[l], c->W, c->eps, h, T);
+        size_t nd = (size_t)c->a->all.n * d;
+        for (int s = 0; s < c->K; s++) { // each anchor set over the same hidden state
+            int sl = s * c->nslots + c->slot[l];
+            se_doc_add(&c->a->all, &c->docs[doc], sl, c->W + s * nd, c->eps, h, T);
+            if (c->a->F) se_doc_add_masses(&c->a->fold[c->fold[doc]], &c->fdocs[doc], sl, &c->docs[doc]);
+        }
         c->est[omp_get_thread_num()] += now() - t;
     }
     return l == c->last ? 1 : 0; // 1: no later layer is needed
@@ -350,7 +411,11 @@ static int run_round(const job *j, const corpus *c, const char *ok, const model 
         const corpus_doc *d = &c->docs[i];
         int T = d->n_ids < j->max_length ? d->n_ids : j->max_length;
         se_doc *sd = &rc->docs[k - lo];
-        r = se_doc_start(rc->acc, sd, d->ids, T, d->pref, err);
+        r = se_doc_start(&rc->a->all, sd, d->ids, T, d->pref, err);
+        if (r == 0 && rc->a->F && sd->P > 0) { // its labels in its fold's tables too
+            rc->fold[k - lo] = rc->a->fold_of[i];
+            r = se_doc_start(&rc->a->fold[rc->fold[k - lo]], &rc->fdocs[k - lo], d->ids, T, d->pref, err);
+        }
         tok += T;
         if (r == 0 && sd->P > 0) {
             batch[nb] = (model_doc){d->ids, T};
@@ -386,49 +451,78 @@ static int make_slots(const job *j, int L, int *slot, int *nslots, int *last, ib
 }
 
 // The precount pass over every usable document (the same on every rank).
-static int precount(const job *j, const corpus *c, const char *ok, se_acc *acc, ibc_err *err) {
+static int precount(const job *j, const corpus *c, const char *ok, accs *a, ibc_err *err) {
     int rc = 0;
     for (int64_t i = 0; rc == 0 && i < c->n; i++) {
         const corpus_doc *d = &c->docs[i];
-        if (ok[i]) rc = se_precount_doc(acc, d->ids, d->n_ids < j->max_length ? d->n_ids : j->max_length, d->pref, err);
+        int T = d->n_ids < j->max_length ? d->n_ids : j->max_length;
+        if (ok[i]) rc = se_precount_doc(&a->all, d->ids, T, d->pref, err);
+        if (ok[i] && rc == 0 && a->F && a->fold_of[i] >= 0) rc = se_precount_doc(&a->fold[a->fold_of[i]], d->ids, T, d->pref, err);
     }
-    if (rc == 0) rc = se_precount_done_min(acc, j->min_count, err);
+    if (rc == 0) rc = se_precount_done_min(&a->all, j->min_count, err);
+    for (int f = 0; f < a->F && rc == 0; f++) rc = se_precount_done_min(&a->fold[f], j->min_count, err);
     if (rc == 0) rc = ibc_fault("precount", dist_rank(), err);
     return dist_agree(rc, err);
 }
 
-// Fills r from the merged accumulator. Collective (the last exchange, the merge and the
-// conditional sums); *sent gets the bytes of the last exchange.
-static int finish_ckpt(const int *slot, int L, int nslots, se_acc *acc, const res_anchors *an, res_ckpt *r,
-                       int64_t *sent, ibc_err *err) {
-    int rc = dist_merge_acc(acc, sent, err);
-    if (rc) return rc;
-    int64_t *cond = xmalloc(sizeof(int64_t) * (size_t)(acc->n_sets + 1) * nslots * SE_COND_LIMBS);
+// Anchor set s's per-layer values (one: its slots of a result) into r's per-set arrays.
+static void fill_set(const se_acc *acc, const se_result *one, int s, res_ckpt *r) {
+    int S = r->n_layers;
+    for (int l = 0; l < S; l++) {
+        r->H_seeds[(size_t)s * S + l] = one->H[l];
+        for (int k = 0; k < acc->n_sets; k++) {
+            const se_set *set = &acc->sets[k];
+            double v = one->mi[(size_t)k * S + l];
+            if (set->kind == SE_PREF) r->I_pref_seeds[(size_t)s * S + l] = v;
+            else (set->kind == SE_INPUT ? r->I_X_seeds : r->I_Y_seeds)[((size_t)s * RES_ORDERS + set->k - 1) * S + l] = v;
+        }
+    }
+}
+
+// The numbers of every anchor set of a merged accumulator: each set's summary into sums [K],
+// and, when r, its per-layer values into r's per-set arrays. Collective (conditional sums).
+static int acc_results(const se_acc *acc, int K, int nslots, const int *ids, res_ckpt *r, se_summary *sums, ibc_err *err) {
+    int64_t *cond = xmalloc(sizeof(int64_t) * (size_t)(acc->n_sets + 1) * acc->n_layers * SE_COND_LIMBS);
     se_result sr;
     dist_cond_sums(acc, cond);
-    rc = se_result_from(&sr, acc->n, nslots, acc->n_sets, acc->C, acc->N, cond, err);
+    int rc = se_result_from(&sr, acc->n, acc->n_layers, acc->n_sets, acc->C, acc->N, cond, err);
     free(cond);
+    for (int s = 0; rc == 0 && s < K; s++) {
+        se_result one;
+        se_result_slice(&sr, s * nslots, nslots, &one); // set s: slots s * nslots ..
+        se_summarize(acc, &one, ids, &sums[s]);
+        if (r) fill_set(acc, &one, s, r);
+        se_result_free(&one);
+    }
+    if (rc == 0) se_result_free(&sr);
+    return rc;
+}
+
+// Fills r from the merged accumulators: per anchor set, their means (res_ckpt_mean), and each
+// fold's summary (the mean over the sets). Collective (the last exchange, the merge and the
+// conditional sums); *sent gets the bytes of the last exchange.
+static int finish_ckpt(const int *slot, int L, int nslots, accs *a, const res_anchors *an, res_ckpt *r,
+                       int64_t *sent, ibc_err *err) {
+    int rc = accs_exchange(a, 1, sent, err), K = an->K;
     if (rc) return rc;
     int *ids = xmalloc(sizeof(int) * (size_t)nslots);
     res_ckpt_alloc(r, nslots);
     for (int l = 0; l <= L; l++)
-        if (slot[l] >= 0) ids[slot[l]] = l;
-    for (int s = 0; rc == 0 && s < nslots; s++) {
-        r->layer_ids[s] = ids[s];
-        r->H[s] = sr.H[s];
-        for (int k = 0; k < acc->n_sets; k++) {
-            const se_set *set = &acc->sets[k];
-            double v = sr.mi[(size_t)k * nslots + s];
-            if (set->kind == SE_PREF) r->I_pref[s] = v;
-            else (set->kind == SE_INPUT ? r->I_X : r->I_Y)[(size_t)(set->k - 1) * nslots + s] = v;
-        }
+        if (slot[l] >= 0) ids[slot[l]] = r->layer_ids[slot[l]] = l;
+    res_ckpt_alloc_seeds(r, K);
+    rc = acc_results(&a->all, K, nslots, ids, r, r->sum_seeds, err);
+    if (rc == 0) res_ckpt_mean(r);
+    if (rc == 0 && a->F) res_ckpt_alloc_folds(r, a->F);
+    se_summary *per = xmalloc(sizeof(se_summary) * (size_t)K), sd;
+    for (int f = 0; rc == 0 && f < a->F; f++) {
+        rc = acc_results(&a->fold[f], K, nslots, ids, NULL, per, err);
+        se_summary_mean_sd(per, K, &r->sum_folds[f], &sd);
     }
-    if (rc == 0) se_summarize(acc, &sr, ids, &r->sum);
+    free(per);
     free(ids);
-    se_result_free(&sr);
-    r->n_documents = acc->n_docs;
-    r->n_skipped = acc->n_skipped;
-    r->n_positions = acc->N;
+    r->n_documents = a->all.n_docs;
+    r->n_skipped = a->all.n_skipped;
+    r->n_positions = a->all.N;
     r->eps = an->eps;
     r->status = rc == 0 ? RES_COMPLETE : RES_PENDING;
     return rc;
@@ -488,7 +582,7 @@ static void report_balance(const se_acc *acc, int64_t sent, res_ckpt *r, const p
 // the same bits for any number of ranks and threads. Label rows live on their owner ranks
 // (se_acc_partition): a rank whose outbox could pass the cap during its next round asks, in
 // the round's agreement, for an exchange (dist_exchange), which every rank then joins.
-static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *m,
+static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fold_of, const model *m,
                     const res_anchors *an, res_ckpt *r, progress *pg, ibc_err *err) {
     int L = m->c.n_layers, rank = dist_rank(), P = dist_size(), threads = omp_get_max_threads();
     int *slot = xmalloc(sizeof(int) * (size_t)(L + 1)), nslots, last;
@@ -496,10 +590,9 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
     if (rc) { free(slot); return rc; }
     double t_start = now();
     ckpt_timing tm = {0};
-    se_acc acc;
-    rc = se_acc_init(&acc, an->n, m->c.d, nslots, j->orders, j->preference[0] != 0, err);
-    se_acc_partition(&acc, rank, P); // each row on its owner rank (owner.h), as `ibc plan` predicts
-    if (rc == 0) rc = precount(j, c, ok, &acc, err);
+    accs a;
+    rc = accs_init(&a, j, an->n, m->c.d, nslots * an->K, fold_of, err); // K anchor sets: K x the slots
+    if (rc == 0) rc = precount(j, c, ok, &a, err);
     tm.precount = now() - t_start;
     int64_t n_mine, *count = xmalloc(sizeof(int64_t) * (size_t)P), *mine = assign_docs(j, c, ok, P, rank, &n_mine, count);
     int64_t per_round = (int64_t)RUN_BLOCK * threads, rounds = (n_mine + per_round - 1) / per_round;
@@ -507,14 +600,15 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
     gather_i64(rounds, all, P); // ranks may run different thread counts: the most rounds
     for (int p = 0; p < P; p++) rounds = all[p] > rounds ? all[p] : rounds;
     double *fwd = xcalloc((size_t)threads, sizeof(double)), *est = xcalloc((size_t)threads, sizeof(double));
-    se_doc *docs = xmalloc(sizeof(se_doc) * (size_t)per_round);
-    for (int64_t k = 0; k < per_round; k++) se_doc_init(&docs[k]);
-    round_ctx rx = {&acc, docs, slot, last, an->W, an->eps, est};
+    se_doc *docs = xmalloc(sizeof(se_doc) * 2 * (size_t)per_round); // [2, per_round]: all, fold
+    for (int64_t k = 0; k < 2 * per_round; k++) se_doc_init(&docs[k]);
+    int *fold = xcalloc((size_t)per_round, sizeof(int));
+    round_ctx rx = {&a, docs, docs + per_round, fold, slot, last, nslots, an->K, an->W, an->eps, est};
     for (int64_t round = 0; rc == 0 && round < rounds; round++) {
         int64_t lo = round * per_round < n_mine ? round * per_round : n_mine;
         int64_t hi = lo + per_round < n_mine ? lo + per_round : n_mine, tokens = 0;
         double t0 = now();
-        if (P > 1) se_outbox_reserve(&acc, docs_positions(j, c, ok, acc.n_max, mine, lo, hi)); // no realloc under the threads
+        if (P > 1) accs_reserve(&a, docs_positions(j, c, ok, a.all.n_max, mine, lo, hi)); // no realloc under the threads
         rc = run_round(j, c, ok, m, &rx, mine, lo, hi, threads, &tokens, fwd, err);
         tm.busy += now() - t0;
         if (rc == 0 && round == 0) rc = ibc_fault("forward", rank, err);
@@ -525,9 +619,9 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
         all[2] = tokens;
         all[3 + rank] = (int64_t)(tm.busy * 1e9);
         // Exchange now if the next round could push the outbox past the cap: each counted
-        // position adds at most one outbox row per label set.
-        int64_t next = docs_positions(j, c, ok, acc.n_max, mine, hi, hi + per_round < n_mine ? hi + per_round : n_mine);
-        all[3 + P] = P > 1 && se_outbox_bytes(&acc) + next * acc.n_sets * se_outbox_row_bytes(&acc) > cap;
+        // position adds at most one outbox row per label set (and one in its fold).
+        int64_t next = docs_positions(j, c, ok, a.all.n_max, mine, hi, hi + per_round < n_mine ? hi + per_round : n_mine);
+        all[3 + P] = P > 1 && accs_outbox(&a, next) > cap;
         double t1 = now();
         dist_sum(all, P + 4);
         tm.agree += now() - t1;
@@ -536,21 +630,21 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const model *
         pg->imbalance = max_over_mean(all + 3, P);
         report(pg, done_docs, c->n, done_tokens, 0);
         if ((rc = dist_agree(rc, err)) == 0 && all[0]) rc = IBC_ESTOP;
-        if (rc == 0 && all[3 + P] && round + 1 < rounds) rc = dist_exchange(&acc, &sent, err); // rc is agreed
+        if (rc == 0 && all[3 + P] && round + 1 < rounds) rc = accs_exchange(&a, 0, &sent, err); // rc is agreed
     }
     for (int t = 0; t < threads; t++) tm.forward += fwd[t], tm.estimator += est[t];
-    tm.lock_wait = acc.lock_wait_s;
-    tm.lock_waits = acc.lock_waits;
+    tm.lock_wait = a.all.lock_wait_s;
+    tm.lock_waits = a.all.lock_waits;
     double t2 = now();
     if (rc == 0) rc = dist_agree(ibc_fault("merge", rank, err), err);
-    if (rc == 0) rc = finish_ckpt(slot, L, nslots, &acc, an, r, &sent, err);
-    if (rc == 0) report_balance(&acc, sent, r, pg);
+    if (rc == 0) rc = finish_ckpt(slot, L, nslots, &a, an, r, &sent, err);
+    if (rc == 0) report_balance(&a.all, sent, r, pg);
     tm.merge = now() - t2;
     r->imbalance = pg->imbalance > 0 ? pg->imbalance : 1.0;
     if (dist_any(timing_on()) && rc == 0) timing_print(pg, &tm, now() - t_start, threads); // every rank, or none
-    for (int64_t k = 0; k < per_round; k++) se_doc_free(&docs[k]);
-    free(docs); free(fwd); free(est); free(all); free(mine); free(count);
-    se_acc_free(&acc);
+    for (int64_t k = 0; k < 2 * per_round; k++) se_doc_free(&docs[k]);
+    free(docs); free(fold); free(fwd); free(est); free(all); free(mine); free(count);
+    accs_free(&a);
     free(slot);
     return rc;
 }
@@ -564,6 +658,7 @@ typedef struct {
     tok_state ts;
     res_ckpt *res;     // [K]
     char *ok;          // [documents] 0: a document with ids outside the vocabulary (skipped)
+    int *fold_of;      // [documents] data fold (`folds`): -1 without a counted position
     anchor_cache ac;
     char dir[IBC_PATH_MAX];
 } job_run;
@@ -572,9 +667,26 @@ static void free_run(job_run *s) {
     for (int k = 0; s->res && k < s->K; k++) res_ckpt_free(&s->res[k]);
     free(s->res);
     free(s->ok);
+    free(s->fold_of);
     free_anchors(&s->ac);
     tok_free(s->ts.tok);
     corpus_free(&s->c);
+}
+
+// Data folds: the documents with a counted position, numbered in corpus order (the same on
+// every rank and for any rank count), go to fold number mod F. More folds than such documents
+// is an IBC_EINPUT naming the job file and key.
+static int make_folds(const job *j, const corpus *c, int n_max, int **fold_of, ibc_err *err) {
+    int64_t k = 0;
+    *fold_of = xmalloc(sizeof(int) * (size_t)(c->n + 1));
+    for (int64_t i = 0; i < c->n; i++) {
+        int T = c->docs[i].n_ids < j->max_length ? c->docs[i].n_ids : j->max_length;
+        (*fold_of)[i] = T >= 2 * n_max ? (int)(k++ % j->folds) : -1;
+    }
+    if (k < j->folds)
+        return ibc_fail(err, IBC_EINPUT, "%s: [estimator] folds = %d, but only %lld documents have a counted position",
+                        j->file, j->folds, (long long)k);
+    return 0;
 }
 
 // Rank 0 reads the corpus and broadcasts it; text is tokenized with the first checkpoint's
@@ -591,7 +703,7 @@ static int start_corpus(job_run *s, ibc_err *err) {
     if (!countable(j, &s->c, n_max)) // the same verdict on every rank: every rank holds every id
         return ibc_fail(err, IBC_EINPUT, "%s: no document has a countable position (each needs at least %d tokens)",
                         s->c.source[0] ? s->c.source : j->corpus, 2 * n_max);
-    return 0;
+    return j->folds ? make_folds(j, &s->c, n_max, &s->fold_of, err) : 0;
 }
 
 // The results folder made (rank 0) and any earlier results read back (every rank, read-only).
@@ -644,7 +756,7 @@ static int run_one(job_run *s, int k, ibc_err *err) {
     int64_t bad = 0;
     rc = check_ids(j, &s->c, m.c.vocab, r->name, s->ok, &bad, err);
     if (rc == 0) rc = get_anchors(j, &s->ac, m.c.d, &an, err); // may read a file: agree
-    if ((rc = dist_agree(rc, err)) == 0) rc = run_ckpt(j, &s->c, s->ok, &m, an, r, &pg, err);
+    if ((rc = dist_agree(rc, err)) == 0) rc = run_ckpt(j, &s->c, s->ok, s->fold_of, &m, an, r, &pg, err);
     r->n_skipped += bad;
     model_free(&m);
     if (rc == 0) report(&pg, s->c.n, s->c.n, -1, 1);

@@ -443,10 +443,11 @@ int se_doc_start(se_acc *acc, se_doc *doc, const int32_t *ids, int T, int pref_l
     return 0;
 }
 
-// The document's masses q [P, n] (and singleton limbs hq [P, LIMBS]) into the layer's shared
-// counts. The caller holds the layer's lock: no other thread writes layer `layer` of C, of any
-// C_x row or of cond_direct meanwhile. Integer sums: the order of documents does not matter.
-static void doc_accumulate(se_acc *acc, const se_doc *doc, int layer) {
+// Masses q [P, n] (and singleton limbs hq [P, LIMBS]) of a document with doc's labels into
+// the layer's shared counts. The caller holds the layer's lock: no other thread writes layer
+// `layer` of C, of any C_x row or of cond_direct meanwhile. Integer sums: the order of
+// documents does not matter.
+static void doc_accumulate(se_acc *acc, const se_doc *doc, int layer, const int64_t *q, const int64_t *hq) {
     int n = acc->n, P = doc->P, len = acc->n_layers * n;
     // Each thread owns whole label sets (or the global counts): no two write one row. Inside
     // a document-parallel region this runs on the calling thread alone.
@@ -455,14 +456,14 @@ static void doc_accumulate(se_acc *acc, const se_doc *doc, int layer) {
         const se_table *t = s < 0 ? NULL : &acc->tables[s];
         int64_t *direct = acc->cond_direct + ((size_t)(s < 0 ? 0 : s) * acc->n_layers + layer) * SE_COND_LIMBS;
         for (int p = 0; p < P; p++) {
-            const int64_t *src = doc->q + (size_t)p * n;
+            const int64_t *src = q + (size_t)p * n;
             int64_t *dst;
             if (s < 0) {
                 dst = acc->C + (size_t)layer * n;
             } else {
                 int64_t r = t->row[doc->idx[(size_t)s * P + p]];
                 if (r == -1) { // precounted singleton: its whole term, N_x h(C_x) = h(q_t)
-                    for (int k = 0; k < SE_COND_LIMBS; k++) direct[k] += doc->hq[(size_t)p * SE_COND_LIMBS + k];
+                    for (int k = 0; k < SE_COND_LIMBS; k++) direct[k] += hq[(size_t)p * SE_COND_LIMBS + k];
                     continue;
                 }
                 // an owned row, or the outbox row of a label owned by another rank (-3 - k)
@@ -471,6 +472,17 @@ static void doc_accumulate(se_acc *acc, const se_doc *doc, int layer) {
             for (int j = 0; j < n; j++) dst[j] += src[j];
         }
     }
+}
+
+// Takes the layer's lock; a wait (another thread adds this layer) is counted and timed.
+static void layer_lock(se_acc *acc, int layer) {
+    if (omp_test_lock(&acc->locks[layer])) return;
+    double t0 = omp_get_wtime();
+    omp_set_lock(&acc->locks[layer]);
+#pragma omp atomic
+    acc->lock_waits++;
+#pragma omp atomic
+    acc->lock_wait_s += omp_get_wtime() - t0;
 }
 
 void se_doc_add(se_acc *acc, se_doc *doc, int layer, const float *W, double eps, const float *h, int T) {
@@ -486,15 +498,15 @@ void se_doc_add(se_acc *acc, se_doc *doc, int layer, const float *W, double eps,
             q[(size_t)p * n + j] = (int64_t)((double)doc->a[(size_t)p * n + j] * SE_FIX_ONE + 0.5);
         if (acc->precounted) fix_limbs(se_entropy_fix(q + (size_t)p * n, n), hq + (size_t)p * SE_COND_LIMBS);
     }
-    if (!omp_test_lock(&acc->locks[layer])) { // another thread adds this layer: wait, and count it
-        double t0 = omp_get_wtime();
-        omp_set_lock(&acc->locks[layer]);
-#pragma omp atomic
-        acc->lock_waits++;
-#pragma omp atomic
-        acc->lock_wait_s += omp_get_wtime() - t0;
-    }
-    doc_accumulate(acc, doc, layer);
+    layer_lock(acc, layer);
+    doc_accumulate(acc, doc, layer, q, hq);
+    omp_unset_lock(&acc->locks[layer]);
+}
+
+void se_doc_add_masses(se_acc *acc, const se_doc *doc, int layer, const se_doc *src) {
+    if (doc->P == 0) return;
+    layer_lock(acc, layer);
+    doc_accumulate(acc, doc, layer, src->q, src->hq); // same document: the same P positions
     omp_unset_lock(&acc->locks[layer]);
 }
 
@@ -593,6 +605,21 @@ void se_result_free(se_result *r) {
     memset(r, 0, sizeof *r);
 }
 
+void se_result_slice(const se_result *r, int first, int count, se_result *out) {
+    int S = r->n_sets ? r->n_sets : 1;
+    out->n_layers = count;
+    out->n_sets = r->n_sets;
+    out->N = r->N;
+    out->H = xmalloc(sizeof(double) * (size_t)count);                 // [count]
+    out->HS = xmalloc(sizeof(double) * (size_t)S * count);            // [n_sets, count]
+    out->mi = xmalloc(sizeof(double) * (size_t)S * count);            // [n_sets, count]
+    memcpy(out->H, r->H + first, sizeof(double) * (size_t)count);
+    for (int k = 0; k < r->n_sets; k++) {
+        memcpy(out->HS + (size_t)k * count, r->HS + (size_t)k * r->n_layers + first, sizeof(double) * (size_t)count);
+        memcpy(out->mi + (size_t)k * count, r->mi + (size_t)k * r->n_layers + first, sizeof(double) * (size_t)count);
+    }
+}
+
 void se_summarize(const se_acc *acc, const se_result *r, const int *layer_ids, se_summary *s) {
     int cnt = 0;
     double H = 0, mi[SE_MAX_SETS] = {0};
@@ -614,4 +641,44 @@ void se_summarize(const se_acc *acc, const se_result *r, const int *layer_ids, s
     }
     for (int k = 1; k <= SE_MAX_ORDER; k++) // ratio of the means (method.md §6)
         s->optimality[k] = s->expressivity[k] / s->complexity[k];
+}
+
+void se_summary_pack(const se_summary *s, double *v) {
+    v[0] = s->H_mean;
+    for (int k = 1; k <= SE_MAX_ORDER; k++) {
+        v[k] = s->complexity[k];
+        v[SE_MAX_ORDER + k] = s->expressivity[k];
+        v[2 * SE_MAX_ORDER + k] = s->optimality[k];
+    }
+    v[3 * SE_MAX_ORDER + 1] = s->pref_info;
+}
+
+void se_summary_unpack(const double *v, se_summary *s) {
+    s->H_mean = v[0];
+    s->complexity[0] = s->expressivity[0] = s->optimality[0] = NAN; // orders count from 1
+    for (int k = 1; k <= SE_MAX_ORDER; k++) {
+        s->complexity[k] = v[k];
+        s->expressivity[k] = v[SE_MAX_ORDER + k];
+        s->optimality[k] = v[2 * SE_MAX_ORDER + k];
+    }
+    s->pref_info = v[3 * SE_MAX_ORDER + 1];
+}
+
+void se_mean_sd(const double *x, int n, int stride, double *mean, double *sd) {
+    double m = x[0]; // one value: itself, bit for bit
+    for (int i = 1; i < n; i++) m += x[(size_t)i * stride];
+    if (n > 1) m /= n;
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (x[(size_t)i * stride] - m) * (x[(size_t)i * stride] - m);
+    *mean = m;
+    *sd = n > 1 && isfinite(m) ? sqrt(ss / (n - 1)) : NAN; // the sample sd: n - 1
+}
+
+void se_summary_mean_sd(const se_summary *s, int n, se_summary *mean, se_summary *sd) {
+    double *v = xmalloc(sizeof(double) * SE_SUMMARY_N * (size_t)n), m[SE_SUMMARY_N], d[SE_SUMMARY_N]; // [n, SE_SUMMARY_N]
+    for (int i = 0; i < n; i++) se_summary_pack(&s[i], v + (size_t)i * SE_SUMMARY_N);
+    for (int k = 0; k < SE_SUMMARY_N; k++) se_mean_sd(v + k, n, SE_SUMMARY_N, &m[k], &d[k]);
+    se_summary_unpack(m, mean);
+    se_summary_unpack(d, sd);
+    free(v);
 }

@@ -106,3 +106,46 @@ ok("the file holds nothing docs/results.md does not list" + (": " + ", ".join(ex
 PY
 cat "$tmp/py.out"
 if grep -q "^Traceback" "$tmp/py.out"; then echo "not ok the h5py check ran to its end"; fi
+
+# An anchor ensemble with data folds: the per-set datasets, their spreads, the folds' summaries
+# and standard errors, each documented, equal to the CSVs' `_sd` / `_se` columns bit for bit.
+sed -e 's/^orders = 1,2,3$/orders = 1,2,3\nseeds = 0,1,2\nfolds = 2/' -e 's/^name = h$/name = e/' -e '/^missing = /d' "$tmp/h.ini" >"$tmp/e.ini"
+"$IBC" run "$tmp/e.ini" --quiet 2>"$tmp/e.err"
+check "the ensemble job ran" '[ -f $tmp/out/e/e.h5 ]'
+$PY - "$tmp/out/e" docs/results.md >"$tmp/pye.out" 2>&1 <<'PY'
+import csv, sys
+import h5py, numpy as np
+d, doc = sys.argv[1], open(sys.argv[2]).read()
+f = h5py.File(d + "/e.h5", "r")
+def ok(name, cond): print(("ok " if cond else "not ok ") + name)
+an = f["anchors"]
+ok("ensemble: /anchors d16, d16_seed1, d16_seed2 (each [100, 16], eps) and attribute seeds, documented",
+   sorted(an.keys()) == ["d16", "d16_seed1", "d16_seed2"] and all(an[k].shape == (100, 16) and "eps" in an[k].attrs for k in an) and
+   list(an.attrs["seeds"]) == [0, 1, 2] and "/anchors/d<D>_seed<S>" in doc and "`seeds`" in doc)
+g = f["checkpoints/m"]; S = int(g.attrs["L"]) + 1
+shapes = {"H_seeds": (3, S), "I_X_seeds": (3, 4, S), "I_Y_seeds": (3, 4, S), "I_pref_seeds": (3, S), "summary_seeds": (3, 14),
+          "H_sd": (S,), "I_X_sd": (4, S), "I_Y_sd": (4, S), "I_pref_sd": (S,), "summary_sd": (14,), "summary_folds": (2, 14), "summary_se": (14,)}
+for name, shape in shapes.items():
+    ok("ensemble dataset %s f64 %s, documented" % (name, list(shape)), g[name].dtype == np.float64 and g[name].shape == shape and name in doc)
+extra = sorted(set(g.keys()) - set(shapes) - {"layers", "H", "I_X", "I_Y", "I_pref"})
+ok("ensemble: nothing else in the checkpoint group" + (": " + ", ".join(extra) if extra else ""), not extra)
+close = lambda a, b: np.allclose(a, b, rtol=1e-12, atol=0, equal_nan=True)
+Hs, IXs = g["H_seeds"][()], g["I_X_seeds"][()]
+ok("ensemble: H and I_X are the means over the sets, H_sd and I_X_sd their sample sd",
+   close(g["H"][()], Hs.mean(0)) and close(g["I_X"][()], IXs.mean(0)) and close(g["H_sd"][()], Hs.std(0, ddof=1)) and close(g["I_X_sd"][()], IXs.std(0, ddof=1)))
+ok("ensemble: complexity is the mean of the sets' summaries; summary_sd their sd",
+   close(g.attrs["complexity"], g["summary_seeds"][:, 1:5].mean(0)) and close(g["summary_sd"][()], g["summary_seeds"][()].std(0, ddof=1)))
+ok("folds: summary_se = sd(summary_folds) / sqrt(2)", close(g["summary_se"][()], g["summary_folds"][()].std(0, ddof=1) / np.sqrt(2)))
+num = lambda x: float("nan") if x == "" else float(x)
+same = lambda a, b: (np.isnan(a) and np.isnan(b)) or a == b
+rows = list(csv.DictReader(open(d + "/layers.csv")))
+ok("layers.csv's _sd columns equal H_sd, I_X_sd bit for bit", len(rows) == S and all(
+    same(num(r["H_sd"]), g["H_sd"][l]) and all(same(num(r["I_X%d_sd" % k]), g["I_X_sd"][k - 1, l]) for k in range(1, 5)) for l, r in enumerate(rows)))
+names = ["H_mean"] + ["%s_%d" % (m, k) for m in ("complexity", "expressivity", "optimality") for k in range(1, 5)] + ["pref_info"]
+sm = list(csv.DictReader(open(d + "/summary.csv")))[0]
+ok("summary.csv's _sd and _se columns equal summary_sd and summary_se bit for bit, imbalance last",
+   all(same(num(sm[n + "_sd"]), g["summary_sd"][i]) and same(num(sm[n + "_se"]), g["summary_se"][i]) for i, n in enumerate(names)) and
+   list(sm.keys())[-1] == "imbalance")
+PY
+cat "$tmp/pye.out"
+if grep -q "^Traceback" "$tmp/pye.out"; then echo "not ok the ensemble h5py check ran to its end"; fi

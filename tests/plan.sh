@@ -131,6 +131,37 @@ sed 's/^layers = .*/layers = 0,1,3\nmin_count = 3/' "$tmp/job.ini" >"$tmp/mc.ini
 "$IBC" plan "$tmp/mc.ini" --ranks 1 >"$tmp/mc.txt"
 check "min_count lowers the rows" '[ $(awk "/^rows_per_rank/ {print \$5}" $tmp/mc.txt) -lt $(awk "/^rows_per_rank/ {print \$5}" $tmp/p1.txt) ]'
 
+# seeds: K anchor sets multiply every row (and C); folds: each fold's rows, counted by hand
+sed -e '/^anchors = /d' -e 's/^layers = .*/layers = 0,1,3\nseeds = 0,1,2/' "$tmp/job.ini" >"$tmp/k3.ini"
+sed -e 's/^seeds = .*/seeds = 0,1,2\nfolds = 3/' "$tmp/k3.ini" >"$tmp/f3.ini"
+"$IBC" plan "$tmp/k3.ini" --ranks 1 >"$tmp/k3.txt"
+"$IBC" plan "$tmp/f3.ini" --ranks 1 >"$tmp/f3.txt"
+rows() { awk '/^  rows / {print $2; exit}' "$1"; }
+check "seeds = 0,1,2: the rows take 3 x the bytes, and ibc plan says so" \
+  '[ "$(rows $tmp/k3.txt)" = $((3 * $(rows $tmp/p1.txt))) ] && grep -q "3 anchor sets x 3 layers x 100 bins x 8 B" $tmp/k3.txt'
+check "folds = 3: each fold's rows as counted by hand, and in the total" "$PY - '$tmp/f3.txt' '$tmp/k3.txt' '$CORPUS' <<'PY'
+import json, re, sys
+f3, k3 = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+docs = [d for d in (json.loads(l)['ids'][:512] for l in open(sys.argv[3])) if len(d) >= 8]
+rows = 0
+for f in range(3):
+    for k in range(1, 5):
+        for out in (0, 1):
+            c = {}
+            for ids in docs[f::3]:
+                for t in range(3, len(ids) - 4):
+                    key = tuple(ids[t + 1:t + 1 + k] if out else ids[t - k + 1:t + 1])
+                    c[key] = c.get(key, 0) + 1
+            rows += sum(1 for v in c.values() if v >= 2)
+m = re.search(r'^  folds +(\d+) B .*busiest rank.s (\d+) fold rows \((\d+) in all\)', f3, re.M)
+assert m and int(m.group(2)) == rows and int(m.group(3)) == rows, (m and m.groups(), rows)
+val = lambda t, key: int(re.search(r'^  %s +(-?\d+) B' % key, t, re.M).group(1))
+rowb = 3 * 3 * 100 * 8
+assert val(f3, 'corpus_counts') == val(k3, 'corpus_counts') + 3 * rowb  # each fold's C
+assert int(m.group(1)) > rows * rowb  # the folds' rows plus their label indices
+assert val(f3, 'total_per_rank') > val(k3, 'total_per_rank') + int(m.group(1))
+PY"
+
 # --- the fit check of ibc run --------------------------------------------------------------------
 SLURM_MEM_PER_NODE=1 "$IBC" run "$tmp/job.ini" --quiet >"$tmp/run.out" 2>"$tmp/run.err"
 rc=$?

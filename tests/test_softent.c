@@ -325,6 +325,94 @@ static void test_precount_equals_streaming(void **s) {
     se_acc_free(&a); se_acc_free(&b);
 }
 
+// An ensemble in one accumulator (slot = set * PL + layer) gives each set's numbers bit for
+// bit as an accumulator of that set alone; a fold accumulator fed by se_doc_add_masses equals
+// one that computes its documents' assignments itself.
+static void test_ensemble_and_folds(void **s) {
+    (void)s;
+    float W[2 * PN * PD]; // [2, PN, PD]: two anchor sets
+    se_anchors(PN, PD, 5, W);
+    se_anchors(PN, PD, 6, W + PN * PD);
+    ibc_err e = {0};
+    se_acc ens, one[2], fold, fold_ref;
+    se_acc_init(&ens, PN, PD, 2 * PL, 0xf, 1, &e);
+    se_acc_init(&fold, PN, PD, 2 * PL, 0xf, 1, &e);
+    se_acc_init(&fold_ref, PN, PD, 2 * PL, 0xf, 1, &e);
+    for (int k = 0; k < 2; k++) se_acc_init(&one[k], PN, PD, PL, 0xf, 1, &e);
+    for (int i = 0; i < 40; i++) {
+        precount_synth(&ens, i);
+        for (int k = 0; k < 2; k++) precount_synth(&one[k], i);
+        if (i % 3 == 0) precount_synth(&fold, i), precount_synth(&fold_ref, i);
+    }
+    se_acc *all[] = {&ens, &fold, &fold_ref, &one[0], &one[1]};
+    for (int a = 0; a < 5; a++) assert_int_equal(se_precount_done(all[a], &e), 0);
+    se_doc dm, df, dr;
+    se_doc_init(&dm); se_doc_init(&df); se_doc_init(&dr);
+    for (int i = 0; i < 40; i++) {
+        int32_t ids[32];
+        float h[PL * 32 * PD];
+        int T;
+        synth_doc(i, ids, &T, h);
+        assert_int_equal(se_doc_start(&ens, &dm, ids, T, i % 2, &e), 0);
+        if (i % 3 == 0) assert_int_equal(se_doc_start(&fold, &df, ids, T, i % 2, &e), 0);
+        if (i % 3 == 0) assert_int_equal(se_doc_start(&fold_ref, &dr, ids, T, i % 2, &e), 0);
+        for (int k = 0; k < 2; k++) assert_int_equal(se_doc_begin(&one[k], ids, T, i % 2, &e), 0);
+        for (int k = 0; k < 2; k++)
+            for (int l = 0; l < PL; l++) {
+                const float *hl = h + (size_t)l * T * PD, *Wk = W + k * PN * PD;
+                se_doc_add(&ens, &dm, k * PL + l, Wk, 0.2, hl, T);
+                if (i % 3 == 0) se_doc_add_masses(&fold, &df, k * PL + l, &dm);
+                if (i % 3 == 0) se_doc_add(&fold_ref, &dr, k * PL + l, Wk, 0.2, hl, T);
+                se_doc_layer(&one[k], l, Wk, 0.2, hl, T);
+            }
+    }
+    se_result re, rf, rr, r1, part;
+    se_result_compute(&ens, &re, &e);
+    se_result_compute(&fold, &rf, &e);
+    se_result_compute(&fold_ref, &rr, &e);
+    assert_memory_equal(rf.H, rr.H, sizeof(double) * 2 * PL);
+    assert_memory_equal(rf.mi, rr.mi, sizeof(double) * 2 * PL * (size_t)fold.n_sets);
+    for (int k = 0; k < 2; k++) {
+        se_result_compute(&one[k], &r1, &e);
+        se_result_slice(&re, k * PL, PL, &part);
+        assert_int_equal(part.n_layers, PL);
+        assert_memory_equal(part.H, r1.H, sizeof(double) * PL);
+        assert_memory_equal(part.mi, r1.mi, sizeof(double) * PL * (size_t)ens.n_sets);
+        assert_memory_equal(part.HS, r1.HS, sizeof(double) * PL * (size_t)ens.n_sets);
+        se_result_free(&part); se_result_free(&r1);
+    }
+    assert_true(re.H[0] != re.H[PL]); // the sets differ
+    se_result_free(&re); se_result_free(&rf); se_result_free(&rr);
+    se_doc_free(&dm); se_doc_free(&df); se_doc_free(&dr);
+    for (int a = 0; a < 5; a++) se_acc_free(all[a]);
+}
+
+// Mean and sample sd; one value is itself; summaries pack in summary.csv's order and back.
+static void test_mean_sd(void **s) {
+    (void)s;
+    double x[] = {1, 9, 2, 9, 3, 9, 4, 9}, m, sd;
+    se_mean_sd(x, 4, 2, &m, &sd); // 1, 2, 3, 4
+    assert_true(m == 2.5 && fabs(sd - sqrt(5.0 / 3.0)) < 1e-15);
+    double one = 0.1 + 0.2;
+    se_mean_sd(&one, 1, 1, &m, &sd);
+    assert_memory_equal(&m, &one, sizeof m);
+    assert_true(isnan(sd));
+    double bad[] = {1, NAN};
+    se_mean_sd(bad, 2, 1, &m, &sd);
+    assert_true(isnan(m) && isnan(sd));
+    se_summary a;
+    double v[SE_SUMMARY_N], w[SE_SUMMARY_N];
+    for (int k = 0; k < SE_SUMMARY_N; k++) v[k] = k + 0.5;
+    se_summary_unpack(v, &a);
+    assert_true(a.H_mean == 0.5 && a.complexity[1] == 1.5 && a.expressivity[1] == 5.5 && a.optimality[4] == 12.5 && a.pref_info == 13.5);
+    se_summary_pack(&a, w);
+    assert_memory_equal(v, w, sizeof v);
+    se_summary two[2] = {a, a}, mean, dev;
+    two[1].H_mean = 2.5;
+    se_summary_mean_sd(two, 2, &mean, &dev);
+    assert_true(mean.H_mean == 1.5 && fabs(dev.H_mean - sqrt(2.0)) < 1e-15 && dev.complexity[2] == 0 && mean.pref_info == 13.5);
+}
+
 // min_count: 1 changes nothing; above every count, each set has one label and I = 0.
 // Moves every outbox row of parts[0..P) to its owner (what dist_exchange does over MPI).
 static void exchange_parts(se_acc *parts, int P) {
@@ -497,6 +585,8 @@ int main(void) {
         cmocka_unit_test(test_min_count),
         cmocka_unit_test(test_partition),
         cmocka_unit_test(test_threads_odd_bins),
+        cmocka_unit_test(test_ensemble_and_folds),
+        cmocka_unit_test(test_mean_sd),
     };
     return cmocka_run_group_tests_name("softent", tests, NULL, NULL);
 }

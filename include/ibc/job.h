@@ -44,7 +44,10 @@ typedef struct {
     int skip_bad;           // on_bad_document = skip
     // [estimator]
     int bins;
-    uint64_t seed;
+    uint64_t seed;          // the anchors' seed: seeds[0] (`seed` or the first of `seeds`)
+    uint64_t seeds[IBC_MAX_SEEDS]; // anchor sets of the ensemble (`seeds`), distinct
+    int n_seeds;            // K >= 1 (1: `seed` alone, today's single anchor set)
+    int folds;              // data folds for standard errors (0: off, else 2..IBC_MAX_FOLDS)
     temp_mode temp;
     double temperature;     // TEMP_FIXED
     char anchors[JOB_PATH];

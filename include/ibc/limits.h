@@ -30,4 +30,12 @@
 // node's memory. Longer lines are an error naming the file and line.
 #define IBC_LINE_MAX (64 << 20)
 
+// Most anchor sets of one job (`[estimator] seeds`): each multiplies the estimator's work and
+// every count (C, label rows) by one; 64 is far past a useful ensemble (5 to 10 give a spread).
+#define IBC_MAX_SEEDS 64
+
+// Most data folds (`[estimator] folds`): each fold is its own label index and rows, so memory
+// grows with the count; split halves to 20-fold cover every use.
+#define IBC_MAX_FOLDS 64
+
 #endif

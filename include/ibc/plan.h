@@ -18,8 +18,13 @@
 //                      (f32) and label indices [sets, P] (int64)
 //   label index      = every label of every set on every rank: tuple 16 + N_x 8 + row 8 B
 //                      per label plus 4 B per hash slot (softent.h), from the real tables
-//   rows             = each counted label's row C_x [tracked layers, n] int64 lives on its
-//                      owner (owner.h); rows per rank counted exactly with owner_of_label
+//   rows             = each counted label's row C_x [K x tracked layers, n] int64 lives on its
+//                      owner (owner.h); rows per rank counted exactly with owner_of_label;
+//                      K = the job's anchor sets (`seeds`) multiplies every row, C and the
+//                      exchange (rows x bins x K x 8 B per tracked layer)
+//   folds            = with `folds = F`, each fold's own precount over its documents (a
+//                      label index on every rank and rows on their owners, same row size),
+//                      counted exactly; up to about F x the label rows
 //   exchange         = a rank sends, for each counted label owned elsewhere that its
 //                      documents touch, one row of sums (+ 8 B label index) to the owner,
 //                      in rounds of at most exchange_mb per rank; buffers: send + receive,
@@ -32,8 +37,8 @@
 //                      q.k and p.v over the causal triangle, per document, up to the last
 //                      tracked hidden state (no logits)
 //
-// Per rank = layer scratch + threads x activations + label index + own rows + exchange
-// buffers + corpus + C; per node = mapped weights + ranks per node x per rank (busiest rank).
+// Per rank = layer scratch + threads x activations + label index + own rows + folds' index and
+// own rows + exchange buffers + corpus + C (x (1 + F) with folds); per node = mapped weights + ranks per node x per rank (busiest rank).
 #ifndef IBC_PLAN_H
 #define IBC_PLAN_H
 
@@ -69,6 +74,10 @@ typedef struct {
     double touch_total;     // sum over rows of 1 - (1 - 1/P)^N_x (expected senders per row)
     double *touch_owned;    // [P] the same over the rows rank r owns
     int64_t index_bytes;    // the label index, every rank
+    int F;                  // data folds (0: none)
+    int64_t fold_rows;      // rows of all folds' accumulators together
+    int64_t *fold_rows_rank; // [P] the folds' rows each rank owns
+    int64_t fold_index_bytes; // the folds' label indices, every rank
     int64_t corpus_bytes;   // texts + ids + document records, every rank
 } plan_labels;
 
@@ -93,7 +102,10 @@ typedef struct {
     int64_t act_thread;     // bytes per thread
     int64_t rows_max, rows_min; // rows per rank
     double rows_mean;
-    int64_t row_bytes;      // one row: tracked * bins * 8
+    int K, bins;            // anchor sets (`seeds`: multiply every row) and bins
+    int64_t row_bytes;      // one row: K * tracked * bins * 8
+    int64_t fold_rows_max;  // the folds' rows on the busiest rank
+    int64_t fold_bytes;     // the folds' label indices and the busiest rank's fold rows
     int64_t rows_bytes_max; // the busiest rank's rows
     int64_t sent_max;       // bytes the busiest sender sends in this checkpoint (expected)
     int64_t round_bytes;    // bytes one rank moves per round (<= exchange_mb)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "ibc/err.h"
+#include "ibc/limits.h"
 #include "ibc/softent.h"
 
 #define RES_ORDERS SE_MAX_ORDER
@@ -40,6 +41,19 @@ typedef struct {
     double *I_X, *I_Y;        // [RES_ORDERS, n_layers], NaN for orders not computed
     double *I_pref;           // [n_layers], NaN without preference labels
     se_summary sum;
+    // Anchor ensemble (`[estimator] seeds`, n_seeds = K sets): H, I_X, I_Y, I_pref and sum
+    // above are the means over the sets (for K = 1 the one set's numbers, bit for bit); each
+    // set's own numbers are here when K > 1 (NULL otherwise; res_ckpt_alloc_seeds).
+    int n_seeds;
+    double *H_seeds;          // [K, n_layers]
+    double *I_X_seeds;        // [K, RES_ORDERS, n_layers]
+    double *I_Y_seeds;        // [K, RES_ORDERS, n_layers]
+    double *I_pref_seeds;     // [K, n_layers]
+    se_summary *sum_seeds;    // [K]
+    // Data folds (`folds`, n_folds = F > 1; 0 and NULL when off): the summary of each fold's
+    // documents alone (its mean over the anchor sets).
+    int n_folds;
+    se_summary *sum_folds;    // [F]
     // Label-row balance across ranks (issue 12): rows held per rank and bytes of outbox rows
     // sent per rank (dist_exchange), max and mean. Attributes of the checkpoint group; they
     // depend on the number of ranks, the numbers above do not.
@@ -49,13 +63,27 @@ typedef struct {
 
 typedef struct {
     int d, n;
-    float *W;                 // [n, d]
-    double eps;
+    int K;                    // anchor sets (the job's seeds)
+    uint64_t seeds[IBC_MAX_SEEDS]; // [K] their seeds
+    float *W;                 // [K, n, d]: set s at W + s n d
+    double eps;               // depends on n and d only: the same for every set
 } res_anchors;
 
 // Allocates the per-layer arrays of r for n_layers slots (NaN-filled; out of memory aborts).
 void res_ckpt_alloc(res_ckpt *r, int n_layers);
 void res_ckpt_free(res_ckpt *r);
+// Per-set arrays for K anchor sets (NaN-filled), and per-fold summaries for F folds.
+void res_ckpt_alloc_seeds(res_ckpt *r, int K);
+void res_ckpt_alloc_folds(res_ckpt *r, int F);
+// H, I_X, I_Y, I_pref and sum := the means over the K sets of the per-set arrays (se_mean_sd:
+// K = 1 copies them). Spreads: res_ckpt_sd (NULL outputs skipped).
+void res_ckpt_mean(res_ckpt *r);
+// Sample sd over the anchor sets of each per-layer value (H [n_layers], I_X, I_Y [RES_ORDERS,
+// n_layers], I_pref [n_layers]) and of each summary metric. Only for K > 1 (the per-set arrays).
+void res_ckpt_sd(const res_ckpt *r, double *H, double *I_X, double *I_Y, double *I_pref, se_summary *sum);
+// Standard error over documents of each summary metric from the folds: sd(fold values) /
+// sqrt(F) (docs/results.md states the assumption); NaN without folds.
+void res_ckpt_se(const res_ckpt *r, se_summary *se);
 
 // Writes DIR/JOB.h5 (rank 0 writes the bytes) and, from rank 0, layers.csv and summary.csv.
 // Collective: every rank calls it, with the same data. Returns the same code and message on

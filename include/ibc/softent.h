@@ -28,6 +28,14 @@
 // 0.35-0.7) on every rank, and C_x [layers, n] int64 (8 n bytes per layer: 800 B per label and
 // layer at n = 100) only on the label's owner rank (se_acc_partition), plus a bounded outbox
 // (docs/scaling.md).
+//
+// Anchor ensembles (`[estimator] seeds`, K sets): run.c gives the accumulator K x tracked
+// slots (seed-major: slot = set * tracked + layer), so K multiplies C [slots, n], every C_x
+// row [slots, n] (rows x bins x K x 8 B per tracked layer), the outbox rows and the exchange,
+// and the estimator's work (one sgemm per set); the label index and the forward pass are
+// shared. Data folds (`folds`, F) add F accumulators over the folds' documents: their own
+// label indices and rows (up to about F x the label rows of the whole corpus when labels
+// repeat within folds; in practice fewer, since a fold's singletons need no row).
 #ifndef IBC_SOFTENT_H
 #define IBC_SOFTENT_H
 
@@ -146,6 +154,11 @@ void se_doc_init(se_doc *doc);
 void se_doc_free(se_doc *doc);
 int se_doc_start(se_acc *acc, se_doc *doc, const int32_t *ids, int T, int pref_label, ibc_err *err);
 void se_doc_add(se_acc *acc, se_doc *doc, int layer, const float *W, double eps, const float *h, int T);
+// The masses src->q (and singleton limbs src->hq) that se_doc_add last computed on another
+// accumulator of the same bins over the same document, added to slot `layer` of acc under
+// doc's labels (se_doc_start on acc): a fold accumulator (run.c, `folds`) counts the same
+// soft assignment without computing it again. Both accumulators precounted.
+void se_doc_add_masses(se_acc *acc, const se_doc *doc, int layer, const se_doc *src);
 
 // Precount mode (what `ibc run` uses). Labels depend on token ids only, so a first pass over
 // the corpus's ids can fix every N_x before any hidden state exists. A label seen once then
@@ -210,6 +223,8 @@ int se_result_from(se_result *r, int n, int n_layers, int n_sets, const int64_t 
 // Single-accumulator shortcut: se_cond_sums + se_result_from.
 int se_result_compute(const se_acc *acc, se_result *r, ibc_err *err);
 void se_result_free(se_result *r);
+// out = slots first .. first+count-1 of r (an ensemble's slots of one anchor set), copied.
+void se_result_slice(const se_result *r, int first, int count, se_result *out);
 
 // Layer means and the Information Bottleneck metrics (method.md §6), averaging the tracked
 // slots whose hidden-state index (layer_ids[slot]) is >= 1. Entries for absent orders are NaN.
@@ -222,6 +237,17 @@ typedef struct {
 } se_summary;
 
 void se_summarize(const se_acc *acc, const se_result *r, const int *layer_ids, se_summary *s);
+// The summary as SE_SUMMARY_N numbers: H_mean, complexity_1..4, expressivity_1..4,
+// optimality_1..4, pref_info (summary.csv's order), and back.
+#define SE_SUMMARY_N 14
+void se_summary_pack(const se_summary *s, double *v);
+void se_summary_unpack(const double *v, se_summary *s);
+// Mean and sample standard deviation (n - 1 in the denominator) of x[0], x[stride], ...
+// x[(n-1) stride], summed in that order (the same bits on any layout); n = 1 gives x[0] and
+// NaN. A non-finite x gives a non-finite mean and a NaN sd.
+void se_mean_sd(const double *x, int n, int stride, double *mean, double *sd);
+// Element-wise se_mean_sd of n summaries.
+void se_summary_mean_sd(const se_summary *s, int n, se_summary *mean, se_summary *sd);
 // Index of the set of that kind and order, or -1.
 int se_set_index(const se_acc *acc, se_kind kind, int k);
 
