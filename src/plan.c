@@ -232,7 +232,9 @@ int plan_checkpoint(const job *j, const plan_labels *pl, const plan_layout *lay,
     pc->sent_max = (int64_t)ceil(sent_max);
     pc->round_bytes = pc->sent_max < lay->exchange_bytes ? pc->sent_max : lay->exchange_bytes;
     pc->rounds = pc->sent_max ? (pc->sent_max + lay->exchange_bytes - 1) / lay->exchange_bytes : 0;
-    pc->exch_buffers = 2 * pc->round_bytes; // send and receive
+    // The outbox (up to a round), its packed copy being sent, and the receive buffer: the
+    // rehearsal (docs/scaling.md) measured the peak with all three alive.
+    pc->exch_buffers = 3 * pc->round_bytes;
     pc->other = pl->corpus_bytes + (1 + pl->F) * pc->row_bytes; // the corpus, and the global counts C (each fold's too)
     pc->flops = plan_forward_flops(&c, pc->layers_run, pl->sum_T, pl->sum_tri);
     pc->per_rank = pc->layer_scratch + (int64_t)lay->threads * pc->act_thread + pl->index_bytes + pc->rows_bytes_max +
@@ -296,7 +298,7 @@ void plan_print_ckpt(FILE *f, const plan_layout *lay, const plan_labels *pl, con
     snprintf(note, sizeof note, "busiest sender, expected (upper estimate), in %lld round(s)", (long long)pc->rounds);
     line(f, "exchange_sent", pc->sent_max, note);
     line(f, "exchange_round", pc->round_bytes, "per rank per round (<= exchange_mb)");
-    line(f, "exchange_buffers", pc->exch_buffers, "per rank (send + receive)");
+    line(f, "exchange_buffers", pc->exch_buffers, "per rank (outbox + its packed copy + receive)");
     line(f, "corpus_counts", pc->other, "per rank (texts, ids, global counts)");
     line(f, "total_per_rank", pc->per_rank, "private, busiest rank");
     snprintf(note, sizeof note, "mapped + %d ranks x per rank", lay->ranks_per_node);

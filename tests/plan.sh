@@ -101,7 +101,7 @@ for b, name, tracked, run in zip(blocks, ['real/stories260K', 'hf-tiny/llama_bf1
             if v >= 2: tot[owner(s, key, P)] += 1 - (2 / 3) ** v
     exp_sent = max(sum(tot) - t for t in tot) * (rowb + 8)
     assert abs(sent - exp_sent) <= 1 + 1e-9 * exp_sent, (sent, exp_sent)
-    assert rnd == min(sent, 1 << 20) and buf == 2 * rnd
+    assert rnd == min(sent, 1 << 20) and buf == 3 * rnd
     assert re.search(r'in %d round' % -(-sent // (1 << 20)), b)
     other = val(b, 'corpus_counts')
     total = val(b, 'layer_scratch') + threads * act + index + val(b, 'rows') + buf + other

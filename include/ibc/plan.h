@@ -27,7 +27,7 @@
 //                      counted exactly; up to about F x the label rows
 //   exchange         = a rank sends, for each counted label owned elsewhere that its
 //                      documents touch, one row of sums (+ 8 B label index) to the owner,
-//                      in rounds of at most exchange_mb per rank; buffers: send + receive,
+//                      in rounds of at most exchange_mb per rank; buffers: outbox + packed copy + receive,
 //                      each min(exchange_mb, what it sends). Expected sends: a label seen
 //                      N_x times is touched by a given non-owner rank with probability
 //                      1 - (1 - 1/P)^N_x if positions fell on ranks independently; documents
@@ -110,7 +110,7 @@ typedef struct {
     int64_t sent_max;       // bytes the busiest sender sends in this checkpoint (expected)
     int64_t round_bytes;    // bytes one rank moves per round (<= exchange_mb)
     int64_t rounds;         // rounds expected
-    int64_t exch_buffers;   // send + receive buffers per rank
+    int64_t exch_buffers;   // outbox + send + receive buffers per rank (3 rounds)
     int64_t other;          // corpus + global counts C
     double flops;           // forward FLOPs of the checkpoint, all documents
     int64_t per_rank;       // private bytes of the busiest rank
