@@ -102,10 +102,11 @@ static inline __attribute__((always_inline)) int key_eq(const hmap *m, int64_t i
     }
 }
 
-// The slot of key (hash h) or of the empty slot where it would go.
+// The slot of key (hash h) or of the empty slot where it would go. The home slot is taken from
+// the tag bits (h >> 32), so that growth can re-place slots from their tags alone.
 static inline __attribute__((always_inline)) size_t probe(const hmap *m, const void *key, size_t len, uint64_t h, int kind) {
-    size_t mask = m->cap - 1, i = (size_t)h & mask;
     uint64_t tag = h >> 32;
+    size_t mask = m->cap - 1, i = (size_t)tag & mask;
     for (;; i = (i + 1) & mask) {
         uint64_t s = m->slot[i];
         if (!s) return i;
@@ -128,26 +129,22 @@ int64_t hmap_find(const hmap *m, const void *key, size_t len) {
     }
 }
 
-static uint64_t hash_key(const hmap *m, const void *key, size_t len) {
-    switch (m->key_size) {
-    case 8: return hash_inline(key, 8);
-    case 16: return hash_inline(key, 16);
-    default: return hash_inline(key, len);
-    }
-}
-
+// Doubles the slots. A slot's tag holds its home (see probe), so the keys are neither read nor
+// hashed again: a slot array of 8 B per slot is all that moves.
 static void grow_slots(hmap *m) {
     size_t cap = m->cap ? 2 * m->cap : m->min_cap ? m->min_cap : 16, mask = cap - 1; // zeroed map: 16
-    free(m->slot);
+    uint64_t *old = m->slot;
+    size_t old_cap = m->cap;
     m->slot = xcalloc(cap, sizeof(uint64_t));
     m->cap = cap;
-    for (int64_t k = 0; k < m->n; k++) { // indices and keys stay; only the slots move
-        size_t len;
-        const void *key = hmap_key(m, k, &len);
-        uint64_t h = hash_key(m, key, len), i = h & mask;
+    for (size_t j = 0; j < old_cap; j++) { // indices and keys stay; only the slots move
+        uint64_t s = old[j];
+        if (!s) continue;
+        size_t i = (size_t)(s >> 32) & mask;
         while (m->slot[i]) i = (i + 1) & mask;
-        m->slot[i] = (h >> 32) << 32 | (uint64_t)(k + 1);
+        m->slot[i] = s;
     }
+    free(old);
 }
 
 // Appends key (index k = n - 1, already counted) to the arena and gives it val 0.
