@@ -43,12 +43,26 @@ static inline __attribute__((always_inline)) uint64_t hash_inline(const unsigned
 
 uint64_t hmap_hash(const void *s, size_t n) { return hash_inline(s, n); }
 
-static inline uint64_t hash_key(const hmap *m, const void *key, size_t len) {
-    switch (m->key_size) {
-    case 8: return hash_inline(key, 8);   // an int32 pair
-    case 16: return hash_inline(key, 16); // four int32 (softent's labels)
-    default: return hash_inline(key, len);
+// Key kinds the probe loop is compiled for: the map's key_size when it is 8 or 16 (constant
+// size: hash, compare and copy inline to a few instructions), KIND_ANY for keys of any length,
+// KIND_FIXED for other fixed sizes (rare: memcmp). Callers pass a constant, so each public
+// function switches once and then runs a loop without branches on the kind.
+enum { KIND_ANY = 0, KIND_FIXED = 1 };
+
+static inline __attribute__((always_inline)) uint64_t hash_kind(const void *key, size_t len, int kind) {
+    return kind == 8 || kind == 16 ? hash_inline(key, (size_t)kind) : hash_inline(key, len);
+}
+
+// a[0..n) == b[0..n) without a call: most keys are words of a few bytes, where calling memcmp
+// costs more than the compare. Reads stay inside both ranges (overlapping words, as the hash).
+static inline __attribute__((always_inline)) int bytes_eq(const unsigned char *a, const unsigned char *b, size_t n) {
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8)
+            if (load64(a + i) != load64(b + i)) return 0;
+        return load64(a + n - 8) == load64(b + n - 8);
     }
+    if (n >= 4) return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+    return !n || (a[0] == b[0] && a[n >> 1] == b[n >> 1] && a[n - 1] == b[n - 1]);
 }
 
 void hmap_init(hmap *m, size_t key_size, size_t min_cap) {
@@ -75,74 +89,101 @@ void hmap_clear(hmap *m) {
     m->keys_len = 0;
 }
 
-static inline int key_eq(const hmap *m, int64_t i, const void *key, size_t len) {
-    const unsigned char *k = m->keys + (size_t)i * m->key_size;
-    switch (m->key_size) {
-    case 8: return load64(k) == load64(key);
-    case 16: return load64(k) == load64(key) && load64(k + 8) == load64((const unsigned char *)key + 8);
-    case 0: {
+static inline __attribute__((always_inline)) int key_eq(const hmap *m, int64_t i, const void *key, size_t len, int kind) {
+    const unsigned char *k = m->keys + (size_t)i * m->key_size, *q = key;
+    switch (kind) {
+    case 8: return load64(k) == load64(q);
+    case 16: return load64(k) == load64(q) && load64(k + 8) == load64(q + 8);
+    case KIND_ANY: {
         size_t a = m->off[i];
-        return m->off[i + 1] - a - 1 == len && !memcmp(m->keys + a, key, len);
+        return m->off[i + 1] - a - 1 == len && bytes_eq(m->keys + a, q, len);
     }
     default: return !memcmp(k, key, len);
     }
 }
 
-// The slot of key (hash h) or of the empty slot where it would go.
-static inline __attribute__((always_inline)) size_t probe(const hmap *m, const void *key, size_t len, uint64_t h) {
-    size_t mask = m->cap - 1, i = (size_t)h & mask;
+// The slot of key (hash h) or of the empty slot where it would go. The home slot is taken from
+// the tag bits (h >> 32), so that growth can re-place slots from their tags alone.
+static inline __attribute__((always_inline)) size_t probe(const hmap *m, const void *key, size_t len, uint64_t h, int kind) {
     uint64_t tag = h >> 32;
+    size_t mask = m->cap - 1, i = (size_t)tag & mask;
     for (;; i = (i + 1) & mask) {
         uint64_t s = m->slot[i];
         if (!s) return i;
-        if (s >> 32 == tag && key_eq(m, (int64_t)(uint32_t)s - 1, key, len)) return i;
+        if (s >> 32 == tag && key_eq(m, (int64_t)(uint32_t)s - 1, key, len, kind)) return i;
     }
+}
+
+static inline __attribute__((always_inline)) int64_t find_kind(const hmap *m, const void *key, size_t len, int kind) {
+    uint64_t s = m->slot[probe(m, key, len, hash_kind(key, len, kind), kind)];
+    return s ? (int64_t)(uint32_t)s - 1 : -1;
 }
 
 int64_t hmap_find(const hmap *m, const void *key, size_t len) {
     if (!m->n) return -1;
-    uint64_t s = m->slot[probe(m, key, len, hash_key(m, key, len))];
-    return s ? (int64_t)(uint32_t)s - 1 : -1;
+    switch (m->key_size) {
+    case 0: return find_kind(m, key, len, KIND_ANY);
+    case 8: return find_kind(m, key, 8, 8);
+    case 16: return find_kind(m, key, 16, 16);
+    default: return find_kind(m, key, len, KIND_FIXED);
+    }
 }
 
+// Doubles the slots. A slot's tag holds its home (see probe), so the keys are neither read nor
+// hashed again: a slot array of 8 B per slot is all that moves.
 static void grow_slots(hmap *m) {
     size_t cap = m->cap ? 2 * m->cap : m->min_cap ? m->min_cap : 16, mask = cap - 1; // zeroed map: 16
-    free(m->slot);
+    uint64_t *old = m->slot;
+    size_t old_cap = m->cap;
     m->slot = xcalloc(cap, sizeof(uint64_t));
     m->cap = cap;
-    for (int64_t k = 0; k < m->n; k++) { // indices and keys stay; only the slots move
-        size_t len;
-        const void *key = hmap_key(m, k, &len);
-        uint64_t h = hash_key(m, key, len), i = h & mask;
+    for (size_t j = 0; j < old_cap; j++) { // indices and keys stay; only the slots move
+        uint64_t s = old[j];
+        if (!s) continue;
+        size_t i = (size_t)(s >> 32) & mask;
         while (m->slot[i]) i = (i + 1) & mask;
-        m->slot[i] = (h >> 32) << 32 | (uint64_t)(k + 1);
+        m->slot[i] = s;
     }
+    free(old);
+}
+
+// Appends key (index k = n - 1, already counted) to the arena and gives it val 0.
+static inline __attribute__((always_inline)) void append_key(hmap *m, int64_t k, const void *key, size_t len, int kind) {
+    size_t need = kind != KIND_ANY ? (size_t)m->n * len : m->keys_len + len + 1;
+    if (need > m->keys_cap) xgrow(m->keys, m->keys_cap, need);
+    unsigned char *dst = m->keys + (kind != KIND_ANY ? (size_t)k * len : m->keys_len);
+    if (kind == KIND_ANY) {
+        if ((size_t)m->n + 1 > m->off_cap) xgrow(m->off, m->off_cap, (size_t)m->n + 1);
+        if (k == 0) m->off[0] = 0;
+        dst[len] = 0;
+        m->off[k + 1] = need;
+    }
+    if (kind == 8 || kind == 16) memcpy(dst, key, (size_t)kind); // constant sizes: inlined copies
+    else if (len) memcpy(dst, key, len);
+    m->keys_len = need;
+    if ((size_t)m->n > m->val_cap) xgrow(m->val, m->val_cap, (size_t)m->n);
+    m->val[k] = 0;
+}
+
+static inline __attribute__((always_inline)) int64_t put_kind(hmap *m, const void *key, size_t len, int *added, int kind) {
+    if ((size_t)(m->n + 1) * 10 > m->cap * 7) grow_slots(m); // load factor <= 0.7
+    uint64_t h = hash_kind(key, len, kind);
+    size_t i = probe(m, key, len, h, kind);
+    if (m->slot[i]) return (int64_t)(uint32_t)m->slot[i] - 1;
+    int64_t k = m->n++;
+    append_key(m, k, key, len, kind);
+    m->slot[i] = (h >> 32) << 32 | (uint64_t)(k + 1);
+    if (added) *added = 1;
+    return k;
 }
 
 int64_t hmap_put(hmap *m, const void *key, size_t len, int *added) {
     if (added) *added = 0;
     if (m->n >= HMAP_MAX) return hmap_find(m, key, len); // full: only existing keys
-    if ((size_t)(m->n + 1) * 10 > m->cap * 7) grow_slots(m); // load factor <= 0.7
-    uint64_t h = hash_key(m, key, len);
-    size_t i = probe(m, key, len, h);
-    if (m->slot[i]) return (int64_t)(uint32_t)m->slot[i] - 1;
-    int64_t k = m->n++;
-    size_t need = m->key_size ? (size_t)m->n * len : m->keys_len + len + 1;
-    if (need > m->keys_cap) xgrow(m->keys, m->keys_cap, need);
-    if (!m->key_size) {
-        if ((size_t)m->n + 1 > m->off_cap) xgrow(m->off, m->off_cap, (size_t)m->n + 1);
-        if (k == 0) m->off[0] = 0;
-        m->keys[m->keys_len + len] = 0;
-        m->off[k + 1] = m->keys_len + len + 1;
+    switch (m->key_size) {
+    case 0: return put_kind(m, key, len, added, KIND_ANY);
+    case 8: return put_kind(m, key, 8, added, 8);
+    case 16: return put_kind(m, key, 16, added, 16);
+    default: return put_kind(m, key, len, added, KIND_FIXED);
     }
-    unsigned char *dst = m->keys + (m->key_size ? (size_t)k * len : m->keys_len);
-    if (m->key_size == 16) memcpy(dst, key, 16); // constant sizes: inlined copies
-    else if (m->key_size == 8) memcpy(dst, key, 8);
-    else if (len) memcpy(dst, key, len);
-    m->keys_len = need;
-    if ((size_t)m->n > m->val_cap) xgrow(m->val, m->val_cap, (size_t)m->n);
-    m->val[k] = 0;
-    m->slot[i] = (h >> 32) << 32 | (uint64_t)(k + 1);
-    if (added) *added = 1;
-    return k;
 }

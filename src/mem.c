@@ -15,12 +15,16 @@ static void print_count(void) { fprintf(stderr, "ibc: rank %d: allocations: %lld
 
 // IBC_FAIL_ALLOC=N fails the N-th allocation; IBC_FAIL_ALLOC=count prints how many there were
 // at exit (so a test can spread a sweep over them).
-static int injected(void) {
-    if (g_fail_at < 0) {
-        const char *s = getenv("IBC_FAIL_ALLOC");
-        g_fail_at = s && atoll(s) > 0 ? atoll(s) : 0;
-        if (s && !strcmp(s, "count")) atexit(print_count);
-    }
+static void fail_init(void) {
+    const char *s = getenv("IBC_FAIL_ALLOC");
+    g_fail_at = s && atoll(s) > 0 ? atoll(s) : 0;
+    if (s && !strcmp(s, "count")) atexit(print_count);
+}
+
+// Inline: every allocation of the tokenizer's hot loops passes here (the environment is read
+// once, out of line).
+static inline int injected(void) {
+    if (g_fail_at < 0) fail_init();
     g_count++;
     return g_fail_at > 0 && g_count == g_fail_at;
 }

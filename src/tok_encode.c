@@ -75,11 +75,15 @@ static int encode_words(tokenizer *t, const tok_rx *rx, const char *s, size_t n,
         rc = tok_pretokenize(rx, t->pre, &in, &words);
     } else if (t->word_split) { // exact: no token spans the cut (see tok_parse)
         size_t w = t->word_split_n, a = 0;
-        for (size_t i = w; i + w <= n; i++) // cut before a marker that follows a non-marker
-            if (!memcmp(s + i, t->word_split, w) && memcmp(s + i - w, t->word_split, w) && i > a) {
+        const char *m;
+        // Cut before a marker that follows a non-marker; memmem jumps to the next marker.
+        for (size_t i = w; i + w <= n && (m = memmem(s + i, n - i, t->word_split, w)); i++) {
+            i = (size_t)(m - s);
+            if (memcmp(s + i - w, t->word_split, w) && i > a) {
                 tok_pl_push(&words, s + a, i - a, first && a == 0);
                 a = i;
             }
+        }
         tok_pl_push(&words, s + a, n - a, first && a == 0);
     } else {
         words = in;

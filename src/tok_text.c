@@ -35,18 +35,34 @@ int tok_is_space(const char *s, size_t n, size_t i, size_t *k) {
            cp == 0x85 || cp == 0x2028 || cp == 0x2029;
 }
 
+// Copies the runs between matches whole: memmem finds the next `from` (the leftmost, so the
+// result is the left-to-right, non-overlapping replacement) where a memcmp at every byte cost
+// a call per byte of text.
 void tok_replace_literal(const char *s, size_t n, const char *from, size_t fn, const char *to, size_t tn, sbuf *out) {
     sb_add(out, "", 0);
     for (size_t i = 0; i < n;) {
-        if (fn && i + fn <= n && !memcmp(s + i, from, fn)) {
-            sb_add(out, to, tn);
-            i += fn;
-        } else sb_add(out, s + i++, 1);
+        const char *hit = fn ? memmem(s + i, n - i, from, fn) : NULL;
+        size_t j = hit ? (size_t)(hit - s) : n;
+        sb_add(out, s + i, j - i);
+        if (!hit) break;
+        sb_add(out, to, tn);
+        i = j + fn;
     }
 }
 
+// ASCII bytes are valid characters on their own: they are skipped eight at a time, and only
+// the rest goes through utf8proc's decoder (which rejects overlong forms and surrogates).
 size_t tok_utf8_prefix(const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
+        uint64_t w;
+        if (i + 8 <= n && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ULL))) {
+            i += 8;
+            continue;
+        }
+        if (!((unsigned char)s[i] & 0x80)) {
+            i++;
+            continue;
+        }
         utf8proc_int32_t cp;
         utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
         if (k <= 0) return i;

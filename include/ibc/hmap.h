@@ -9,9 +9,11 @@
 // caller may use instead (a count, a packed pair of ids, another index).
 //
 // Layout: open addressing with linear probing over a power-of-two slot array. A slot holds
-// the key's index + 1 (0: empty) and 32 bits of its hash, so a probe compares keys only when
-// those bits agree. Load factor at most 0.7: an insertion that would pass it doubles the slots
-// first (amortised O(1); indices and keys are unchanged by growth). Keys live in one arena
+// the key's index + 1 (0: empty) and the high 32 bits of its hash (the tag), so a probe
+// compares keys only when the tags agree. The tag also gives the key's home slot (its low
+// bits; past 2^32 slots homes repeat, which only lengthens probes), so growth re-places slots
+// without reading or hashing keys. Load factor at most 0.7: an insertion that would pass it
+// doubles the slots first (amortised O(1); indices and keys are unchanged by growth). Keys live in one arena
 // (fixed-size keys: [n, key_size] contiguous; others: NUL-terminated bytes with offsets).
 // At most HMAP_MAX keys (the index must fit 32 bits). Nothing is ever removed; hmap_clear
 // empties the map and keeps its memory.
