@@ -44,7 +44,10 @@ if [ ! -x "$bdir/build/bench/estimator" ] || [ ! -x "$bdir/build/bench/tokenize"
   git archive "$base" | tar -x -C "$bdir"
   make -s -C "$bdir" -j2 GIT_REV="$base" build/bench/tokenize build/bench/estimator >/dev/null
 fi
-make -s -j2 "$BUILD/bench/tokenize" "$BUILD/bench/estimator" >/dev/null
+make -s -j2 "$BUILD/bench/tokenize" "$BUILD/bench/estimator" "${IBC_BIN:-bin/ibc}" >/dev/null
+# The same OpenBLAS kernels on both sides (the base may predate blas_select, blas.h).
+OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$("${IBC_BIN:-bin/ibc}" version | awk '/^blas/ {print $4}')}
+export OPENBLAS_CORETYPE
 
 log=$BUILD/ab/last.log
 : >"$log"
@@ -86,4 +89,4 @@ for case, r in rates.items():
     a, b = statistics.median(r["old"]), statistics.median(r["new"])
     print("%-44s %10.2f %10.2f %8.3f" % (case, a, b, b / a))
 ' "$rounds"
-echo "base $base; raw output: $log; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "base $base; OpenBLAS kernels $OPENBLAS_CORETYPE; raw output: $log; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
