@@ -16,7 +16,7 @@ LDFLAGS := $(SAN)
 GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 CFLAGS  += -DIBC_GIT_REV='"$(GIT_REV)"'
 # GSL without its own CBLAS: OpenBLAS provides cblas_* for both.
-LDLIBS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgsl -lcsv -lm
+LDLIBS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgsl -lcsv -lmvec -lm
 TESTLIBS := -lcmocka
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))

@@ -6,6 +6,18 @@
 #include <omp.h>
 #include <string.h>
 
+// glibc's vector math library (libmvec, linked with -lmvec): with these declarations a
+// `#pragma omp simd` loop calls expf, erff and tanhf four lanes at a time (_ZGVbN4v_*, any
+// x86-64). A lane is the same function of its input wherever it runs (within 1 ULP of the
+// scalar call), so results still depend only on the document; sums stay in scalar loops, in
+// order. The softmax and the MLP activations spent ~15% of the forward pass in scalar expf.
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+float erff(float);
+#pragma omp declare simd notinbranch
+float tanhf(float);
+
 // ---------------------------------------------------------------------------------------------
 // Linear: y = x W^T + b
 
@@ -118,10 +130,9 @@ static void causal_softmax(float *sc, int r0, int r1, int k0, int W, int T) {
         float mx = -INFINITY, sum = 0;
         for (int j = lo; j <= i; j++) mx = row[j] > mx ? row[j] : mx; // fmaxf's result, inline
         for (int j = k0; j < lo; j++) row[j] = 0.0f;
-        for (int j = lo; j <= i; j++) {
-            row[j] = expf(row[j] - mx);
-            sum += row[j];
-        }
+#pragma omp simd
+        for (int j = lo; j <= i; j++) row[j] = expf(row[j] - mx);
+        for (int j = lo; j <= i; j++) sum += row[j];
         for (int j = i + 1; j < r1; j++) row[j] = 0.0f;
         for (int j = lo; j <= i; j++) row[j] /= sum;
     }
@@ -231,11 +242,29 @@ float kern_act(model_act a, float x) {
     }
 }
 
+// y[0..n) = act(x[0..n)), kern_act's formulas four lanes at a time (libmvec, above).
+static void act_vec(float *y, const float *x, int64_t n, model_act a) {
+    if (a == ACT_SILU) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) y[j] = x[j] / (1.0f + expf(-x[j]));
+    } else if (a == ACT_GELU) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) y[j] = 0.5f * x[j] * (1.0f + erff(x[j] * (float)M_SQRT1_2));
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++)
+            y[j] = 0.5f * x[j] * (1.0f + tanhf(0.7978845608028654f * (x[j] + 0.044715f * x[j] * x[j] * x[j])));
+    }
+}
+
 void kern_glu_forward(float *h, int ldh, const float *g, const float *u, int ldg, int T, int F, model_act a) {
 #pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++)
-        for (int j = 0; j < F; j++)
-            h[(size_t)t * ldh + j] = kern_act(a, g[(size_t)t * ldg + j]) * u[(size_t)t * ldg + j];
+    for (int t = 0; t < T; t++) { // act(g) * u: the product of the same two floats as one expression
+        float *hr = h + (size_t)t * ldh;
+        const float *ur = u + (size_t)t * ldg;
+        act_vec(hr, g + (size_t)t * ldg, F, a);
+        for (int j = 0; j < F; j++) hr[j] *= ur[j];
+    }
 }
 
 void kern_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int T, int F) {
@@ -247,8 +276,9 @@ void kern_swiglu_backward(float *dg, float *du, const float *dh, const float *g,
 }
 
 void kern_act_forward(float *x, int64_t n, model_act a) {
+    int64_t chunk = 4096; // independent pieces for the threads (each element alone: exact)
 #pragma omp parallel for schedule(static)
-    for (int64_t j = 0; j < n; j++) x[j] = kern_act(a, x[j]);
+    for (int64_t j = 0; j < n; j += chunk) act_vec(x + j, x + j, n - j < chunk ? n - j : chunk, a);
 }
 
 // ---------------------------------------------------------------------------------------------
