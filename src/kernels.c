@@ -234,15 +234,8 @@ void kern_attention_backward(float *dq, float *dk, float *dv, const float *dout,
 // ---------------------------------------------------------------------------------------------
 // MLP activations
 
-float kern_act(model_act a, float x) {
-    switch (a) {
-    case ACT_SILU: return x / (1.0f + expf(-x));
-    case ACT_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
-    default: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-    }
-}
-
-// y[0..n) = act(x[0..n)), kern_act's formulas four lanes at a time (libmvec, above).
+// y[0..n) = act(x[0..n)): SiLU x sigmoid(x), GELU with erf, GELU's tanh approximation; four
+// lanes at a time (libmvec, above).
 static void act_vec(float *y, const float *x, int64_t n, model_act a) {
     if (a == ACT_SILU) {
 #pragma omp simd

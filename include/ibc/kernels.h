@@ -74,8 +74,8 @@ void kern_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                              int ldq, const float *k, int ldk, const float *v, int ldv, const float *P,
                              const kern_att_shape *s, float *dP);
 
-// The activations: SiLU, GELU (erf), GELU (tanh approximation).
-float kern_act(model_act a, float x);
+// The activations (SiLU, GELU (erf), GELU (tanh approximation)) run four lanes at a time
+// through glibc's libmvec (kernels.c).
 // Gated MLP middle: h[T, F] (ld ldh) = act(g) * u, g and u [T, F] with ld ldg (h may be g).
 void kern_glu_forward(float *h, int ldh, const float *g, const float *u, int ldg, int T, int F, model_act a);
 // SwiGLU: dg[T, F] = dh u silu'(g), du[T, F] = dh silu(g) (written, not added; ld F).
