@@ -18,6 +18,19 @@ float erff(float);
 #pragma omp declare simd notinbranch
 float tanhf(float);
 
+// The elementwise loops below run on every position of every layer, so their vector width
+// matters: a function marked KERN_WIDE is compiled three times (the x86-64 baseline's SSE2,
+// AVX2, AVX-512) and the loader picks the widest the CPU has (GCC target_clones: one ifunc,
+// resolved once). -std=c17 keeps -ffp-contract=off, so a clone's arithmetic is the baseline's
+// bit for bit; only libmvec's expf/erff/tanhf lanes (_ZGVb/_ZGVd/_ZGVe) may differ in the last
+// place between clones, that is between CPUs, never between layouts on one machine. Loops
+// inside a clone that an outlined OpenMP region would take out of it stay in row functions.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define KERN_WIDE __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define KERN_WIDE
+#endif
+
 // ---------------------------------------------------------------------------------------------
 // Linear: y = x W^T + b
 
@@ -44,21 +57,48 @@ void kern_linear_backward(float *dx, float *dW, const float *x, const float *W, 
 // ---------------------------------------------------------------------------------------------
 // Norms
 
+// Sum over x[0..n) of (x_i - mu)^p (p 1 or 2) in double, in KERN_DLANES partial sums (lane l:
+// elements l, l + LANES, ...) added in a fixed tree: vector adds, and the same bits on any layout.
+#define KERN_DLANES 8
+static inline double lane_dsum(const float *x, int n, double mu, int p) {
+    double acc[KERN_DLANES] = {0};
+    int j = 0;
+    for (; j + KERN_DLANES <= n; j += KERN_DLANES)
+        if (p == 2)
+            for (int l = 0; l < KERN_DLANES; l++) acc[l] += ((double)x[j + l] - mu) * ((double)x[j + l] - mu);
+        else
+            for (int l = 0; l < KERN_DLANES; l++) acc[l] += x[j + l];
+    for (int l = 0; j + l < n; l++) {
+        double v = x[j + l] - mu;
+        acc[l] += p == 2 ? v * v : v;
+    }
+    for (int w = KERN_DLANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0];
+}
+
+// One row of kern_norm_forward; returns r.
+KERN_WIDE static float norm_row(float *yr, const float *xr, const float *w, const float *b, int n, float eps,
+                                model_norm kind) {
+    double mu = kind == NORM_LAYER ? lane_dsum(xr, n, 0.0, 1) / n : 0.0;
+    double ss = lane_dsum(xr, n, mu, 2);
+    float r = (float)(1.0 / sqrt(ss / n + eps));
+    if (kind == NORM_RMS && !b) { // x - 0.0 in double is x: the same value, without the casts
+#pragma omp simd
+        for (int i = 0; i < n; i++) yr[i] = xr[i] * r * w[i];
+    } else {
+#pragma omp simd
+        for (int i = 0; i < n; i++) yr[i] = (float)(xr[i] - mu) * r * w[i] + (b ? b[i] : 0.0f);
+    }
+    return r;
+}
+
 void kern_norm_forward(float *y, float *rstd, const float *x, const float *w, const float *b, int T, int n,
                        float eps, model_norm kind) {
 #pragma omp parallel for if (T > 1) schedule(static)
     for (int t = 0; t < T; t++) {
-        const float *xr = x + (size_t)t * n;
-        float *yr = y + (size_t)t * n;
-        double mu = 0, ss = 0;
-        if (kind == NORM_LAYER) {
-            for (int i = 0; i < n; i++) mu += xr[i];
-            mu /= n;
-        }
-        for (int i = 0; i < n; i++) ss += (xr[i] - mu) * (xr[i] - mu);
-        float r = (float)(1.0 / sqrt(ss / n + eps));
+        float r = norm_row(y + (size_t)t * n, x + (size_t)t * n, w, b, n, eps, kind);
         if (rstd) rstd[t] = r;
-        for (int i = 0; i < n; i++) yr[i] = (float)(xr[i] - mu) * r * w[i] + (b ? b[i] : 0.0f);
     }
 }
 
@@ -90,21 +130,24 @@ void kern_rope_table(float *cos_t, float *sin_t, const float *inv_freq, int half
         }
 }
 
-// (a, b) -> (a cos - b sin, b cos + a sin) with sin negated for the backward pass.
+// (a, b) -> (a cos - b sin, b cos + a sin) with sin negated for the backward pass: the heads of
+// one position p[heads x D] (head h at p + h D), angles cos_t/sin_t [rot/2].
+KERN_WIDE static void rope_row(float *p, int heads, int D, int half, const float *co, const float *si, float sign) {
+    for (int h = 0; h < heads; h++, p += D)
+#pragma omp simd
+        for (int i = 0; i < half; i++) {
+            float a = p[i], b = p[i + half], s = sign * si[i];
+            p[i] = a * co[i] - b * s;
+            p[i + half] = b * co[i] + a * s;
+        }
+}
+
 static void rope_rotate(float *v, int T, int ld, int heads, int D, int rot, const float *cos_t,
                         const float *sin_t, float sign) {
     int half = rot / 2;
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < T; t++)
-        for (int h = 0; h < heads; h++) {
-            float *p = v + (size_t)t * ld + (size_t)h * D;
-            for (int i = 0; i < half; i++) {
-                float co = cos_t[(size_t)t * half + i], si = sign * sin_t[(size_t)t * half + i];
-                float a = p[i], b = p[i + half];
-                p[i] = a * co - b * si;
-                p[i + half] = b * co + a * si;
-            }
-        }
+        rope_row(v + (size_t)t * ld, heads, D, half, cos_t + (size_t)t * half, sin_t + (size_t)t * half, sign);
 }
 
 void kern_rope_forward(float *v, int T, int ld, int heads, int D, int rot, const float *cos_t,
@@ -120,21 +163,56 @@ void kern_rope_backward(float *dv, int T, int ld, int heads, int D, int rot, con
 // ---------------------------------------------------------------------------------------------
 // Causal attention
 
-// Softmax of rows r0..r1-1 of scores sc (ld T; column j holds key k0 + j) over each row's visible
-// keys lo..i; other columns up to r1 become 0. In f32, the maximum subtracted first; the sum
-// runs over lo..i in order (the masked columns' zeros would add nothing).
+// Sum of x[0..n) in KERN_LANES partial sums, lane l taking elements l, l + LANES, ... in order,
+// then the lanes added pairwise in a fixed tree. The grouping depends only on n, never on where
+// x sits in memory or on the thread, so a row's sum is the same bits on any layout; the
+// compiler turns the lane loop into one vector add per step (a serial sum waits on the
+// latency of every add: ~8% of the forward pass was the softmax).
+#define KERN_LANES 16
+static inline float lane_sum(const float *x, int n) {
+    float acc[KERN_LANES] = {0};
+    int j = 0;
+    for (; j + KERN_LANES <= n; j += KERN_LANES)
+        for (int l = 0; l < KERN_LANES; l++) acc[l] += x[j + l];
+    for (int l = 0; j + l < n; l++) acc[l] += x[j + l];
+    for (int w = KERN_LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0];
+}
+
+// Maximum of x[0..n) (n >= 1), in KERN_LANES lanes: exact in any order, and vector compares.
+static inline float lane_max(const float *x, int n) {
+    float acc[KERN_LANES];
+    for (int l = 0; l < KERN_LANES; l++) acc[l] = -INFINITY;
+    int j = 0;
+    for (; j + KERN_LANES <= n; j += KERN_LANES)
+        for (int l = 0; l < KERN_LANES; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
+    for (int l = 0; j + l < n; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
+    for (int w = KERN_LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) acc[l] = acc[l + w] > acc[l] ? acc[l + w] : acc[l];
+    return acc[0];
+}
+
+// Softmax of one score row over its visible keys lo..i (row[j]: key j); keys k0..lo-1 and
+// i+1..r1-1 become 0. In f32: the maximum subtracted first (exact in any order), the sum in
+// lane_sum's fixed grouping.
+KERN_WIDE static void softmax_row(float *row, int k0, int lo, int i, int r1) {
+    float mx = lane_max(row + lo, i - lo + 1);
+    for (int j = k0; j < lo; j++) row[j] = 0.0f;
+#pragma omp simd
+    for (int j = lo; j <= i; j++) row[j] = expf(row[j] - mx);
+    float sum = lane_sum(row + lo, i - lo + 1);
+    for (int j = i + 1; j < r1; j++) row[j] = 0.0f;
+#pragma omp simd
+    for (int j = lo; j <= i; j++) row[j] /= sum;
+}
+
+// Softmax of rows r0..r1-1 of scores sc (ld T; column j holds key k0 + j), causal and within
+// the sliding window W (0: none).
 static void causal_softmax(float *sc, int r0, int r1, int k0, int W, int T) {
     for (int i = r0; i < r1; i++) {
-        float *row = sc + (size_t)(i - r0) * T - k0; // row[j]: key j
         int lo = W && i - W + 1 > k0 ? i - W + 1 : k0; // keys lo..i are visible
-        float mx = -INFINITY, sum = 0;
-        for (int j = lo; j <= i; j++) mx = row[j] > mx ? row[j] : mx; // fmaxf's result, inline
-        for (int j = k0; j < lo; j++) row[j] = 0.0f;
-#pragma omp simd
-        for (int j = lo; j <= i; j++) row[j] = expf(row[j] - mx);
-        for (int j = lo; j <= i; j++) sum += row[j];
-        for (int j = i + 1; j < r1; j++) row[j] = 0.0f;
-        for (int j = lo; j <= i; j++) row[j] /= sum;
+        softmax_row(sc + (size_t)(i - r0) * T - k0, k0, lo, i, r1);
     }
 }
 
@@ -236,7 +314,7 @@ void kern_attention_backward(float *dq, float *dk, float *dv, const float *dout,
 
 // y[0..n) = act(x[0..n)): SiLU x sigmoid(x), GELU with erf, GELU's tanh approximation; four
 // lanes at a time (libmvec, above).
-static void act_vec(float *y, const float *x, int64_t n, model_act a) {
+KERN_WIDE static void act_vec(float *y, const float *x, int64_t n, model_act a) {
     if (a == ACT_SILU) {
 #pragma omp simd
         for (int64_t j = 0; j < n; j++) y[j] = x[j] / (1.0f + expf(-x[j]));
@@ -250,14 +328,21 @@ static void act_vec(float *y, const float *x, int64_t n, model_act a) {
     }
 }
 
+// One row of kern_glu_forward: h = act(g) * u, the product of the same two floats as one
+// expression (h may be g: elementwise). SwiGLU, the common case, in one pass.
+KERN_WIDE static void glu_row(float *h, const float *g, const float *u, int F, model_act a) {
+    if (a == ACT_SILU) {
+#pragma omp simd
+        for (int j = 0; j < F; j++) h[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+        return;
+    }
+    act_vec(h, g, F, a);
+    for (int j = 0; j < F; j++) h[j] *= u[j];
+}
+
 void kern_glu_forward(float *h, int ldh, const float *g, const float *u, int ldg, int T, int F, model_act a) {
 #pragma omp parallel for schedule(static)
-    for (int t = 0; t < T; t++) { // act(g) * u: the product of the same two floats as one expression
-        float *hr = h + (size_t)t * ldh;
-        const float *ur = u + (size_t)t * ldg;
-        act_vec(hr, g + (size_t)t * ldg, F, a);
-        for (int j = 0; j < F; j++) hr[j] *= ur[j];
-    }
+    for (int t = 0; t < T; t++) glu_row(h + (size_t)t * ldh, g + (size_t)t * ldg, u + (size_t)t * ldg, F, a);
 }
 
 void kern_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, int T, int F) {
@@ -288,7 +373,13 @@ void kern_embedding_backward(float *dtable, const float *dout, const int32_t *id
     }
 }
 
-void kern_add(float *out, const float *a, const float *b, int64_t n) {
-#pragma omp parallel for if (n > 4096) schedule(static)
+KERN_WIDE static void add_span(float *out, const float *a, const float *b, int64_t n) {
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void kern_add(float *out, const float *a, const float *b, int64_t n) {
+    int64_t chunk = 4096; // independent pieces for the threads (each element alone: exact)
+#pragma omp parallel for if (n > chunk) schedule(static)
+    for (int64_t i = 0; i < n; i += chunk) add_span(out + i, a + i, b + i, n - i < chunk ? n - i : chunk);
 }
