@@ -76,6 +76,7 @@ static float *run_one(const model *m, const int32_t *ids, int T) {
 
 static void check_close(const char *what, const float *got, const float *want, size_t n) {
     float scale = fmaxf(1.0f, max_abs(want, n)), diff = max_diff(got, want, n);
+    if (getenv("IBC_TEST_VERBOSE")) print_message("%s: max diff %g, tolerance 1e-4 * %g\n", what, diff, scale);
     if (!(diff <= 1e-4f * scale)) fail_msg("%s: max diff %g > 1e-4 * %g", what, diff, scale);
 }
 
