@@ -6,30 +6,7 @@
 #include <omp.h>
 #include <string.h>
 
-// glibc's vector math library (libmvec, linked with -lmvec): with these declarations a
-// `#pragma omp simd` loop calls expf, erff and tanhf four lanes at a time (_ZGVbN4v_*, any
-// x86-64). A lane is the same function of its input wherever it runs (within 1 ULP of the
-// scalar call), so results still depend only on the document; sums stay in scalar loops, in
-// order. The softmax and the MLP activations spent ~15% of the forward pass in scalar expf.
-#pragma omp declare simd notinbranch
-float expf(float);
-#pragma omp declare simd notinbranch
-float erff(float);
-#pragma omp declare simd notinbranch
-float tanhf(float);
-
-// The elementwise loops below run on every position of every layer, so their vector width
-// matters: a function marked KERN_WIDE is compiled three times (the x86-64 baseline's SSE2,
-// AVX2, AVX-512) and the loader picks the widest the CPU has (GCC target_clones: one ifunc,
-// resolved once). -std=c17 keeps -ffp-contract=off, so a clone's arithmetic is the baseline's
-// bit for bit; only libmvec's expf/erff/tanhf lanes (_ZGVb/_ZGVd/_ZGVe) may differ in the last
-// place between clones, that is between CPUs, never between layouts on one machine. Loops
-// inside a clone that an outlined OpenMP region would take out of it stay in row functions.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define KERN_WIDE __attribute__((target_clones("default", "avx2", "avx512f")))
-#else
-#define KERN_WIDE
-#endif
+#include "lanes.h"
 
 // ---------------------------------------------------------------------------------------------
 // Linear: y = x W^T + b
@@ -57,31 +34,11 @@ void kern_linear_backward(float *dx, float *dW, const float *x, const float *W, 
 // ---------------------------------------------------------------------------------------------
 // Norms
 
-// Sum over x[0..n) of (x_i - mu)^p (p 1 or 2) in double, in KERN_DLANES partial sums (lane l:
-// elements l, l + LANES, ...) added in a fixed tree: vector adds, and the same bits on any layout.
-#define KERN_DLANES 8
-static inline double lane_dsum(const float *x, int n, double mu, int p) {
-    double acc[KERN_DLANES] = {0};
-    int j = 0;
-    for (; j + KERN_DLANES <= n; j += KERN_DLANES)
-        if (p == 2)
-            for (int l = 0; l < KERN_DLANES; l++) acc[l] += ((double)x[j + l] - mu) * ((double)x[j + l] - mu);
-        else
-            for (int l = 0; l < KERN_DLANES; l++) acc[l] += x[j + l];
-    for (int l = 0; j + l < n; l++) {
-        double v = x[j + l] - mu;
-        acc[l] += p == 2 ? v * v : v;
-    }
-    for (int w = KERN_DLANES / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-    return acc[0];
-}
-
 // One row of kern_norm_forward; returns r.
-KERN_WIDE static float norm_row(float *yr, const float *xr, const float *w, const float *b, int n, float eps,
+LANES_WIDE static float norm_row(float *yr, const float *xr, const float *w, const float *b, int n, float eps,
                                 model_norm kind) {
-    double mu = kind == NORM_LAYER ? lane_dsum(xr, n, 0.0, 1) / n : 0.0;
-    double ss = lane_dsum(xr, n, mu, 2);
+    double mu = kind == NORM_LAYER ? lanes_dsum(xr, n, 0.0, 1) / n : 0.0;
+    double ss = lanes_dsum(xr, n, mu, 2);
     float r = (float)(1.0 / sqrt(ss / n + eps));
     if (kind == NORM_RMS && !b) { // x - 0.0 in double is x: the same value, without the casts
 #pragma omp simd
@@ -132,7 +89,7 @@ void kern_rope_table(float *cos_t, float *sin_t, const float *inv_freq, int half
 
 // (a, b) -> (a cos - b sin, b cos + a sin) with sin negated for the backward pass: the heads of
 // one position p[heads x D] (head h at p + h D), angles cos_t/sin_t [rot/2].
-KERN_WIDE static void rope_row(float *p, int heads, int D, int half, const float *co, const float *si, float sign) {
+LANES_WIDE static void rope_row(float *p, int heads, int D, int half, const float *co, const float *si, float sign) {
     for (int h = 0; h < heads; h++, p += D)
 #pragma omp simd
         for (int i = 0; i < half; i++) {
@@ -163,45 +120,15 @@ void kern_rope_backward(float *dv, int T, int ld, int heads, int D, int rot, con
 // ---------------------------------------------------------------------------------------------
 // Causal attention
 
-// Sum of x[0..n) in KERN_LANES partial sums, lane l taking elements l, l + LANES, ... in order,
-// then the lanes added pairwise in a fixed tree. The grouping depends only on n, never on where
-// x sits in memory or on the thread, so a row's sum is the same bits on any layout; the
-// compiler turns the lane loop into one vector add per step (a serial sum waits on the
-// latency of every add: ~8% of the forward pass was the softmax).
-#define KERN_LANES 16
-static inline float lane_sum(const float *x, int n) {
-    float acc[KERN_LANES] = {0};
-    int j = 0;
-    for (; j + KERN_LANES <= n; j += KERN_LANES)
-        for (int l = 0; l < KERN_LANES; l++) acc[l] += x[j + l];
-    for (int l = 0; j + l < n; l++) acc[l] += x[j + l];
-    for (int w = KERN_LANES / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-    return acc[0];
-}
-
-// Maximum of x[0..n) (n >= 1), in KERN_LANES lanes: exact in any order, and vector compares.
-static inline float lane_max(const float *x, int n) {
-    float acc[KERN_LANES];
-    for (int l = 0; l < KERN_LANES; l++) acc[l] = -INFINITY;
-    int j = 0;
-    for (; j + KERN_LANES <= n; j += KERN_LANES)
-        for (int l = 0; l < KERN_LANES; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
-    for (int l = 0; j + l < n; l++) acc[l] = x[j + l] > acc[l] ? x[j + l] : acc[l];
-    for (int w = KERN_LANES / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++) acc[l] = acc[l + w] > acc[l] ? acc[l + w] : acc[l];
-    return acc[0];
-}
-
 // Softmax of one score row over its visible keys lo..i (row[j]: key j); keys k0..lo-1 and
 // i+1..r1-1 become 0. In f32: the maximum subtracted first (exact in any order), the sum in
-// lane_sum's fixed grouping.
-KERN_WIDE static void softmax_row(float *row, int k0, int lo, int i, int r1) {
-    float mx = lane_max(row + lo, i - lo + 1);
+// lanes_sum's fixed grouping.
+LANES_WIDE static void softmax_row(float *row, int k0, int lo, int i, int r1) {
+    float mx = lanes_max(row + lo, i - lo + 1);
     for (int j = k0; j < lo; j++) row[j] = 0.0f;
 #pragma omp simd
     for (int j = lo; j <= i; j++) row[j] = expf(row[j] - mx);
-    float sum = lane_sum(row + lo, i - lo + 1);
+    float sum = lanes_sum(row + lo, i - lo + 1);
     for (int j = i + 1; j < r1; j++) row[j] = 0.0f;
 #pragma omp simd
     for (int j = lo; j <= i; j++) row[j] /= sum;
@@ -313,8 +240,8 @@ void kern_attention_backward(float *dq, float *dk, float *dv, const float *dout,
 // MLP activations
 
 // y[0..n) = act(x[0..n)): SiLU x sigmoid(x), GELU with erf, GELU's tanh approximation; four
-// lanes at a time (libmvec, above).
-KERN_WIDE static void act_vec(float *y, const float *x, int64_t n, model_act a) {
+// lanes at a time (libmvec, lanes.h).
+LANES_WIDE static void act_vec(float *y, const float *x, int64_t n, model_act a) {
     if (a == ACT_SILU) {
 #pragma omp simd
         for (int64_t j = 0; j < n; j++) y[j] = x[j] / (1.0f + expf(-x[j]));
@@ -330,7 +257,7 @@ KERN_WIDE static void act_vec(float *y, const float *x, int64_t n, model_act a) 
 
 // One row of kern_glu_forward: h = act(g) * u, the product of the same two floats as one
 // expression (h may be g: elementwise). SwiGLU, the common case, in one pass.
-KERN_WIDE static void glu_row(float *h, const float *g, const float *u, int F, model_act a) {
+LANES_WIDE static void glu_row(float *h, const float *g, const float *u, int F, model_act a) {
     if (a == ACT_SILU) {
 #pragma omp simd
         for (int j = 0; j < F; j++) h[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
@@ -373,7 +300,7 @@ void kern_embedding_backward(float *dtable, const float *dout, const int32_t *id
     }
 }
 
-KERN_WIDE static void add_span(float *out, const float *a, const float *b, int64_t n) {
+LANES_WIDE static void add_span(float *out, const float *a, const float *b, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
