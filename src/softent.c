@@ -12,6 +12,7 @@
 #include "ibc/npy.h"
 #include "ibc/owner.h"
 #include "ibc/rng.h"
+#include "lanes.h"
 
 // ---------------------------------------------------------------------------------------------
 // Anchors and temperature (method.md §2)
@@ -108,6 +109,19 @@ static float sqnorm(const float *z, int d) {
     return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
 }
 
+// One row of se_assign: r[n] = softmax(r * scale) in f32, the maximum subtracted first, the
+// sum in fixed lanes (lanes.h: the same bits on any layout), then times its reciprocal.
+LANES_WIDE static void assign_row(float *r, int n, float scale) {
+#pragma omp simd
+    for (int j = 0; j < n; j++) r[j] *= scale;
+    float mx = lanes_max(r, n);
+#pragma omp simd
+    for (int j = 0; j < n; j++) r[j] = expf(r[j] - mx);
+    float inv = 1.0f / lanes_sum(r, n);
+#pragma omp simd
+    for (int j = 0; j < n; j++) r[j] *= inv;
+}
+
 void se_assign(const float *W, int n, int d, double eps, const float *h, int P, int ldh, float *a) {
     // s = z W^T for the raw rows; dividing row i by ||z_i|| afterwards equals W zbar.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, n, d, 1.0f, h, ldh, W, d, 0.0f, a, n);
@@ -118,24 +132,31 @@ void se_assign(const float *W, int n, int d, double eps, const float *h, int P, 
             for (int j = 0; j < n; j++) r[j] = 1.0f / (float)n;
             continue;
         }
-        float scale = (float)(1.0 / (sqrt((double)ss) * eps)), mx = r[0] * scale, sum = 0;
-        for (int j = 1; j < n; j++) mx = r[j] * scale > mx ? r[j] * scale : mx;
-        for (int j = 0; j < n; j++) sum += (r[j] = expf(r[j] * scale - mx));
-        float inv = 1.0f / sum;
-        for (int j = 0; j < n; j++) r[j] *= inv;
+        assign_row(r, n, (float)(1.0 / (sqrt((double)ss) * eps)));
     }
 }
 
-double se_entropy_fix(const int64_t *c, int n) {
+// -sum p log p over the bins, in LANES_D lanes of vector logs (a position's entropy, for every
+// position of every layer in precount mode). The last group is padded with p = 1, whose term is
+// exactly 0, so every bin goes through the same vector log.
+LANES_WIDE double se_entropy_fix(const int64_t *c, int n) {
     int64_t tot = 0;
     for (int j = 0; j < n; j++) tot += c[j];
     if (tot <= 0) return 0;
-    double S = (double)tot, h = 0;
-    for (int j = 0; j < n; j++) {
-        double p = (double)c[j] / S;
-        h -= p * log(p > 1e-9 ? p : 1e-9);
+    double S = (double)tot, acc[LANES_D] = {0}, p[LANES_D], q[LANES_D];
+    for (int j = 0; j < n; j += LANES_D) {
+        for (int l = 0; l < LANES_D; l++) p[l] = j + l < n ? (double)c[j + l] : S;
+#pragma omp simd
+        for (int l = 0; l < LANES_D; l++) {
+            p[l] /= S;
+            q[l] = p[l] > 1e-9 ? p[l] : 1e-9; // ln(max(p, 1e-9)), method.md
+        }
+#pragma omp simd
+        for (int l = 0; l < LANES_D; l++) acc[l] -= p[l] * log(q[l]);
     }
-    return h / log((double)n);
+    for (int w = LANES_D / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0] / log((double)n);
 }
 
 // ---------------------------------------------------------------------------------------------
