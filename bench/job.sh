@@ -9,7 +9,8 @@
 # (start-up, corpus, model load), from IBC_TIMING=1's lines; the sgemm-implied limit measured
 # just before the run at the same layout (build/bench/sgemm: 2 concurrent single-threaded
 # sgemms on the model's MLP shape [512, d] x [d, F]) times the tokens per GFLOP of the forward
-# pass; and the peak memory (VmHWM) of the largest rank.
+# pass; and the peak memory (VmHWM) of the largest rank. A last table takes, per binary, shape
+# and layout, the best rate over the repetitions and the best limit measured before them.
 #
 #   usage: bench/job.sh [REPS]        env: IBC_BIN (bin/ibc), BUILD (build),
 #                                     IBC_BASE=other/bin/ibc also runs that binary, interleaved
@@ -89,8 +90,25 @@ if t:
 else:  # a binary without IBC_TIMING
     extra = ['-'] * 8
 print('| %s | %s | %s | %.0f | %.1f | %.0f | %.2f | %s |' % (tag, name, layout, rate, gf, limit, rate / limit, ' | '.join(extra)))
+open(sys.argv[1].rsplit('/', 1)[0] + '/best.tsv', 'a').write('%s\t%s\t%s\t%f\t%f\n' % (tag, name, layout, rate, limit))
 PY
       done
     done
   done
 done
+# Best of the repetitions on each side: the fastest job over the highest limit measured
+# around it. A burst of load slows a job or a limit measurement, never speeds one up, so the
+# best of each is the least disturbed reading of both (as bench/forward does).
+echo
+echo "| binary | shape | layout | best tokens/s | best limit tokens/s | ratio |"
+echo "|---|---|---|---|---|---|"
+python3 - "$tmp/best.tsv" <<'PY'
+import sys
+best = {}
+for line in open(sys.argv[1]):
+    tag, name, layout, rate, limit = line.split('\t')
+    r, l = best.get((tag, name, layout), (0.0, 0.0))
+    best[(tag, name, layout)] = (max(r, float(rate)), max(l, float(limit)))
+for (tag, name, layout), (r, l) in best.items():
+    print('| %s | %s | %s | %.0f | %.0f | %.2f |' % (tag, name, layout, r, l, r / l))
+PY
