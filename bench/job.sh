@@ -10,7 +10,8 @@
 # just before the run at the same layout (build/bench/sgemm: 2 concurrent single-threaded
 # sgemms on the model's MLP shape [512, d] x [d, F]) times the tokens per GFLOP of the forward
 # pass; and the peak memory (VmHWM) of the largest rank. A last table takes, per binary, shape
-# and layout, the best rate over the repetitions and the best limit measured before them.
+# and layout, the best rate over the repetitions, over the best limit of that shape (the same
+# two sgemms run before every run of the shape, whatever the layout).
 #
 #   usage: bench/job.sh [REPS]        env: IBC_BIN (bin/ibc), BUILD (build),
 #                                     IBC_BASE=other/bin/ibc also runs that binary, interleaved
@@ -97,18 +98,18 @@ PY
   done
 done
 # Best of the repetitions on each side: the fastest job over the highest limit measured
-# around it. A burst of load slows a job or a limit measurement, never speeds one up, so the
+# for its shape. A burst of load slows a job or a limit measurement, never speeds one up, so the
 # best of each is the least disturbed reading of both (as bench/forward does).
 echo
 echo "| binary | shape | layout | best tokens/s | best limit tokens/s | ratio |"
 echo "|---|---|---|---|---|---|"
 python3 - "$tmp/best.tsv" <<'PY'
 import sys
-best = {}
+best, lim = {}, {}
 for line in open(sys.argv[1]):
     tag, name, layout, rate, limit = line.split('\t')
-    r, l = best.get((tag, name, layout), (0.0, 0.0))
-    best[(tag, name, layout)] = (max(r, float(rate)), max(l, float(limit)))
-for (tag, name, layout), (r, l) in best.items():
-    print('| %s | %s | %s | %.0f | %.0f | %.2f |' % (tag, name, layout, r, l, r / l))
+    best[(tag, name, layout)] = max(best.get((tag, name, layout), 0.0), float(rate))
+    lim[name] = max(lim.get(name, 0.0), float(limit))  # the same two sgemms before every run of a shape
+for (tag, name, layout), r in best.items():
+    print('| %s | %s | %s | %.0f | %.0f | %.2f |' % (tag, name, layout, r, lim[name], r / lim[name]))
 PY
