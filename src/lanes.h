@@ -32,7 +32,9 @@ double log(double);
 // CPUs, never between layouts on one machine. An OpenMP region's outlined body is not cloned:
 // the loops stay in row functions that the region calls. noinline: GCC's early inliner would
 // otherwise paste the baseline body into a caller of the same file before the clones exist.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Building with -DIBC_NO_CLONES (make OPT="-O2 -g -DIBC_NO_CLONES") keeps the baseline only:
+// slower, and libmvec's SSE variants on every x86-64 CPU.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(IBC_NO_CLONES)
 #define LANES_WIDE __attribute__((target_clones("default", "avx2", "avx512f"), noinline))
 #else
 #define LANES_WIDE
