@@ -68,6 +68,13 @@ static inline float lanes_max(const float *x, int n) {
     return acc[0];
 }
 
+// The LANES_D partial sums acc added in the fixed tree (acc is overwritten).
+static inline double lanes_dfold(double *acc) {
+    for (int w = LANES_D / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    return acc[0];
+}
+
 // Sum over x[0..n) of (x_i - mu)^p, p 1 or 2, in double.
 static inline double lanes_dsum(const float *x, int n, double mu, int p) {
     double acc[LANES_D] = {0};
@@ -76,26 +83,12 @@ static inline double lanes_dsum(const float *x, int n, double mu, int p) {
         if (p == 2)
             for (int l = 0; l < LANES_D; l++) acc[l] += ((double)x[j + l] - mu) * ((double)x[j + l] - mu);
         else
-            for (int l = 0; l < LANES_D; l++) acc[l] += x[j + l];
+            for (int l = 0; l < LANES_D; l++) acc[l] += (double)x[j + l] - mu;
     for (int l = 0; j + l < n; l++) {
         double v = x[j + l] - mu;
         acc[l] += p == 2 ? v * v : v;
     }
-    for (int w = LANES_D / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-    return acc[0];
-}
-
-// Sum of x[0..n) in double.
-static inline double lanes_dsum64(const double *x, int n) {
-    double acc[LANES_D] = {0};
-    int j = 0;
-    for (; j + LANES_D <= n; j += LANES_D)
-        for (int l = 0; l < LANES_D; l++) acc[l] += x[j + l];
-    for (int l = 0; j + l < n; l++) acc[l] += x[j + l];
-    for (int w = LANES_D / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-    return acc[0];
+    return lanes_dfold(acc);
 }
 
 #endif

@@ -154,9 +154,7 @@ LANES_WIDE double se_entropy_fix(const int64_t *c, int n) {
 #pragma omp simd
         for (int l = 0; l < LANES_D; l++) acc[l] -= p[l] * log(q[l]);
     }
-    for (int w = LANES_D / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-    return acc[0] / log((double)n);
+    return lanes_dfold(acc) / log((double)n);
 }
 
 // ---------------------------------------------------------------------------------------------
