@@ -9,11 +9,16 @@
 # (start-up, corpus, model load), from IBC_TIMING=1's lines; the sgemm-implied limit measured
 # just before the run at the same layout (build/bench/sgemm: 2 concurrent single-threaded
 # sgemms on the model's MLP shape [512, d] x [d, F]) times the tokens per GFLOP of the forward
-# pass; and the peak memory (VmHWM) of the largest rank. A last table takes, per binary, shape
-# and layout, the best rate over the repetitions, over the best limit of that shape (the same
-# two sgemms run before every run of the shape, whatever the layout).
+# pass; and the peak memory (VmHWM) of the largest rank. The limit is sustained: the two sgemms
+# run for LIMIT_S seconds (default 2) right before and again right after the job, and the
+# limit is the mean rate of both windows. This machine's load comes in bursts of seconds that
+# move a short sgemm measurement by up to 2x either way; a job's tokens/s is a mean over its
+# whole run, so its limit is a mean over windows around it (the per-run ratio). Two last
+# tables: per binary, shape and layout, the median of the per-run ratios; and the best rate
+# over the repetitions over the best short (best-of-2, 10 calls each) limit measured before
+# any run of the shape, the earlier method, kept for comparison.
 #
-#   usage: bench/job.sh [REPS]        env: IBC_BIN (bin/ibc), BUILD (build),
+#   usage: bench/job.sh [REPS]        env: IBC_BIN (bin/ibc), BUILD (build), LIMIT_S (2),
 #                                     IBC_BASE=other/bin/ibc also runs that binary, interleaved
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +26,7 @@ IBC=$(realpath "${IBC_BIN:-bin/ibc}")
 BUILD=${BUILD:-build}
 SGEMM=$BUILD/bench/sgemm
 REPS=${1:-2}
+LIMIT_S=${LIMIT_S:-2}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -58,7 +64,7 @@ if [ -n "${IBC_BASE:-}" ]; then # the base may predate blas_select: both run thi
   bins+=("$(realpath "$IBC_BASE")")
   OPENBLAS_CORETYPE=$("$IBC" version | awk '/^blas/ {print $4}'); export OPENBLAS_CORETYPE
 fi
-echo "| binary | shape | layout | tokens/s | sgemm GFLOP/s | limit tokens/s | ratio | forward | estimator | precount | agreement+merge | results | other | imbalance | peak MB/rank |"
+echo "| binary | shape | layout | tokens/s | sustained sgemm GFLOP/s | limit tokens/s | ratio | forward | estimator | precount | agreement+merge | results | other | imbalance | peak MB/rank |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for rep in $(seq "$REPS"); do
   for s in "${shapes[@]}"; do
@@ -67,16 +73,19 @@ for rep in $(seq "$REPS"); do
     for layout in "1 2" "2 1"; do
       read -r np th <<<"$layout"
       for b in "${bins[@]}"; do
-        gf=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" 2 2 | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
+        gshort=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" 2 2 | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
+        gbefore=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" 2 2 "$LIMIT_S" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
         rm -rf "$tmp/out"
         t0=$(date +%s.%N)
         OMP_NUM_THREADS=$th IBC_TIMING=1 mpirun --bind-to none -x OMP_NUM_THREADS -x IBC_TIMING -np "$np" \
           "$b" run "$tmp/$name.ini" --results "$tmp/out" 2>"$tmp/err" >/dev/null
         wall=$(echo "$(date +%s.%N) - $t0" | bc -l)
+        gafter=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" 2 2 "$LIMIT_S" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
+        gf=$(echo "($gbefore + $gafter) / 2" | bc -l)
         tag=$([ "$b" = "$IBC" ] && echo this || echo base)
-        python3 - "$tmp/err" "$wall" "$gf" "$gpt" "$tag" "$name" "${np}x$th" <<'PY'
+        python3 - "$tmp/err" "$wall" "$gf" "$gpt" "$gshort" "$tag" "$name" "${np}x$th" <<'PY'
 import re, sys
-err, wall, gf, gpt, tag, name, layout = open(sys.argv[1]).read(), *map(float, sys.argv[2:5]), *sys.argv[5:]
+err, wall, gf, gpt, gshort, tag, name, layout = open(sys.argv[1]).read(), *map(float, sys.argv[2:6]), *sys.argv[6:]
 rate = float(re.findall(r'documents \d+/\d+, (\d+) tokens/s', err)[-1])
 limit = gf / gpt
 t = re.search(r'timing \S+: wall ([\d.]+) s, ranks \d+, threads \d+, forward ([\d.]+) s, estimator ([\d.]+) s, '
@@ -91,25 +100,28 @@ if t:
 else:  # a binary without IBC_TIMING
     extra = ['-'] * 8
 print('| %s | %s | %s | %.0f | %.1f | %.0f | %.2f | %s |' % (tag, name, layout, rate, gf, limit, rate / limit, ' | '.join(extra)))
-open(sys.argv[1].rsplit('/', 1)[0] + '/best.tsv', 'a').write('%s\t%s\t%s\t%f\t%f\n' % (tag, name, layout, rate, limit))
+open(sys.argv[1].rsplit('/', 1)[0] + '/best.tsv', 'a').write('%s\t%s\t%s\t%f\t%f\t%f\n' % (tag, name, layout, rate, limit, gshort / gpt))
 PY
       done
     done
   done
 done
-# Best of the repetitions on each side: the fastest job over the highest limit measured
-# for its shape. A burst of load slows a job or a limit measurement, never speeds one up, so the
-# best of each is the least disturbed reading of both (as bench/forward does).
+# Per binary, shape and layout: the median of the per-run ratios (each job over the sustained
+# limit around it), and the earlier best-of reading (the fastest job over the highest short
+# limit measured for its shape), which a single burst of either kind decides.
 echo
-echo "| binary | shape | layout | best tokens/s | best limit tokens/s | ratio |"
-echo "|---|---|---|---|---|---|"
+echo "| binary | shape | layout | runs | per-run ratios | median ratio | best tokens/s | best short limit tokens/s | best-of ratio |"
+echo "|---|---|---|---|---|---|---|---|---|"
 python3 - "$tmp/best.tsv" <<'PY'
-import sys
-best, lim = {}, {}
+import statistics, sys
+runs, lim = {}, {}
 for line in open(sys.argv[1]):
-    tag, name, layout, rate, limit = line.split('\t')
-    best[(tag, name, layout)] = max(best.get((tag, name, layout), 0.0), float(rate))
-    lim[name] = max(lim.get(name, 0.0), float(limit))  # the same two sgemms before every run of a shape
-for (tag, name, layout), r in best.items():
-    print('| %s | %s | %s | %.0f | %.0f | %.2f |' % (tag, name, layout, r, lim[name], r / lim[name]))
+    tag, name, layout, rate, limit, short = line.split('\t')
+    runs.setdefault((tag, name, layout), []).append((float(rate), float(limit)))
+    lim[name] = max(lim.get(name, 0.0), float(short))  # the same two sgemms before every run of a shape
+for (tag, name, layout), rl in runs.items():
+    ratios = [r / l for r, l in rl]
+    best = max(r for r, _ in rl)
+    print('| %s | %s | %s | %d | %s | %.2f | %.0f | %.0f | %.2f |' % (tag, name, layout, len(rl), ' '.join('%.2f' % x for x in ratios),
+          statistics.median(ratios), best, lim[name], best / lim[name]))
 PY
