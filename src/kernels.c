@@ -19,15 +19,32 @@ LANES_WIDE static void bias_rows(float *y, const float *b, int T, int n) {
         for (int j = 0; j < n; j++) y[j] = b[j];
 }
 
+// y[T, out] = x W^T + beta y.
+static void linear(float *y, const float *x, int ldx, const float *W, kern_wlayout wl, int T, int in, int out,
+                   float beta) {
+    if (wl == KERN_W_OUT_IN) // W [out, in]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, ldx, W, in, beta, y, out);
+    else // W [in, out] (GPT-2 Conv1D)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, out, in, 1.0f, x, ldx, W, out, beta, y, out);
+}
+
 void kern_linear_forward(float *y, const float *x, int ldx, const float *W, kern_wlayout wl,
                          const float *b, int T, int in, int out) {
     if (b) bias_rows(y, b, T, out); // y starts as the bias rows, then sgemm adds x W^T (beta 1)
-    if (wl == KERN_W_OUT_IN) // W [out, in]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, ldx, W, in,
-                    b ? 1.0f : 0.0f, y, out);
-    else // W [in, out] (GPT-2 Conv1D)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, out, in, 1.0f, x, ldx, W, out,
-                    b ? 1.0f : 0.0f, y, out);
+    linear(y, x, ldx, W, wl, T, in, out, b ? 1.0f : 0.0f);
+}
+
+// The bias first, row by row (each element alone: exact), then sgemm adds x W^T (beta 1).
+LANES_WIDE static void add_bias_rows(float *y, const float *b, int T, int n) {
+    for (int t = 0; t < T; t++, y += n)
+#pragma omp simd
+        for (int j = 0; j < n; j++) y[j] += b[j];
+}
+
+void kern_linear_add(float *y, const float *x, int ldx, const float *W, kern_wlayout wl, const float *b, int T,
+                     int in, int out) {
+    if (b) add_bias_rows(y, b, T, out);
+    linear(y, x, ldx, W, wl, T, in, out, 1.0f);
 }
 
 void kern_linear_backward(float *dx, float *dW, const float *x, const float *W, const float *dy, int T,

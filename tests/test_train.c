@@ -60,7 +60,7 @@ static void gradcheck(int T, int per) {
 
 static void test_gradcheck(void **s) { (void)s; gradcheck(7, 4); }
 
-// Past one attention block (KERN_ATT_BLOCK = 128 query rows): the blocked backward pass.
+// Past one attention block (KERN_ATT_BLOCK = 64 query rows): the blocked backward pass.
 static void test_gradcheck_long(void **s) { (void)s; gradcheck(2 * 128 + 9, 2); }
 
 // Saved as an HF folder, the model reads back through model.c to the same loss.

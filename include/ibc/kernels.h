@@ -19,8 +19,9 @@
 #include "ibc/config.h"
 
 // Query rows per attention block: scores are [KERN_ATT_BLOCK, T] at most, and a block only
-// computes the keys its rows can see.
-#define KERN_ATT_BLOCK 128
+// computes the keys its rows can see (the masked half of its diagonal square is the waste: 64
+// rows ran the SmolLM-135M shape's attention 5-10% faster than 128, docs/performance.md).
+#define KERN_ATT_BLOCK 64
 
 // How a weight matrix is stored: nn.Linear's [out, in], or GPT-2 Conv1D's [in, out].
 typedef enum { KERN_W_OUT_IN, KERN_W_IN_OUT } kern_wlayout;
@@ -29,6 +30,12 @@ typedef enum { KERN_W_OUT_IN, KERN_W_IN_OUT } kern_wlayout;
 // KERN_W_IN_OUT); b [out] or NULL.
 void kern_linear_forward(float *y, const float *x, int ldx, const float *W, kern_wlayout wl,
                          const float *b, int T, int in, int out);
+// y[T, out] += x[T, in] W^T + b, the same shapes: a projection added into the residual stream
+// by sgemm itself (beta 1), without a buffer, a zeroing pass or a separate add. The sums are
+// ((y + b) + x W^T), where Hugging Face rounds y + (x W^T + b): other bits, well within
+// the goldens' tolerance (tests/test_model.c).
+void kern_linear_add(float *y, const float *x, int ldx, const float *W, kern_wlayout wl, const float *b, int T,
+                     int in, int out);
 // dx[T, in] += dy[T, out] W ; dW[out, in] += dy^T x   (W [out, in])
 void kern_linear_backward(float *dx, float *dW, const float *x, const float *W, const float *dy, int T,
                           int in, int out);
