@@ -3,9 +3,12 @@
 // Writes random-weight checkpoints with ibc's own writer (ckpt_write_random) at the shapes of
 // SmolLM-135M (llama: d 576, 30 layers, 9 heads, 3 kv heads, F 1536, vocab 49152, tied) and
 // Pythia-160M (gpt_neox: d 768, 12 layers, 12 heads, F 3072, vocab 50304), then runs T = 512
-// on 1 and 2 threads. Reports tokens/s, achieved GFLOP/s (useful FLOPs: projections + causal
-// attention; no logits, as `ibc run` computes none) and the ratio to sgemm's GFLOP/s measured
-// on the model's own MLP shape [T, d] x [d, F] in the same process, same thread count.
+// on 1 and 2 threads (model_forward: one document, the kernels split over the threads), and
+// two documents of 512 as one unit on 1 thread (model_forward_docs: how `ibc run`'s threads
+// each carry a unit at the default unit_rows = 1024). Reports tokens/s, achieved GFLOP/s
+// (useful FLOPs: projections + causal attention; no logits, as `ibc run` computes none) and
+// the ratio to sgemm's GFLOP/s measured on the model's own MLP shape [T, d] x [d, F] in the
+// same process, same thread count.
 //
 //   usage: forward [TMPDIR] [REPS]
 #include <cblas.h>
@@ -58,10 +61,12 @@ static void bench(const char *name, const model_config *c, const char *tmp, int 
     if (model_load(dir, &m, &e)) { fprintf(stderr, "%s\n", e.msg); exit(1); }
     fprintf(stderr, "%s: wrote and loaded %.0fM parameters in %.1fs\n", name, m.n_params / 1e6, bench_now() - t0);
     int T = 512;
-    int32_t *ids = malloc(sizeof(int32_t) * T);
-    for (int t = 0; t < T; t++) ids[t] = (t * 7919) % c->vocab;
+    int32_t *ids = malloc(sizeof(int32_t) * 2 * T);
+    for (int t = 0; t < 2 * T; t++) ids[t] = (t * 7919) % c->vocab;
+    model_doc unit[2] = {{ids, T, 0}, {ids + T, T, 1}};
     double fl = forward_flops(&m.c, T);
-    for (int threads = 1; threads <= 2; threads++) {
+    for (int run = 0; run < 3; run++) { // 1 thread, 2 threads, a unit of two on 1 thread
+        int threads = run == 1 ? 2 : 1, docs = run == 2 ? 2 : 1;
         omp_set_num_threads(threads);
         openblas_set_num_threads(threads);
         // The reference sgemm and the forward pass alternate, best of each over the rounds:
@@ -71,16 +76,20 @@ static void bench(const char *name, const model_config *c, const char *tmp, int 
         double best = 1e30, gbest = 1e30;
         for (int r = 0; r < reps + 1; r++) { // round 0 warms up
             double dg = ref_time(&g), s = bench_now();
-            if (model_forward(&m, ids, T, NULL, NULL, NULL, &e)) { fprintf(stderr, "%s\n", e.msg); exit(1); }
+            if (docs == 1 ? model_forward(&m, ids, T, NULL, NULL, NULL, &e)
+                          : model_forward_docs(&m, unit, 2, m.c.n_layers, NULL, NULL, &e)) {
+                fprintf(stderr, "%s\n", e.msg);
+                exit(1);
+            }
             double dt = bench_now() - s;
             if (r && dt < best) best = dt;
             if (r && dg < gbest) gbest = dg;
         }
         ref_free(&g);
         double peak = 2.0 * T * c->d_ff * c->d / gbest / 1e9;
-        double gf = fl / best / 1e9;
-        printf("%-12s T=%d threads=%d  %8.0f tokens/s  %6.1f GFLOP/s  sgemm %6.1f GFLOP/s  ratio %.2f\n",
-               name, T, threads, T / best, gf, peak, gf / peak);
+        double gf = docs * fl / best / 1e9;
+        printf("%-12s T=%d%s threads=%d  %8.0f tokens/s  %6.1f GFLOP/s  sgemm %6.1f GFLOP/s  ratio %.2f\n",
+               name, T, docs == 2 ? "x2 (one unit)" : "", threads, docs * T / best, gf, peak, gf / peak);
     }
     free(ids);
     model_free(&m);

@@ -393,22 +393,30 @@ static void table_row(const wtable *tb, int64_t r, int d, float *out) {
 // Forward pass of one document through one block
 
 typedef struct {
-    float *xn;   // [T, d] normed input to a sub-block
-    float *o;    // [T, d] sub-block output
-    float *o2;   // [T, d] second sub-block output (parallel residual)
-    float *qkv;  // [T, (H+2KV)*D]
-    float *att;  // [T, H*D]
+    float *xn;   // [R, d] normed input to a sub-block (R: the unit's stacked rows)
+    float *o;    // [R, d] sub-block output
+    float *o2;   // [R, d] second sub-block output (parallel residual)
+    float *qkv;  // [R, (H+2KV)*D]
+    float *att;  // [R, H*D]
     float *s;    // [threads, kern_attention_scratch] attention scores and stacked rows, per thread
-    float *up;   // [T, F or 2F]
+    float *up;   // [R, F or 2F]
 } work;
 
-static work *work_new(const model_config *c, int T) {
+// The documents of one unit: their rows are stacked in every product; RoPE and attention
+// see each document alone (positions from 0, keys of its own rows only).
+typedef struct {
+    const model_doc *docs; // [n]
+    int n;
+} unit;
+
+// Buffers for R stacked rows (a unit) whose longest document has Tmax tokens.
+static work *work_new(const model_config *c, int R, int Tmax) {
     int H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, F = c->d_ff;
-    size_t Td = (size_t)T * c->d;
-    kern_att_shape as = {T, H, KV, D, c->sliding_window};
-    size_t sizes[] = {Td, Td, Td, (size_t)T * (H + 2 * KV) * D, (size_t)T * H * D,
+    size_t Rd = (size_t)R * c->d;
+    kern_att_shape as = {Tmax, H, KV, D, c->sliding_window};
+    size_t sizes[] = {Rd, Rd, Rd, (size_t)R * (H + 2 * KV) * D, (size_t)R * H * D,
                       (size_t)omp_get_max_threads() * kern_attention_scratch(&as),
-                      (size_t)T * (c->gated_mlp ? 2 : 1) * F};
+                      (size_t)R * (c->gated_mlp ? 2 : 1) * F};
     work *w = xmalloc(sizeof *w);
     float **bufs[] = {&w->xn, &w->o, &w->o2, &w->qkv, &w->att, &w->s, &w->up};
     size_t total = 0;
@@ -423,70 +431,76 @@ static void work_free(work *w) {
     free(w);
 }
 
-// o[T, d] = attention sub-block applied to in[T, d]; cos/sin [T, rot/2] RoPE tables.
-static void attn_block(const model *m, const mlayer *L, const lweights *w, work *s, const float *in, int T,
-                       const float *cos_t, const float *sin_t) {
+// out[R, d] = (add: +=) attention sub-block applied to in[R, d], the R rows of unit u; cos/sin
+// [Tmax, rot/2] RoPE tables.
+static void attn_block(const model *m, const mlayer *L, const lweights *w, work *s, const float *in, float *out,
+                       int add, int R, const unit *u, const float *cos_t, const float *sin_t) {
     const model_config *c = &m->c;
     int H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, ld = (H + 2 * KV) * D;
-    kern_linear_forward(s->qkv, in, c->d, w->qkv, m->w->wl, L->bqkv, T, c->d, ld);
+    kern_linear_forward(s->qkv, in, c->d, w->qkv, m->w->wl, L->bqkv, R, c->d, ld);
     if (L->q_norm) // OLMo2: RMSNorm over the whole q and k projections, before RoPE
-        for (int t = 0; t < T; t++) {
+        for (int t = 0; t < R; t++) {
             float *r = s->qkv + (size_t)t * ld;
             kern_norm_forward(r, NULL, r, L->q_norm, NULL, 1, H * D, c->norm_eps, NORM_RMS);
             kern_norm_forward(r + H * D, NULL, r + H * D, L->k_norm, NULL, 1, KV * D, c->norm_eps, NORM_RMS);
         }
-    if (c->rot_dim) {
-        kern_rope_forward(s->qkv, T, ld, H, D, c->rot_dim, cos_t, sin_t);
-        kern_rope_forward(s->qkv + H * D, T, ld, KV, D, c->rot_dim, cos_t, sin_t);
+    for (int i = 0, t0 = 0; i < u->n; t0 += u->docs[i++].T) { // each document from position 0
+        int T = u->docs[i].T;
+        float *qkv = s->qkv + (size_t)t0 * ld; // [T, ld]
+        if (c->rot_dim) {
+            kern_rope_forward(qkv, T, ld, H, D, c->rot_dim, cos_t, sin_t);
+            kern_rope_forward(qkv + H * D, T, ld, KV, D, c->rot_dim, cos_t, sin_t);
+        }
+        kern_att_shape as = {T, H, KV, D, c->sliding_window};
+        kern_attention_forward(s->att + (size_t)t0 * H * D, H * D, qkv, ld, qkv + H * D, ld, qkv + (H + KV) * D, ld,
+                               &as, NULL, s->s);
     }
-    kern_att_shape as = {T, H, KV, D, c->sliding_window};
-    kern_attention_forward(s->att, H * D, s->qkv, ld, s->qkv + H * D, ld, s->qkv + (H + KV) * D, ld, &as, NULL, s->s);
-    kern_linear_forward(s->o, s->att, H * D, w->o, m->w->wl, L->bo, T, H * D, c->d);
+    (add ? kern_linear_add : kern_linear_forward)(out, s->att, H * D, w->o, m->w->wl, L->bo, R, H * D, c->d);
 }
 
-// out[T, d] = MLP applied to in[T, d].
-static void mlp_block(const model *m, const mlayer *L, const lweights *w, work *s, const float *in, float *out, int T) {
+// out[T, d] = (add: +=) MLP applied to in[T, d] (rows are independent: T may be a unit's R).
+static void mlp_block(const model *m, const mlayer *L, const lweights *w, work *s, const float *in, float *out,
+                      int add, int T) {
     const model_config *c = &m->c;
     int F = c->d_ff, d = c->d;
+    void (*down)(float *, const float *, int, const float *, kern_wlayout, const float *, int, int, int) =
+        add ? kern_linear_add : kern_linear_forward;
     if (c->gated_mlp) { // up holds [gate | up] per row; act(gate) * up goes into the gate half
         kern_linear_forward(s->up, in, d, w->up, m->w->wl, L->bup, T, d, 2 * F);
         kern_glu_forward(s->up, 2 * F, s->up, s->up + F, 2 * F, T, F, c->act);
-        kern_linear_forward(out, s->up, 2 * F, w->down, m->w->wl, L->bdown, T, F, d);
+        down(out, s->up, 2 * F, w->down, m->w->wl, L->bdown, T, F, d);
     } else {
         kern_linear_forward(s->up, in, d, w->up, m->w->wl, L->bup, T, d, F);
         kern_act_forward(s->up, (int64_t)T * F, c->act);
-        kern_linear_forward(out, s->up, F, w->down, m->w->wl, L->bdown, T, F, d);
+        down(out, s->up, F, w->down, m->w->wl, L->bdown, T, F, d);
     }
 }
 
-// Block l on the residual stream x[T, d], in place.
-static void block(const model *m, int l, const lweights *w, work *s, float *x, int T, const float *cos_t,
-                  const float *sin_t) {
+// Block l on the residual streams x[T, d] of unit u (T: its R stacked rows), in place.
+static void block(const model *m, int l, const lweights *w, work *s, float *x, int T, const unit *u,
+                  const float *cos_t, const float *sin_t) {
     const model_config *c = &m->c;
     const mlayer *L = &m->w->layers[l];
     int64_t n = (int64_t)T * c->d;
     float eps = c->norm_eps;
     if (c->post_norm) { // OLMo2: h += norm(attn(h)); h += norm(mlp(h))
-        attn_block(m, L, w, s, x, T, cos_t, sin_t);
+        attn_block(m, L, w, s, x, s->o, 0, T, u, cos_t, sin_t);
         kern_norm_forward(s->xn, NULL, s->o, L->ln1_w, NULL, T, c->d, eps, c->norm);
         kern_add(x, x, s->xn, n);
-        mlp_block(m, L, w, s, x, s->o, T);
+        mlp_block(m, L, w, s, x, s->o, 0, T);
         kern_norm_forward(s->xn, NULL, s->o, L->ln2_w, NULL, T, c->d, eps, c->norm);
         kern_add(x, x, s->xn, n);
-    } else if (c->parallel_residual) { // GPT-NeoX: h += attn(ln1(h)) + mlp(ln2(h))
-        kern_norm_forward(s->xn, NULL, x, L->ln1_w, L->ln1_b, T, c->d, eps, c->norm);
-        attn_block(m, L, w, s, s->xn, T, cos_t, sin_t);
+    } else if (c->parallel_residual) { // GPT-NeoX: h += mlp(ln2(h)) + attn(ln1(h)), the sum first as in HF
         kern_norm_forward(s->xn, NULL, x, L->ln2_w, L->ln2_b, T, c->d, eps, c->norm);
-        mlp_block(m, L, w, s, s->xn, s->o2, T);
-        kern_add(s->o2, s->o2, s->o, n); // h + (mlp + attn), HF's order
+        mlp_block(m, L, w, s, s->xn, s->o2, 0, T);
+        kern_norm_forward(s->xn, NULL, x, L->ln1_w, L->ln1_b, T, c->d, eps, c->norm);
+        attn_block(m, L, w, s, s->xn, s->o2, 1, T, u, cos_t, sin_t); // mlp + attn, in place
         kern_add(x, x, s->o2, n);
-    } else { // pre-norm: h += attn(ln1(h)); h += mlp(ln2(h))
+    } else { // pre-norm: h += attn(ln1(h)); h += mlp(ln2(h)), each added by its last product
         kern_norm_forward(s->xn, NULL, x, L->ln1_w, L->ln1_b, T, c->d, eps, c->norm);
-        attn_block(m, L, w, s, s->xn, T, cos_t, sin_t);
-        kern_add(x, x, s->o, n);
+        attn_block(m, L, w, s, s->xn, x, 1, T, u, cos_t, sin_t);
         kern_norm_forward(s->xn, NULL, x, L->ln2_w, L->ln2_b, T, c->d, eps, c->norm);
-        mlp_block(m, L, w, s, s->xn, s->o, T);
-        kern_add(x, x, s->o, n);
+        mlp_block(m, L, w, s, s->xn, x, 1, T);
     }
 }
 
@@ -509,16 +523,18 @@ static void embed(const model *m, const int32_t *ids, int T, float *x, float *tm
 }
 
 // ---------------------------------------------------------------------------------------------
-// A batch, layer-major
+// A batch, layer-major, in units
 
 typedef struct {
     const model *m;
     const model_doc *docs;
     int n, last, Tmax;
+    int nu, Rmax;     // units; the most rows of one
+    int *first;       // [nu + 1] first document of each unit (docs first[u] .. first[u+1]-1)
     model_doc_cb cb;
     void *ctx;
-    int par;          // documents in parallel, each single-threaded; else one doc, kernels in parallel
-    float *X;         // residual streams, doc i at xoff[i]: [T_i, d]
+    int par;          // units in parallel, each single-threaded; else one doc, kernels in parallel
+    float *X;         // residual streams, doc i at xoff[i]: [T_i, d]; a unit's docs are adjacent
     int64_t *xoff;
     int *stop;        // [n] the callback's nonzero value
     work **wk;        // [nwk] per thread, made on first use
@@ -545,11 +561,19 @@ static void batch_init(batch *b) {
     const model_config *c = &b->m->c;
     int64_t total = 0;
     b->xoff = xmalloc(sizeof(int64_t) * (size_t)b->n);
-    for (int i = 0; i < b->n; i++) {
+    b->first = xmalloc(sizeof(int) * (size_t)(b->n + 1));
+    for (int i = 0, rows = 0; i < b->n; i++) {
+        if (i == 0 || !b->docs[i].join) { // a new unit
+            b->first[b->nu++] = i;
+            rows = 0;
+        }
+        rows += b->docs[i].T;
+        if (rows > b->Rmax) b->Rmax = rows;
         b->xoff[i] = total;
         total += (int64_t)b->docs[i].T * c->d;
         if (b->docs[i].T > b->Tmax) b->Tmax = b->docs[i].T;
     }
+    b->first[b->nu] = b->n;
     b->X = xmalloc(sizeof(float) * (size_t)total);
     b->stop = xcalloc((size_t)b->n, sizeof(int));
     b->nwk = b->par ? omp_get_max_threads() : 1;
@@ -565,35 +589,45 @@ static void batch_init(batch *b) {
 
 static void batch_free(batch *b) {
     for (int i = 0; i < b->nwk; i++) work_free(b->wk[i]);
-    free(b->wk); free(b->X); free(b->xoff); free(b->stop); free(b->cos_t); free(b->scratch);
+    free(b->wk); free(b->X); free(b->xoff); free(b->first); free(b->stop); free(b->cos_t); free(b->scratch);
 }
 
-// Document i to hidden-state index l (0: embeddings; 1..L: block l - 1, then at L the final
-// norm), then its callback. Returns the hidden state handed to it.
-static const float *doc_step(batch *b, int i, int l, const lweights *w) {
+// Unit k to hidden-state index l (0: embeddings; 1..L: block l - 1, then at L the final norm),
+// then the callback of each of its documents still running.
+static void unit_step(batch *b, int k, int l, const lweights *w) {
     const model *m = b->m;
     const model_config *c = &m->c;
-    int T = b->docs[i].T, tid = b->par ? omp_get_thread_num() : 0;
-    if (!b->wk[tid]) b->wk[tid] = work_new(c, b->Tmax);
+    int tid = b->par ? omp_get_thread_num() : 0, i0 = b->first[k], i1 = b->first[k + 1];
+    if (!b->wk[tid]) b->wk[tid] = work_new(c, b->Rmax, b->Tmax);
     work *s = b->wk[tid];
-    float *x = b->X + b->xoff[i];
+    unit u = {b->docs + i0, i1 - i0};
+    float *x = b->X + b->xoff[i0]; // [R, d]: the unit's documents, stacked
+    int R = (int)((b->xoff[i1 - 1] - b->xoff[i0]) / c->d) + b->docs[i1 - 1].T;
     const float *h = x;
-    if (l == 0) embed(m, b->docs[i].ids, T, x, s->o);
+    if (l == 0)
+        for (int i = i0; i < i1; i++) embed(m, b->docs[i].ids, b->docs[i].T, b->X + b->xoff[i], s->o);
     else {
-        block(m, l - 1, w, s, x, T, b->cos_t, b->sin_t);
+        block(m, l - 1, w, s, x, R, &u, b->cos_t, b->sin_t);
         if (l == c->n_layers) { // index L: after the final norm
-            kern_norm_forward(s->xn, NULL, x, m->w->lnf_w, m->w->lnf_b, T, c->d, c->norm_eps, c->norm);
+            kern_norm_forward(s->xn, NULL, x, m->w->lnf_w, m->w->lnf_b, R, c->d, c->norm_eps, c->norm);
             h = s->xn;
         }
     }
-    if (b->cb) b->stop[i] = b->cb(b->ctx, i, l, h, T, c->d);
-    return h;
+    for (int i = i0; b->cb && i < i1; i++)
+        if (!b->stop[i]) b->stop[i] = b->cb(b->ctx, i, l, h + (b->xoff[i] - b->xoff[i0]), b->docs[i].T, c->d);
 }
 
-// Every document through hidden states 0..last: layer l made ready once, then the documents.
+// A unit runs while any of its documents does.
+static int unit_live(const batch *b, int k) {
+    for (int i = b->first[k]; i < b->first[k + 1]; i++)
+        if (!b->stop[i]) return 1;
+    return 0;
+}
+
+// Every unit through hidden states 0..last: layer l made ready once, then the units.
 static void batch_run(batch *b) {
     const model *m = b->m;
-    int live = b->n;
+    int live = b->nu;
     if (m->c.n_layers > 0) layer_prefetch(m, 0);
     for (int l = 0; l <= b->last && live > 0; l++) {
         lweights w = {0};
@@ -603,14 +637,14 @@ static void batch_run(batch *b) {
         }
         if (b->par) {
 #pragma omp parallel for schedule(dynamic, 1)
-            for (int i = 0; i < b->n; i++)
-                if (!b->stop[i]) doc_step(b, i, l, &w);
+            for (int k = 0; k < b->nu; k++)
+                if (unit_live(b, k)) unit_step(b, k, l, &w);
         } else {
-            for (int i = 0; i < b->n; i++)
-                if (!b->stop[i]) doc_step(b, i, l, &w);
+            for (int k = 0; k < b->nu; k++)
+                if (unit_live(b, k)) unit_step(b, k, l, &w);
         }
         live = 0;
-        for (int i = 0; i < b->n; i++) live += !b->stop[i];
+        for (int k = 0; k < b->nu; k++) live += unit_live(b, k);
     }
 }
 
@@ -648,7 +682,7 @@ int model_forward(const model *m, const int32_t *ids, int T, model_layer_cb cb, 
     int rc = check_doc(m, ids, T, -1, err);
     if (rc) return rc;
     const model_config *c = &m->c;
-    model_doc doc = {ids, T};
+    model_doc doc = {ids, T, 0};
     one_cb o = {cb, ctx};
     batch b = {.m = m, .docs = &doc, .n = 1, .last = c->n_layers, .cb = one_adapt, .ctx = &o, .par = 0};
     batch_init(&b);

@@ -8,13 +8,14 @@
 
 #include "ibc/dist.h"
 #include "ibc/io.h"
+#include "ibc/kernels.h"
 #include "ibc/limits.h"
 #include "ibc/mem.h"
 #include "ibc/owner.h"
+#include "ibc/run.h"
 #include "ibc/safetensors.h"
 #include "ibc/tokenizer.h"
 
-#define PLAN_ATT_BLOCK 128 // model.c's ATT_BLOCK: query rows per attention score block
 
 // ---------------------------------------------------------------------------------------------
 // Labels: softent's precount on a 2-bin, 1-layer accumulator (rows cost 16 B there)
@@ -90,6 +91,9 @@ int plan_labels_count(const job *j, const corpus *c, int P, plan_labels *pl, ibc
         pl->sum_tri += 0.5 * T * (T + 1.0);
         if (T > pl->T_max) pl->T_max = T;
     }
+    int64_t *unit_of = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1));
+    run_units(j, c, NULL, acc.n_max, unit_of, &pl->R_max); // every id usable, as counted here
+    free(unit_of);
     for (int s = 0; rc == 0 && s < acc.n_sets; s++) { // before min_count merges the rare ones
         const se_table *t = &acc.tables[s];
         plan_set *ps = &pl->sets[s];
@@ -143,13 +147,15 @@ static int64_t layer_floats(const model_config *c) {
     return mats + (qd + 2 * kd) + d + up + d + 4 * d + qd + kd;
 }
 
-// Bytes one thread needs for one document of T tokens: model_forward's arena (model.c) and
-// the estimator's per-document a [P, n] f32 and label indices [sets, P] int64.
-static int64_t act_bytes(const model_config *c, int T, int bins, int n_sets, int n_max, int folds) {
-    int64_t Td = (int64_t)T * c->d, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
-    int64_t floats = 4 * Td + T * (H + 2 * KV) * D + T * H * D + (int64_t)PLAN_ATT_BLOCK * T +
-                     (int64_t)T * (c->gated_mlp ? 2 : 1) * c->d_ff + (int64_t)T * (c->rot_dim + 1);
-    int64_t P = T - 2 * n_max + 1 > 0 ? T - 2 * n_max + 1 : 0;
+// Bytes one thread needs for one unit of R rows (run_units) whose longest document has T
+// tokens: model.c's arena (the products' buffers over R rows; attention scores and RoPE
+// tables over T) and the estimator's per-document a [P, n] f32 and label indices [sets, P]
+// int64, P counted as if the unit were one document of R tokens (its documents have fewer).
+static int64_t act_bytes(const model_config *c, int T, int R, int bins, int n_sets, int n_max, int folds) {
+    int64_t Rd = (int64_t)R * c->d, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
+    int64_t floats = 4 * Rd + R * (H + 2 * KV) * D + R * H * D + (int64_t)KERN_ATT_BLOCK * T +
+                     (int64_t)R * (c->gated_mlp ? 2 : 1) * c->d_ff + (int64_t)T * (c->rot_dim + 1);
+    int64_t P = R - 2 * n_max + 1 > 0 ? R - 2 * n_max + 1 : 0;
     // folds: the document's labels in its fold, in a second scratch (se_doc: a, q, idx, hq)
     return 4 * floats + 4 * P * bins + 8 * P * n_sets + (folds ? 12 * P * bins + 8 * P * (SE_MAX_SETS + SE_COND_LIMBS) : 0);
 }
@@ -211,7 +217,7 @@ int plan_checkpoint(const job *j, const plan_labels *pl, const plan_layout *lay,
     pc->d = c.d;
     int rearranged = c.arch == ARCH_GPT2 || c.arch == ARCH_GPT_NEOX; // Conv1D; per-head fused QKV
     pc->layer_scratch = strcmp(pc->dtype, "F32") || rearranged ? 4 * layer_floats(&c) : 0;
-    pc->act_thread = act_bytes(&c, pl->T_max, j->bins, pl->n_sets, max_order(j->orders), pl->F > 0);
+    pc->act_thread = act_bytes(&c, pl->T_max, pl->R_max, j->bins, pl->n_sets, max_order(j->orders), pl->F > 0);
     pc->K = j->anchors[0] ? 1 : j->n_seeds;
     pc->bins = j->bins;
     pc->row_bytes = (int64_t)pc->K * pc->tracked * j->bins * 8; // C_x [K x tracked, n] int64
@@ -283,7 +289,8 @@ void plan_print_ckpt(FILE *f, const plan_layout *lay, const plan_labels *pl, con
             pc->name, pc->arch, pc->L, pc->d, pc->dtype, (long long)pc->params, pc->tracked, pc->layers_run);
     line(f, "mapped_weights", pc->mapped, "per node (page cache, shared by its ranks)");
     line(f, "layer_scratch", pc->layer_scratch, pc->layer_scratch ? "per rank (one layer in f32)" : "per rank (F32 used from the map)");
-    snprintf(note, sizeof note, "per thread (one document of %d tokens), x %d threads", pl->T_max, lay->threads);
+    snprintf(note, sizeof note, "per thread (one unit of %d rows, longest document %d tokens), x %d threads", pl->R_max,
+             pl->T_max, lay->threads);
     line(f, "activations", pc->act_thread, note);
     line(f, "label_index", pl->index_bytes, "per rank (every label of every set)");
     snprintf(note, sizeof note, "busiest rank: %lld rows x %lld B (mean %.1f rows, min %lld; %d anchor set%s x %d layers x %d bins x 8 B)",

@@ -253,10 +253,28 @@ static void timing_print(const progress *pg, const ckpt_timing *tm, double wall,
 // ---------------------------------------------------------------------------------------------
 // Work assignment: balanced by tokens, the same on every rank
 
-typedef struct { int64_t T, i; } doc_len;
+int64_t run_units(const job *j, const corpus *c, const char *ok, int n_max, int64_t *unit_of, int *rows_max) {
+    int64_t nu = 0, open = -1; // open: the unit being filled
+    int rows = 0;
+    *rows_max = 0;
+    for (int64_t i = 0; i < c->n; i++) {
+        int T = c->docs[i].n_ids < j->max_length ? c->docs[i].n_ids : j->max_length;
+        if ((ok && !ok[i]) || T - 2 * n_max + 1 <= 0) { // never runs through the model: alone
+            unit_of[i] = nu++;
+            continue;
+        }
+        if (open < 0 || rows + T > j->unit_rows) open = nu++, rows = 0;
+        unit_of[i] = open;
+        rows += T;
+        if (rows > *rows_max) *rows_max = rows;
+    }
+    return nu;
+}
+
+typedef struct { int64_t T, i; } unit_len;
 
 static int by_length(const void *a, const void *b) { // longest first, then by index
-    const doc_len *x = a, *y = b;
+    const unit_len *x = a, *y = b;
     if (x->T != y->T) return x->T > y->T ? -1 : 1;
     return x->i < y->i ? -1 : x->i > y->i;
 }
@@ -275,30 +293,45 @@ static void heap_down(int *h, int n, const int64_t *load, int i) {
     }
 }
 
-// Longest processing time first: documents by token count, longest first (index breaks
-// ties), each to the rank with the fewest tokens so far (lowest rank breaks ties). Every rank
-// computes the same assignment from the same lengths. Returns this rank's documents in that
-// order (*n_mine of them) and every rank's document count in count [P].
-static int64_t *assign_docs(const job *j, const corpus *c, const char *ok, int P, int rank, int64_t *n_mine, int64_t *count) {
-    doc_len *dl = xmalloc(sizeof(doc_len) * (size_t)(c->n + 1));
+// This rank's work. mine [n]: its documents, unit by unit (each unit's in corpus order);
+// first [units + 1]: where each of its units starts in mine.
+typedef struct {
+    int64_t *mine, *first;
+    int64_t n, units;
+} rank_work;
+
+// Longest processing time first: units (unit_of [documents], nu of them) by token count,
+// longest first (index breaks ties), each to the rank with the fewest tokens so far (lowest
+// rank breaks ties). Every rank computes the same assignment from the same lengths.
+static rank_work assign_units(const job *j, const corpus *c, const char *ok, const int64_t *unit_of, int64_t nu, int P,
+                              int rank) {
+    unit_len *ul = xmalloc(sizeof(unit_len) * (size_t)(nu + 1));
+    int64_t *start = xcalloc((size_t)nu + 2, sizeof(int64_t)), *order = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1));
+    for (int64_t u = 0; u < nu; u++) ul[u] = (unit_len){0, u};
     for (int64_t i = 0; i < c->n; i++) {
         int T = c->docs[i].n_ids < j->max_length ? c->docs[i].n_ids : j->max_length;
-        dl[i] = (doc_len){ok[i] ? T : 0, i}; // a skipped document costs nothing but is counted
+        ul[unit_of[i]].T += ok[i] ? T : 0; // a skipped document costs nothing but is counted
+        start[unit_of[i] + 2]++;
     }
-    qsort(dl, (size_t)c->n, sizeof *dl, by_length);
-    int64_t *load = xcalloc((size_t)P, sizeof(int64_t)), *mine = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1));
+    for (int64_t u = 0; u < nu; u++) start[u + 2] += start[u + 1]; // start[u + 1]: first slot of unit u
+    for (int64_t i = 0; i < c->n; i++) order[start[unit_of[i] + 1]++] = i; // then start[u]: of unit u
+    qsort(ul, (size_t)nu, sizeof *ul, by_length);
+    int64_t *load = xcalloc((size_t)P, sizeof(int64_t));
     int *heap = xmalloc(sizeof(int) * (size_t)P);
-    for (int r = 0; r < P; r++) heap[r] = r, count[r] = 0; // all loads 0: already a heap
-    *n_mine = 0;
-    for (int64_t k = 0; k < c->n; k++) {
+    for (int r = 0; r < P; r++) heap[r] = r; // all loads 0: already a heap
+    rank_work w = {xmalloc(sizeof(int64_t) * (size_t)(c->n + 1)), xmalloc(sizeof(int64_t) * (size_t)(nu + 1)), 0, 0};
+    for (int64_t k = 0; k < nu; k++) {
         int r = heap[0];
-        if (r == rank) mine[(*n_mine)++] = dl[k].i;
-        count[r]++;
-        load[r] += dl[k].T;
+        if (r == rank) {
+            w.first[w.units++] = w.n;
+            for (int64_t q = start[ul[k].i]; q < start[ul[k].i + 1]; q++) w.mine[w.n++] = order[q];
+        }
+        load[r] += ul[k].T;
         heap_down(heap, P, load, 0);
     }
-    free(dl); free(load); free(heap);
-    return mine;
+    w.first[w.units] = w.n;
+    free(ul); free(start); free(order); free(load); free(heap);
+    return w;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,6 +396,7 @@ typedef struct {
     se_doc *docs;     // [per round] scratch of each document of the round
     se_doc *fdocs;    // [per round] the same document's labels in its fold (folds only)
     int *fold;        // [per round] its fold
+    const int64_t *unit_of; // [documents] unit of each document (run_units)
     const int *slot;  // [L+1] slot of each hidden-state index, -1 if not tracked
     int last;         // the last tracked index: the forward pass can stop there
     int nslots, K;    // tracked indices; anchor sets
@@ -394,17 +428,18 @@ static int on_batch_layer(void *ctx, int doc, int l, const float *h, int T, int 
     return on_doc_layer(b->rc, b->place[doc], l, h, T, d);
 }
 
-// Documents mine[lo..hi) through the model and the estimator as one batch, layer-major
-// (model_forward_docs): each layer's weights are made ready once per round (mapped, or
-// converted into the rank's one-layer scratch), then the documents go through it over this
-// rank's threads, each single-threaded, so a document's bits do not depend on the thread count
-// or on which documents share the round. *tokens gets the tokens of documents added; on error,
-// the error of the first failing document in the list.
+// Documents mine[lo..hi) (whole units) through the model and the estimator as one batch,
+// layer-major (model_forward_docs): each layer's weights are made ready once per round (mapped,
+// or converted into the rank's one-layer scratch), then the units go through it over this
+// rank's threads, each single-threaded, so a document's bits depend on its unit alone (fixed
+// by the corpus), not on the thread count or on which units share the round. *tokens gets the
+// tokens of documents added; on error, the error of the first failing document in the list.
 static int run_round(const job *j, const corpus *c, const char *ok, const model *m, round_ctx *rc,
                      const int64_t *mine, int64_t lo, int64_t hi, int threads, int64_t *tokens, double *fwd, ibc_err *err) {
     int64_t n = hi - lo, tok = 0;
     model_doc *batch = xmalloc(sizeof(model_doc) * (size_t)(n ? n : 1));
     int *place = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), nb = 0, r = 0;
+    int64_t prev = -1; // unit of the batch's last document
     for (int64_t k = lo; k < hi && r == 0; k++) { // labels of each document: table reads only
         int64_t i = mine[k];
         if (!ok[i]) continue;
@@ -418,7 +453,8 @@ static int run_round(const job *j, const corpus *c, const char *ok, const model 
         }
         tok += T;
         if (r == 0 && sd->P > 0) {
-            batch[nb] = (model_doc){d->ids, T};
+            batch[nb] = (model_doc){d->ids, T, nb > 0 && rc->unit_of[i] == prev};
+            prev = rc->unit_of[i];
             place[nb++] = (int)(k - lo);
         }
     }
@@ -576,8 +612,9 @@ static void report_balance(const se_acc *acc, int64_t sent, res_ckpt *r, const p
 // error, the same on every rank: the ranks agree after the precount, after every round of
 // documents and before the merge (dist_agree; fault hooks precount, forward, merge).
 //
-// Documents are assigned to ranks by assign_docs; each rank takes its list in rounds of
-// RUN_BLOCK documents per thread (run_round), and after every round the ranks agree on
+// Documents are stacked into units by the corpus (run_units), units assigned to ranks by
+// assign_units; each rank takes its list in rounds of RUN_BLOCK units per thread (run_round),
+// and after every round the ranks agree on
 // progress, on failures and on a stop request. Counts are exact integers, so the totals are
 // the same bits for any number of ranks and threads. Label rows live on their owner ranks
 // (se_acc_partition): a rank whose outbox could pass the cap during its next round asks, in
@@ -594,22 +631,30 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     rc = accs_init(&a, j, an->n, m->c.d, nslots * an->K, fold_of, err); // K anchor sets: K x the slots
     if (rc == 0) rc = precount(j, c, ok, &a, err);
     tm.precount = now() - t_start;
-    int64_t n_mine, *count = xmalloc(sizeof(int64_t) * (size_t)P), *mine = assign_docs(j, c, ok, P, rank, &n_mine, count);
-    int64_t per_round = (int64_t)RUN_BLOCK * threads, rounds = (n_mine + per_round - 1) / per_round;
+    int64_t *unit_of = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1));
+    int rows_max;
+    int64_t nu = run_units(j, c, ok, a.all.n_max, unit_of, &rows_max);
+    rank_work w = assign_units(j, c, ok, unit_of, nu, P, rank);
+    int64_t per_round = (int64_t)RUN_BLOCK * threads, rounds = (w.units + per_round - 1) / per_round, round_docs = 1;
+    for (int64_t u = 0; u < w.units; u += per_round) { // the most documents in one round
+        int64_t e = u + per_round < w.units ? u + per_round : w.units;
+        round_docs = w.first[e] - w.first[u] > round_docs ? w.first[e] - w.first[u] : round_docs;
+    }
     int64_t *all = xmalloc(sizeof(int64_t) * (size_t)(P + 4)), done_docs = 0, done_tokens = 0, sent = 0, cap = exchange_cap(j);
     gather_i64(rounds, all, P); // ranks may run different thread counts: the most rounds
     for (int p = 0; p < P; p++) rounds = all[p] > rounds ? all[p] : rounds;
     double *fwd = xcalloc((size_t)threads, sizeof(double)), *est = xcalloc((size_t)threads, sizeof(double));
-    se_doc *docs = xmalloc(sizeof(se_doc) * 2 * (size_t)per_round); // [2, per_round]: all, fold
-    for (int64_t k = 0; k < 2 * per_round; k++) se_doc_init(&docs[k]);
-    int *fold = xcalloc((size_t)per_round, sizeof(int));
-    round_ctx rx = {&a, docs, docs + per_round, fold, slot, last, nslots, an->K, an->W, an->eps, est};
+    se_doc *docs = xmalloc(sizeof(se_doc) * 2 * (size_t)round_docs); // [2, round_docs]: all, fold
+    for (int64_t k = 0; k < 2 * round_docs; k++) se_doc_init(&docs[k]);
+    int *fold = xcalloc((size_t)round_docs, sizeof(int));
+    round_ctx rx = {&a, docs, docs + round_docs, fold, unit_of, slot, last, nslots, an->K, an->W, an->eps, est};
     for (int64_t round = 0; rc == 0 && round < rounds; round++) {
-        int64_t lo = round * per_round < n_mine ? round * per_round : n_mine;
-        int64_t hi = lo + per_round < n_mine ? lo + per_round : n_mine, tokens = 0;
+        int64_t ulo = round * per_round < w.units ? round * per_round : w.units;
+        int64_t uhi = ulo + per_round < w.units ? ulo + per_round : w.units, unext = uhi + per_round < w.units ? uhi + per_round : w.units;
+        int64_t lo = w.first[ulo], hi = w.first[uhi], tokens = 0;
         double t0 = now();
-        if (P > 1) accs_reserve(&a, docs_positions(j, c, ok, a.all.n_max, mine, lo, hi)); // no realloc under the threads
-        rc = run_round(j, c, ok, m, &rx, mine, lo, hi, threads, &tokens, fwd, err);
+        if (P > 1) accs_reserve(&a, docs_positions(j, c, ok, a.all.n_max, w.mine, lo, hi)); // no realloc under the threads
+        rc = run_round(j, c, ok, m, &rx, w.mine, lo, hi, threads, &tokens, fwd, err);
         tm.busy += now() - t0;
         if (rc == 0 && round == 0) rc = ibc_fault("forward", rank, err);
         // Agreement: [stop, documents, tokens, busy ns of rank 0..P-1, exchange], then on errors
@@ -620,7 +665,7 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
         all[3 + rank] = (int64_t)(tm.busy * 1e9);
         // Exchange now if the next round could push the outbox past the cap: each counted
         // position adds at most one outbox row per label set (and one in its fold).
-        int64_t next = docs_positions(j, c, ok, a.all.n_max, mine, hi, hi + per_round < n_mine ? hi + per_round : n_mine);
+        int64_t next = docs_positions(j, c, ok, a.all.n_max, w.mine, hi, w.first[unext]);
         all[3 + P] = P > 1 && accs_outbox(&a, next) > cap;
         double t1 = now();
         dist_sum(all, P + 4);
@@ -642,8 +687,8 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     tm.merge = now() - t2;
     r->imbalance = pg->imbalance > 0 ? pg->imbalance : 1.0;
     if (dist_any(timing_on()) && rc == 0) timing_print(pg, &tm, now() - t_start, threads); // every rank, or none
-    for (int64_t k = 0; k < 2 * per_round; k++) se_doc_free(&docs[k]);
-    free(docs); free(fold); free(fwd); free(est); free(all); free(mine); free(count);
+    for (int64_t k = 0; k < 2 * round_docs; k++) se_doc_free(&docs[k]);
+    free(docs); free(fold); free(fwd); free(est); free(all); free(w.mine); free(w.first); free(unit_of);
     accs_free(&a);
     free(slot);
     return rc;

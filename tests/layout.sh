@@ -3,9 +3,11 @@
 # 1x1, 1x2 and 2x1 at the SmolLM-135M shape (random weights, a few short documents), and
 # 1x1, 1x3, 3x1 and 3x2 at a tiny shape, give byte-identical summary.csv (without its
 # `imbalance` column, a timing measurement), layers.csv and HDF5 numbers (h5dump, without the
-# `imbalance` attribute). Threads, like ranks, carry whole documents with single-threaded BLAS
-# calls whose shapes depend only on the document, and counts are exact integers (design.md
-# "Run loop"), so no tolerance: any difference is a failure. TAP-style lines.
+# `imbalance` attribute). Threads, like ranks, carry whole units (documents stacked in corpus
+# order, `[parallel] unit_rows`; here small, so that the short documents make several units,
+# some of one document and some of several) with single-threaded BLAS calls whose shapes depend
+# only on the unit, and counts are exact integers (design.md "Run loop"), so no tolerance: any
+# difference is a failure. TAP-style lines.
 . "$(dirname "$0")/lib.bash"
 trap 'rm -rf "$tmp"' EXIT
 
@@ -23,7 +25,7 @@ with open(f, 'w') as o:
 PY
 }
 
-job() { # NAME CKPT IDS ORDERS
+job() { # NAME CKPT IDS ORDERS UNIT_ROWS
   cat >"$tmp/$1.ini" <<EOF
 [job]
 name = $1
@@ -36,6 +38,8 @@ path = $3
 [estimator]
 orders = $4
 bins = 100
+[parallel]
+unit_rows = $5
 EOF
 }
 
@@ -54,7 +58,7 @@ same() { # NAME LAYOUT LAYOUT
 # --- SmolLM-135M shape: d 576, 30 layers, 9 heads, 3 kv heads, F 1536, vocab 49152 -----------
 "$IBC" random-checkpoint "$tmp/smol" --d 576 --layers 30 --heads 9 --kv-heads 3 --ff 1536 --vocab 49152 --seed 3
 docs "$tmp/smol.jsonl" 7 49152
-job smol "$tmp/smol" "$tmp/smol.jsonl" 1,2,3
+job smol "$tmp/smol" "$tmp/smol.jsonl" 1,2,3 32 # lengths 9-21: five units, two of two documents
 for l in "1 1" "1 2" "2 1"; do run_layout smol $l; done
 check "SmolLM-135M shape: 1x2 (ranks x threads) bitwise equal to 1x1" 'same smol 1x1 1x2'
 check "SmolLM-135M shape: 2x1 bitwise equal to 1x1" 'same smol 1x1 2x1'
@@ -63,9 +67,26 @@ check "SmolLM-135M shape: seven documents, 31 hidden states" \
 check "imbalance recorded: summary.csv column, HDF5 attribute" \
   '[ "$(head -1 $tmp/smol-2x1/summary.csv | sed "s/.*,//")" = imbalance ] && h5dump -a /checkpoints/m/imbalance $tmp/smol-2x1/smol.h5 | grep -q "(0): [1-9]"'
 
+# --- the same under OpenBLAS's Haswell kernels (AVX2 + FMA) ----------------------------------
+# Their sgemm gives other bits for the same rows in a taller product, so there the units being
+# fixed by the corpus, never by the layout, is what keeps the bits: checked by the layouts
+# agreeing, and by the job with unit_rows = 1 (every document alone) disagreeing (the check can
+# see a difference). SkylakeX's kernels, which this machine picks, give the same bits either way.
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+  job smolh "$tmp/smol" "$tmp/smol.jsonl" 1,2,3 32
+  job smol1 "$tmp/smol" "$tmp/smol.jsonl" 1,2,3 1
+  for l in "1 1" "1 2" "2 1"; do OPENBLAS_CORETYPE=Haswell run_layout smolh $l; done
+  OPENBLAS_CORETYPE=Haswell run_layout smol1 1 1
+  check "Haswell kernels: 1x2 and 2x1 bitwise equal to 1x1" 'same smolh 1x1 1x2 && same smolh 1x1 2x1'
+  check "Haswell kernels: other units give other bits (the check sees stacking)" \
+    '[ -s $tmp/smol1-1x1/layers.csv ] && ! cmp -s $tmp/smolh-1x1/layers.csv $tmp/smol1-1x1/layers.csv'
+else
+  echo "skip Haswell-kernel layouts: this CPU has no AVX2 + FMA"
+fi
+
 # --- tiny shape, 3 ranks and 3 threads ---------------------------------------------------------
 "$IBC" random-checkpoint "$tmp/tiny" --seed 5
 docs "$tmp/tiny.jsonl" 23 512
-job tiny "$tmp/tiny" "$tmp/tiny.jsonl" 1,2,3,4
+job tiny "$tmp/tiny" "$tmp/tiny.jsonl" 1,2,3,4 150 # lengths 9-124: fourteen units, seven stacked
 for l in "1 1" "1 3" "3 1" "3 2"; do run_layout tiny $l; done
 for l in 1x3 3x1 3x2; do check "tiny shape: $l bitwise equal to 1x1" "same tiny 1x1 $l"; done

@@ -86,8 +86,14 @@ for b, name, tracked, run in zip(blocks, ['real/stories260K', 'hf-tiny/llama_bf1
     assert val(b, 'mapped_weights') == os.path.getsize('%s/%s/model.safetensors' % (fx, name))
     layer = (H + 2 * KV) * D * d + d * H * D + 2 * F * d + d * F + (H + 2 * KV) * D + d + 2 * F + d + 4 * d + H * D + KV * D
     assert val(b, 'layer_scratch') == (4 * layer if bf16 else 0), (name, val(b, 'layer_scratch'))
-    npos = Tmax - 2 * nmax + 1
-    act = 4 * (4 * Tmax * d + Tmax * (H + 2 * KV) * D + Tmax * H * D + 128 * Tmax + Tmax * 2 * F + Tmax * (D + 1)) \
+    # one thread's arena holds a unit: documents stacked in corpus order while they fit 1024 rows
+    R = Rmax = 0
+    for ids in docs:
+        if len(ids) < 2 * nmax: continue
+        R = len(ids) if R + len(ids) > 1024 else R + len(ids)
+        Rmax = max(Rmax, R)
+    npos = Rmax - 2 * nmax + 1
+    act = 4 * (4 * Rmax * d + Rmax * (H + 2 * KV) * D + Rmax * H * D + 64 * Tmax + Rmax * 2 * F + Tmax * (D + 1)) \
           + 4 * npos * bins + 8 * npos * len(sets)
     assert val(b, 'activations') == act, (name, val(b, 'activations'), act)
     rowb = tracked * bins * 8

@@ -120,7 +120,7 @@ static void golden_model(const char *name) {
     print_message("  %-14s worst hidden-state error %.2e of scale\n", name, worst);
     // The same two rows as one batch through model_forward_docs (2 threads): bit for bit
     // model_forward's on one thread, hence within the goldens' tolerance too.
-    model_doc docs[2] = {{ids, T}, {ids + T, T}};
+    model_doc docs[2] = {{ids, T, 0}, {ids + T, T, 0}};
     int seen[2] = {0, 0};
     float **bh = run_batch(&m, docs, 2, 2, seen);
     for (int b = 0; b < 2; b++) {
@@ -132,6 +132,20 @@ static void golden_model(const char *name) {
             check_close(what, bh[b] + (size_t)l * T * d, gh[l] + (size_t)b * T * d, (size_t)T * d);
         }
         free(one);
+        free(bh[b]);
+    }
+    free(bh);
+    // The two rows as one unit (stacked in every product; RoPE and attention per row):
+    // within the goldens' tolerance, as Hugging Face runs them, a batch of two.
+    model_doc unit2[2] = {{ids, T, 0}, {ids + T, T, 1}};
+    seen[0] = seen[1] = 0;
+    bh = run_batch(&m, unit2, 2, 1, seen);
+    for (int b = 0; b < 2; b++) {
+        for (int l = 0; l <= L; l++) {
+            char what[128];
+            snprintf(what, sizeof what, "%s row %d hidden %d (one unit)", name, b, l);
+            check_close(what, bh[b] + (size_t)l * T * d, gh[l] + (size_t)b * T * d, (size_t)T * d);
+        }
         free(bh[b]);
     }
     free(bh);
@@ -253,7 +267,7 @@ static void test_bad_ids(void **s) {
 // A document alone, and as the middle of a batch of 3 of other lengths, on 1 and 2 threads,
 // equals model_forward on one thread bit for bit. Three families: llama (F32: weights used from
 // the map), gpt_neox_bf16 (BF16, de-interleaved QKV: converted per layer) and mistral_swa
-// (sliding window), T = 150 past one attention block.
+// (sliding window), T = 150 past one attention block; and the three as one unit.
 static void batch_independent(const char *name) {
     char dir[1024], rel[256];
     snprintf(rel, sizeof rel, "hf-tiny/%s", name);
@@ -270,7 +284,7 @@ static void batch_independent(const char *name) {
     }
     size_t n1 = (size_t)(m.c.n_layers + 1) * lens[1] * m.c.d;
     float *want = run_one(&m, ids[1], lens[1]);
-    model_doc alone = {ids[1], lens[1]}, three[3] = {{ids[0], lens[0]}, {ids[1], lens[1]}, {ids[2], lens[2]}};
+    model_doc alone = {ids[1], lens[1], 0}, three[3] = {{ids[0], lens[0], 0}, {ids[1], lens[1], 0}, {ids[2], lens[2], 0}};
     for (int threads = 1; threads <= 2; threads++) {
         int seen1[1] = {0}, seen[3] = {0, 0, 0};
         float **a = run_batch(&m, &alone, 1, threads, seen1);
@@ -282,7 +296,24 @@ static void batch_independent(const char *name) {
         for (int k = 0; k < 3; k++) free(b[k]);
         free(a[0]); free(a); free(b);
     }
-    free(want);
+    // The three as one unit (stacked in every product): bitwise the same alone, after another
+    // document, on 1 and 2 threads; each document within the goldens' tolerance of its own run.
+    model_doc u3[3] = {{ids[0], lens[0], 0}, {ids[1], lens[1], 1}, {ids[2], lens[2], 1}};
+    model_doc u4[4] = {{ids[2], lens[2], 0}, {ids[0], lens[0], 0}, {ids[1], lens[1], 1}, {ids[2], lens[2], 1}};
+    int seen3[3] = {0}, seen4[4] = {0};
+    float **ua = run_batch(&m, u3, 3, 1, seen3), **ub = run_batch(&m, u4, 4, 2, seen4);
+    for (int k = 0; k < 3; k++) {
+        size_t nk = (size_t)(m.c.n_layers + 1) * lens[k] * m.c.d;
+        if (memcmp(ua[k], ub[k + 1], sizeof(float) * nk)) fail_msg("%s: unit document %d differs after another, 2 threads", name, k);
+        float *own = run_one(&m, ids[k], lens[k]);
+        char what[128];
+        snprintf(what, sizeof what, "%s unit document %d against its own run", name, k);
+        check_close(what, ua[k], own, nk);
+        free(own);
+        free(ua[k]);
+    }
+    for (int k = 0; k < 4; k++) free(ub[k]);
+    free(ua); free(ub); free(want);
     for (int k = 0; k < 3; k++) free(ids[k]);
     model_free(&m);
 }
@@ -302,7 +333,7 @@ static void test_batch_stop_and_errors(void **s) {
     ibc_err e = {0};
     if (model_load(dir, &m, &e)) fail_msg("%s", e.msg);
     int32_t a[4] = {1, 2, 3, 4}, b[3] = {5, 6, 7};
-    model_doc docs[2] = {{a, 4}, {b, 3}};
+    model_doc docs[2] = {{a, 4, 0}, {b, 3, 0}};
     float *out[2] = {calloc((size_t)(m.c.n_layers + 1) * 4 * m.c.d, sizeof(float)),
                      calloc((size_t)(m.c.n_layers + 1) * 3 * m.c.d, sizeof(float))};
     int seen[2] = {0, 0};
@@ -316,7 +347,7 @@ static void test_batch_stop_and_errors(void **s) {
     assert_int_equal(seen[0], 2);
     assert_int_equal(seen[1], 2);
     int32_t bad[2] = {3, 100000};
-    model_doc baddocs[2] = {{a, 4}, {bad, 2}};
+    model_doc baddocs[2] = {{a, 4, 0}, {bad, 2, 0}};
     seen[0] = seen[1] = 0;
     assert_int_equal(model_forward_docs(&m, baddocs, 2, m.c.n_layers, batch_cb, &c, &e), IBC_EINPUT);
     assert_non_null(strstr(e.msg, "document 1"));

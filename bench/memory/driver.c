@@ -76,7 +76,7 @@ static int run(const char *dir, int ndocs, int T) {
     }
 #else // a batch, layer-major: one layer converted once for every document
     model_doc *docs = malloc(sizeof(model_doc) * (size_t)ndocs);
-    for (int i = 0; i < ndocs; i++) docs[i] = (model_doc){ids + (size_t)i * T, T};
+    for (int i = 0; i < ndocs; i++) docs[i] = (model_doc){ids + (size_t)i * T, T, 0};
     ctx_t c = {ndocs - 1, m.c.n_layers};
     if (model_forward_docs(&m, docs, ndocs, m.c.n_layers, cb_docs, &c, &e)) { fprintf(stderr, "%s\n", e.msg); return 2; }
     free(docs);

@@ -60,6 +60,7 @@ typedef struct {
     char preference[JOB_PATH]; // JSONL {prompt, chosen, rejected}; "" = none
     // [parallel]
     int64_t exchange_mb;    // cap of one label-row exchange round per rank, MB (default 256)
+    int unit_rows;          // rows a unit of documents stacked in one product may reach (default 1024, run.h)
 } job;
 
 int job_load(const char *path, job *j, ibc_err *err);

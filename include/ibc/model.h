@@ -26,10 +26,16 @@
 // threads on different documents with the same `const model *` (each call has its own scratch);
 // inside an enclosing OpenMP parallel region its work is single-threaded, outside it splits rows
 // and heads over the threads. model_forward_docs runs a batch layer-major: layer l is made ready
-// once (mapped, or converted into the scratch), then the documents go through it in parallel,
-// each single-threaded with shapes that depend only on that document, so a document's hidden
-// states are bitwise the same whatever the batch, its order and the thread count, and equal to
-// model_forward's run on one thread. Not collective.
+// once (mapped, or converted into the scratch), then the batch's units go through it in
+// parallel, each single-threaded. A unit is a run of adjacent documents whose rows are stacked
+// into every projection (one taller product: the weights are packed once for all of them, and
+// OpenBLAS runs taller products faster); RoPE and attention see each document alone. So a
+// document's hidden states are bitwise the same whatever the rest of the batch, its order and
+// the thread count, given its unit (the documents and their order); a unit of one document
+// equals model_forward's run on one thread. Across units they agree to rounding only: some
+// OpenBLAS kernels (Haswell's) give other bits for the same rows in a taller product, so a
+// caller that wants the same bits on every layout fixes its units by the data (run.c: by the
+// corpus), never by the layout. Not collective.
 #ifndef IBC_MODEL_H
 #define IBC_MODEL_H
 
@@ -70,6 +76,7 @@ int model_forward(const model *m, const int32_t *ids, int T, model_layer_cb cb, 
 typedef struct {
     const int32_t *ids;
     int T;
+    int join; // nonzero: in the previous document's unit (stacked after it); 0: starts a unit
 } model_doc;
 // cb(ctx, doc, l, h [T, d], T, d): for one doc, l ascends 0..last_layer; calls for different
 // docs may come from different threads concurrently. A nonzero return stops that doc (only).

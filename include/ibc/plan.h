@@ -68,6 +68,7 @@ typedef struct {
     int64_t tokens;         // their tokens (up to max_length each)
     int64_t positions;      // counted positions
     int T_max;              // longest document (tokens, up to max_length)
+    int R_max;              // most rows of one unit (run_units: documents stacked in products)
     double sum_T, sum_tri;  // over counted documents: sum T and sum T(T+1)/2 (FLOPs)
     int64_t rows;           // all sets
     int64_t *rows_rank;     // [P] rows each rank owns
