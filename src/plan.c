@@ -12,7 +12,6 @@
 #include "ibc/limits.h"
 #include "ibc/mem.h"
 #include "ibc/owner.h"
-#include "ibc/run.h"
 #include "ibc/safetensors.h"
 #include "ibc/tokenizer.h"
 
@@ -72,6 +71,24 @@ static int count_folds(const job *j, const corpus *c, plan_labels *pl, ibc_err *
     return rc;
 }
 
+int64_t plan_units(const job *j, const corpus *c, const char *ok, int n_max, int64_t *unit_of, int *rows_max) {
+    int64_t nu = 0, open = -1; // open: the unit being filled
+    int rows = 0;
+    *rows_max = 0;
+    for (int64_t i = 0; i < c->n; i++) {
+        int T = c->docs[i].n_ids < j->max_length ? c->docs[i].n_ids : j->max_length;
+        if ((ok && !ok[i]) || T - 2 * n_max + 1 <= 0) { // never runs through the model: alone
+            unit_of[i] = nu++;
+            continue;
+        }
+        if (open < 0 || rows + T > j->unit_rows) open = nu++, rows = 0;
+        unit_of[i] = open;
+        rows += T;
+        if (rows > *rows_max) *rows_max = rows;
+    }
+    return nu;
+}
+
 int plan_labels_count(const job *j, const corpus *c, int P, plan_labels *pl, ibc_err *err) {
     memset(pl, 0, sizeof *pl);
     if (P < 1) return ibc_fail(err, IBC_EINPUT, "plan: ranks must be at least 1, got %d", P);
@@ -92,7 +109,7 @@ int plan_labels_count(const job *j, const corpus *c, int P, plan_labels *pl, ibc
         if (T > pl->T_max) pl->T_max = T;
     }
     int64_t *unit_of = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1));
-    run_units(j, c, NULL, acc.n_max, unit_of, &pl->R_max); // every id usable, as counted here
+    plan_units(j, c, NULL, acc.n_max, unit_of, &pl->R_max); // every id usable, as counted here
     free(unit_of);
     for (int s = 0; rc == 0 && s < acc.n_sets; s++) { // before min_count merges the rare ones
         const se_table *t = &acc.tables[s];
@@ -147,7 +164,7 @@ static int64_t layer_floats(const model_config *c) {
     return mats + (qd + 2 * kd) + d + up + d + 4 * d + qd + kd;
 }
 
-// Bytes one thread needs for one unit of R rows (run_units) whose longest document has T
+// Bytes one thread needs for one unit of R rows (plan_units) whose longest document has T
 // tokens: model.c's arena (the products' buffers over R rows; attention scores and RoPE
 // tables over T) and the estimator's per-document a [P, n] f32 and label indices [sets, P]
 // int64, P counted as if the unit were one document of R tokens (its documents have fewer).

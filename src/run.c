@@ -253,24 +253,6 @@ static void timing_print(const progress *pg, const ckpt_timing *tm, double wall,
 // ---------------------------------------------------------------------------------------------
 // Work assignment: balanced by tokens, the same on every rank
 
-int64_t run_units(const job *j, const corpus *c, const char *ok, int n_max, int64_t *unit_of, int *rows_max) {
-    int64_t nu = 0, open = -1; // open: the unit being filled
-    int rows = 0;
-    *rows_max = 0;
-    for (int64_t i = 0; i < c->n; i++) {
-        int T = c->docs[i].n_ids < j->max_length ? c->docs[i].n_ids : j->max_length;
-        if ((ok && !ok[i]) || T - 2 * n_max + 1 <= 0) { // never runs through the model: alone
-            unit_of[i] = nu++;
-            continue;
-        }
-        if (open < 0 || rows + T > j->unit_rows) open = nu++, rows = 0;
-        unit_of[i] = open;
-        rows += T;
-        if (rows > *rows_max) *rows_max = rows;
-    }
-    return nu;
-}
-
 typedef struct { int64_t T, i; } unit_len;
 
 static int by_length(const void *a, const void *b) { // longest first, then by index
@@ -396,7 +378,7 @@ typedef struct {
     se_doc *docs;     // [per round] scratch of each document of the round
     se_doc *fdocs;    // [per round] the same document's labels in its fold (folds only)
     int *fold;        // [per round] its fold
-    const int64_t *unit_of; // [documents] unit of each document (run_units)
+    const int64_t *unit_of; // [documents] unit of each document (plan_units)
     const int *slot;  // [L+1] slot of each hidden-state index, -1 if not tracked
     int last;         // the last tracked index: the forward pass can stop there
     int nslots, K;    // tracked indices; anchor sets
@@ -612,7 +594,7 @@ static void report_balance(const se_acc *acc, int64_t sent, res_ckpt *r, const p
 // error, the same on every rank: the ranks agree after the precount, after every round of
 // documents and before the merge (dist_agree; fault hooks precount, forward, merge).
 //
-// Documents are stacked into units by the corpus (run_units), units assigned to ranks by
+// Documents are stacked into units by the corpus (plan_units), units assigned to ranks by
 // assign_units; each rank takes its list in rounds of RUN_BLOCK units per thread (run_round),
 // and after every round the ranks agree on
 // progress, on failures and on a stop request. Counts are exact integers, so the totals are
@@ -633,7 +615,7 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     tm.precount = now() - t_start;
     int64_t *unit_of = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1));
     int rows_max;
-    int64_t nu = run_units(j, c, ok, a.all.n_max, unit_of, &rows_max);
+    int64_t nu = plan_units(j, c, ok, a.all.n_max, unit_of, &rows_max);
     rank_work w = assign_units(j, c, ok, unit_of, nu, P, rank);
     int64_t per_round = (int64_t)RUN_BLOCK * threads, rounds = (w.units + per_round - 1) / per_round, round_docs = 1;
     for (int64_t u = 0; u < w.units; u += per_round) { // the most documents in one round

@@ -12,10 +12,11 @@
 //                      dtype is not F32 or the family stores it in a layout that needs
 //                      rearranging (GPT-2 Conv1D [in, out], GPT-NeoX per-head fused QKV);
 //                      0 when the F32 tensors are used from the map as they are
-//   activations      = per thread (each thread carries one document): model_forward's arena
-//                      4Td + T(H+2KV)D + THD + 128T + T F (x2 gated) + T(rot+1) floats at
-//                      the longest document T, plus the estimator's per-document a [P, n]
-//                      (f32) and label indices [sets, P] (int64)
+//   activations      = per thread (each thread carries one unit of documents stacked in every
+//                      product, plan_units): model.c's arena 4Rd + R(H+2KV)D + RHD + R F (x2
+//                      gated) floats at the largest unit's R rows, plus KERN_ATT_BLOCK T +
+//                      T(rot+1) at the longest document T, plus the estimator's per-document
+//                      a [P, n] (f32) and label indices [sets, P] (int64), P up to R - 2 n_max + 1
 //   label index      = every label of every set on every rank: tuple 16 + N_x 8 + row 8 B
 //                      per label plus 4 B per hash slot (softent.h), from the real tables
 //   rows             = each counted label's row C_x [K x tracked layers, n] int64 lives on its
@@ -68,7 +69,7 @@ typedef struct {
     int64_t tokens;         // their tokens (up to max_length each)
     int64_t positions;      // counted positions
     int T_max;              // longest document (tokens, up to max_length)
-    int R_max;              // most rows of one unit (run_units: documents stacked in products)
+    int R_max;              // most rows of one unit (plan_units: documents stacked in products)
     double sum_T, sum_tri;  // over counted documents: sum T and sum T(T+1)/2 (FLOPs)
     int64_t rows;           // all sets
     int64_t *rows_rank;     // [P] rows each rank owns
@@ -81,6 +82,15 @@ typedef struct {
     int64_t fold_index_bytes; // the folds' label indices, every rank
     int64_t corpus_bytes;   // texts + ids + document records, every rank
 } plan_labels;
+
+// The units `ibc run` carries through the model: documents whose ids are usable (ok
+// [documents], NULL: all) and that have a counted position (T >= 2 n_max, T capped at
+// max_length) are stacked in corpus order while a unit's rows stay within `[parallel]
+// unit_rows` (j->unit_rows, default 1024: OpenBLAS packs a product's weights once per unit,
+// not once per document); a longer document, and every other document, is a unit alone.
+// unit_of [documents] gets each one's unit; returns the number of units; *rows_max the most
+// rows of one unit. Depends on the corpus and the job only: the same on every rank and layout.
+int64_t plan_units(const job *j, const corpus *c, const char *ok, int n_max, int64_t *unit_of, int *rows_max);
 
 // Precounts the corpus's ids (docs[i].ids, truncated to max_length) as `ibc run` does.
 // Not collective.

@@ -2,7 +2,7 @@
 //
 // For each checkpoint in order: every rank maps the weights; the documents (rank 0 read and
 // broadcast them) are precounted into identical label tables on every rank; documents are
-// stacked into units (run_units: one taller product per projection, model.h) fixed by the
+// stacked into units (plan_units: one taller product per projection, model.h) fixed by the
 // corpus alone; units go to ranks longest first, each to the rank with the fewest tokens so
 // far (deterministic); a rank takes its list in rounds of RUN_BLOCK units per OpenMP thread,
 // the units of a round dynamically over its threads, each thread carrying whole units through
@@ -23,9 +23,6 @@
 #ifndef IBC_RUN_H
 #define IBC_RUN_H
 
-#include <stdint.h>
-
-#include "ibc/corpus.h"
 #include "ibc/err.h"
 #include "ibc/job.h"
 
@@ -37,15 +34,6 @@ typedef struct {
     int only;           // >= 0: run only checkpoint `only` (0-based, a Slurm array task)
     const char *results; // results folder instead of output/name (NULL: the job's)
 } run_opts;
-
-// The units of a job's corpus: documents whose ids are usable (ok [documents], NULL: all) and
-// that have a counted position (T >= 2 n_max, T capped at max_length) are stacked in corpus
-// order while a unit's rows stay within `[parallel] unit_rows` (j->unit_rows, default 1024: a
-// product's weights are packed by OpenBLAS once per unit, not once per document; a longer
-// document is a unit alone);
-// every other document is a unit alone. unit_of [documents] gets each one's unit; returns
-// the number of units; *rows_max the most rows of one unit. The same on every rank.
-int64_t run_units(const job *j, const corpus *c, const char *ok, int n_max, int64_t *unit_of, int *rows_max);
 
 // 0 on success; IBC_ESTOP when a signal stopped it after saving; else an error (the same
 // code and message on every rank). Collective: every rank calls it.
