@@ -207,3 +207,19 @@ check "bad plan arguments exit 2 with a message" '[ $bad_ok = 1 ]'
 sed 's/^exchange_mb = .*/exchange_mb = 0/' "$tmp/job.ini" >"$tmp/bad.ini"
 "$IBC" plan "$tmp/bad.ini" --ranks 2 >/dev/null 2>"$tmp/bad.err"
 check "exchange_mb = 0 is refused naming the line" '[ $? -eq 2 ] && grep -q "bad.ini:.*exchange_mb" $tmp/bad.err'
+sed 's/^exchange_mb = .*/exchange_mb = 1\nunit_rows = 0/' "$tmp/job.ini" >"$tmp/bad.ini"
+"$IBC" plan "$tmp/bad.ini" --ranks 2 >/dev/null 2>"$tmp/bad.err"
+check "unit_rows = 0 is refused naming the line" '[ $? -eq 2 ] && grep -q "bad.ini:.*unit_rows" $tmp/bad.err'
+# unit_rows sizes the activations: the largest unit at a cap of 64 rows, counted by hand
+sed 's/^exchange_mb = .*/exchange_mb = 1\nunit_rows = 64/' "$tmp/job.ini" >"$tmp/u64.ini"
+"$IBC" plan "$tmp/u64.ini" --ranks 3 --nodes 2 --threads 2 >"$tmp/u64.txt" 2>&1
+check "unit_rows = 64: activations per thread sized for the largest unit, counted by hand" "$PY - '$tmp/u64.txt' '$CORPUS' <<'PY'
+import json, re, sys
+R = Rmax = 0
+for l in open(sys.argv[2]):
+    T = len(json.loads(l)['ids'][:512])
+    if T < 8: continue  # orders 1-4: a counted position needs 2 x 4 tokens
+    R = T if R + T > 64 else R + T
+    Rmax = max(Rmax, R)
+assert re.search(r'one unit of %d rows' % Rmax, open(sys.argv[1]).read()), Rmax
+PY"
