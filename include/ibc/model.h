@@ -28,14 +28,14 @@
 // and heads over the threads. model_forward_docs runs a batch layer-major: layer l is made ready
 // once (mapped, or converted into the scratch), then the batch's units go through it in
 // parallel, each single-threaded. A unit is a run of adjacent documents whose rows are stacked
-// into every projection (one taller product: the weights are packed once for all of them, and
-// OpenBLAS runs taller products faster); RoPE and attention see each document alone. So a
+// into every projection (one taller product: OpenBLAS packs the weights once for all of them);
+// RoPE and attention see each document alone. So a
 // document's hidden states are bitwise the same whatever the rest of the batch, its order and
 // the thread count, given its unit (the documents and their order); a unit of one document
 // equals model_forward's run on one thread. Across units they agree to rounding only: some
 // OpenBLAS kernels (Haswell's) give other bits for the same rows in a taller product, so a
-// caller that wants the same bits on every layout fixes its units by the data (run.c: by the
-// corpus), never by the layout. Not collective.
+// caller that wants the same bits on every layout fixes its units by the data (plan_units: by
+// the corpus), never by the layout. Not collective.
 #ifndef IBC_MODEL_H
 #define IBC_MODEL_H
 

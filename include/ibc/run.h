@@ -7,10 +7,11 @@
 // far (deterministic); a rank takes its list in rounds of RUN_BLOCK units per OpenMP thread,
 // the units of a round dynamically over its threads, each thread carrying whole units through
 // the model and the estimator with single-threaded BLAS calls, so the bits do not depend on
-// the rank or thread count; after every round the ranks agree on progress, failures and a stop request (SIGTERM,
-// SIGUSR1) and on each rank's busy time (imbalance: the busiest over the mean, in the progress
-// line and the results) and on an exchange of label-row sums to their owner ranks when an
-// outbox could pass `[parallel] exchange_mb` (IBC_EXCHANGE_BYTES in tests; dist_exchange);
+// the rank or thread count; after every round the ranks agree on progress, failures and a
+// stop request (SIGTERM, SIGUSR1) and on each rank's busy time (imbalance: the busiest over
+// the mean, in the progress line and the results) and on an exchange of label-row sums to
+// their owner ranks when an outbox could pass `[parallel] exchange_mb` (IBC_EXCHANGE_BYTES
+// in tests; dist_exchange);
 // then a last exchange, counts merge by integer all-reduce and the results (HDF5, CSV)
 // are rewritten. Checkpoints already complete in the results file are skipped, so running an
 // interrupted job again resumes it. IBC_TIMING=1 prints per-checkpoint timing lines (forward,
