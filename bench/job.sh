@@ -124,4 +124,13 @@ for (tag, name, layout), rl in runs.items():
     best = max(r for r, _ in rl)
     print('| %s | %s | %s | %d | %s | %.2f | %.0f | %.0f | %.2f |' % (tag, name, layout, len(rl), ' '.join('%.2f' % x for x in ratios),
           statistics.median(ratios), best, lim[name], best / lim[name]))
+# With IBC_BASE: each run's tokens/s over the base's run right after it (the same minute).
+pairs = [(k, runs[k], runs.get(('base',) + k[1:])) for k in runs if k[0] == 'this']
+if any(b for _, _, b in pairs):
+    print()
+    print('| shape | layout | tokens/s this / base, per run | median |')
+    print('|---|---|---|---|')
+    for (_, name, layout), t, b in pairs:
+        q = [x[0] / y[0] for x, y in zip(t, b or [])]
+        if q: print('| %s | %s | %s | %.2f |' % (name, layout, ' '.join('%.2f' % x for x in q), statistics.median(q)))
 PY
