@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark; figures go to docs/performance.md by hand, with this command.
-# bench/job.sh (the whole job end to end, issue 15) runs last; it uses build/bench/sgemm.
+# bench/units.sh (unit_rows 1 against 1024 on short documents) and bench/job.sh (the whole job
+# end to end, issue 15) run last; job.sh uses build/bench/sgemm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -9,5 +10,7 @@ for b in "$BUILD"/bench/*; do
   echo "== $(basename "$b")"
   "$b"
 done
+echo "== units (bench/units.sh)"
+bash bench/units.sh
 echo "== job (bench/job.sh)"
 BUILD=$BUILD bash bench/job.sh
