@@ -21,7 +21,9 @@
 // Query rows per attention block: scores are [KERN_ATT_BLOCK, T] at most, and a block only
 // computes the keys its rows can see (the masked half of its diagonal square is the waste: 64
 // rows ran the SmolLM-135M shape's attention 5-10% faster than 128, docs/performance.md).
+#ifndef KERN_ATT_BLOCK // -DKERN_ATT_BLOCK=N builds another block size (bench/attention.c)
 #define KERN_ATT_BLOCK 64
+#endif
 
 // How a weight matrix is stored: nn.Linear's [out, in], or GPT-2 Conv1D's [in, out].
 typedef enum { KERN_W_OUT_IN, KERN_W_IN_OUT } kern_wlayout;
