@@ -276,7 +276,7 @@ int job_parse(const char *text, const char *path, job *j, ibc_err *err) {
     j->all_layers = 1;
     j->add_special = 1;
     j->exchange_mb = 256;
-    j->unit_rows = 1024; // run.h: OpenBLAS packs each weight once per unit
+    j->unit_rows = 1024; // plan_units (plan.h): OpenBLAS packs each weight once per unit
     parse_ctx c = {.j = j};
     const char *slash = strrchr(path, '/');
     if (slash) snprintf(c.dir, sizeof c.dir, "%.*s", (int)(slash - path), path);

@@ -431,6 +431,14 @@ static void work_free(work *w) {
     free(w);
 }
 
+// y[T, out] = x W^T + b, or with add y += x W^T + b (a sub-block's last product into the
+// residual stream, kernels.h).
+static void project(int add, float *y, const float *x, int ldx, const float *W, kern_wlayout wl, const float *b,
+                    int T, int in, int out) {
+    if (add) kern_linear_add(y, x, ldx, W, wl, b, T, in, out);
+    else kern_linear_forward(y, x, ldx, W, wl, b, T, in, out);
+}
+
 // out[R, d] = (add: +=) attention sub-block applied to in[R, d], the R rows of unit u; cos/sin
 // [Tmax, rot/2] RoPE tables.
 static void attn_block(const model *m, const mlayer *L, const lweights *w, work *s, const float *in, float *out,
@@ -455,7 +463,7 @@ static void attn_block(const model *m, const mlayer *L, const lweights *w, work 
         kern_attention_forward(s->att + (size_t)t0 * H * D, H * D, qkv, ld, qkv + H * D, ld, qkv + (H + KV) * D, ld,
                                &as, NULL, s->s);
     }
-    (add ? kern_linear_add : kern_linear_forward)(out, s->att, H * D, w->o, m->w->wl, L->bo, R, H * D, c->d);
+    project(add, out, s->att, H * D, w->o, m->w->wl, L->bo, R, H * D, c->d);
 }
 
 // out[T, d] = (add: +=) MLP applied to in[T, d] (rows are independent: T may be a unit's R).
@@ -463,16 +471,14 @@ static void mlp_block(const model *m, const mlayer *L, const lweights *w, work *
                       int add, int T) {
     const model_config *c = &m->c;
     int F = c->d_ff, d = c->d;
-    void (*down)(float *, const float *, int, const float *, kern_wlayout, const float *, int, int, int) =
-        add ? kern_linear_add : kern_linear_forward;
     if (c->gated_mlp) { // up holds [gate | up] per row; act(gate) * up goes into the gate half
         kern_linear_forward(s->up, in, d, w->up, m->w->wl, L->bup, T, d, 2 * F);
         kern_glu_forward(s->up, 2 * F, s->up, s->up + F, 2 * F, T, F, c->act);
-        down(out, s->up, 2 * F, w->down, m->w->wl, L->bdown, T, F, d);
+        project(add, out, s->up, 2 * F, w->down, m->w->wl, L->bdown, T, F, d);
     } else {
         kern_linear_forward(s->up, in, d, w->up, m->w->wl, L->bup, T, d, F);
         kern_act_forward(s->up, (int64_t)T * F, c->act);
-        down(out, s->up, F, w->down, m->w->wl, L->bdown, T, F, d);
+        project(add, out, s->up, F, w->down, m->w->wl, L->bdown, T, F, d);
     }
 }
 

@@ -15,7 +15,6 @@
 #include "ibc/safetensors.h"
 #include "ibc/tokenizer.h"
 
-
 // ---------------------------------------------------------------------------------------------
 // Labels: softent's precount on a 2-bin, 1-layer accumulator (rows cost 16 B there)
 
@@ -78,11 +77,12 @@ int64_t plan_units(const job *j, const corpus *c, const char *ok, int n_max, int
     for (int64_t i = 0; i < c->n; i++) {
         int T = c->docs[i].n_ids < j->max_length ? c->docs[i].n_ids : j->max_length;
         if ((ok && !ok[i]) || T - 2 * n_max + 1 <= 0) { // never runs through the model: alone
-            unit_of[i] = nu++;
+            if (unit_of) unit_of[i] = nu;
+            nu++;
             continue;
         }
         if (open < 0 || rows + T > j->unit_rows) open = nu++, rows = 0;
-        unit_of[i] = open;
+        if (unit_of) unit_of[i] = open;
         rows += T;
         if (rows > *rows_max) *rows_max = rows;
     }
@@ -108,9 +108,7 @@ int plan_labels_count(const job *j, const corpus *c, int P, plan_labels *pl, ibc
         pl->sum_tri += 0.5 * T * (T + 1.0);
         if (T > pl->T_max) pl->T_max = T;
     }
-    int64_t *unit_of = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1));
-    plan_units(j, c, NULL, acc.n_max, unit_of, &pl->R_max); // every id usable, as counted here
-    free(unit_of);
+    plan_units(j, c, NULL, acc.n_max, NULL, &pl->R_max); // every id usable, as counted here
     for (int s = 0; rc == 0 && s < acc.n_sets; s++) { // before min_count merges the rare ones
         const se_table *t = &acc.tables[s];
         plan_set *ps = &pl->sets[s];

@@ -88,8 +88,9 @@ typedef struct {
 // max_length) are stacked in corpus order while a unit's rows stay within `[parallel]
 // unit_rows` (j->unit_rows, default 1024: OpenBLAS packs a product's weights once per unit,
 // not once per document); a longer document, and every other document, is a unit alone.
-// unit_of [documents] gets each one's unit; returns the number of units; *rows_max the most
-// rows of one unit. Depends on the corpus and the job only: the same on every rank and layout.
+// unit_of [documents] (or NULL) gets each one's unit; returns the number of units;
+// *rows_max the most rows of one unit. Depends on the corpus and the job only: the same on
+// every rank and layout.
 int64_t plan_units(const job *j, const corpus *c, const char *ok, int n_max, int64_t *unit_of, int *rows_max);
 
 // Precounts the corpus's ids (docs[i].ids, truncated to max_length) as `ibc run` does.
