@@ -18,6 +18,7 @@ PKGS=(
   fortunes                            # the demo corpus
   python3-numpy python3-scipy         # reference values in tests
   procps                              # pkill/pgrep in the resume and Slurm tests
+  bc                                  # arithmetic in bench/job.sh, bench/units.sh, bench/rehearsal.sh
   zlib1g-dev libzstd-dev liblzma-dev  # compressed corpora read as streams (gzip, zstd, xz)
   zstd xz-utils                       # tests/corpus.sh and fuzz seeds compress fixtures with the CLIs
   python3-h5py                        # tests/h5py.sh: a real client reads the HDF5 results
