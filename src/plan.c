@@ -163,12 +163,13 @@ static int64_t layer_floats(const model_config *c) {
 }
 
 // Bytes one thread needs for one unit of R rows (plan_units) whose longest document has T
-// tokens: model.c's arena (the products' buffers over R rows; attention scores and RoPE
-// tables over T) and the estimator's per-document a [P, n] f32 and label indices [sets, P]
+// tokens: model.c's arena (the products' buffers over R rows; attention scores, a kv group's
+// stacked query and output rows, and RoPE tables over T) and the estimator's per-document a [P, n] f32 and label indices [sets, P]
 // int64, P counted as if the unit were one document of R tokens (its documents have fewer).
 static int64_t act_bytes(const model_config *c, int T, int R, int bins, int n_sets, int n_max, int folds) {
     int64_t Rd = (int64_t)R * c->d, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
-    int64_t floats = 4 * Rd + R * (H + 2 * KV) * D + R * H * D + (int64_t)KERN_ATT_BLOCK * T +
+    kern_att_shape as = {T, (int)H, (int)KV, (int)D, c->sliding_window};
+    int64_t floats = 4 * Rd + R * (H + 2 * KV) * D + R * H * D + (int64_t)kern_attention_scratch(&as) +
                      (int64_t)R * (c->gated_mlp ? 2 : 1) * c->d_ff + (int64_t)T * (c->rot_dim + 1);
     int64_t P = R - 2 * n_max + 1 > 0 ? R - 2 * n_max + 1 : 0;
     // folds: the document's labels in its fold, in a second scratch (se_doc: a, q, idx, hq)

@@ -93,7 +93,7 @@ for b, name, tracked, run in zip(blocks, ['real/stories260K', 'hf-tiny/llama_bf1
         R = len(ids) if R + len(ids) > 1024 else R + len(ids)
         Rmax = max(Rmax, R)
     npos = Rmax - 2 * nmax + 1
-    act = 4 * (4 * Rmax * d + Rmax * (H + 2 * KV) * D + Rmax * H * D + 64 * Tmax + Rmax * 2 * F + Tmax * (D + 1)) \
+    act = 4 * (4 * Rmax * d + Rmax * (H + 2 * KV) * D + Rmax * H * D + (H // KV) * 64 * (Tmax + 2 * D) + Rmax * 2 * F + Tmax * (D + 1)) \
           + 4 * npos * bins + 8 * npos * len(sets)
     assert val(b, 'activations') == act, (name, val(b, 'activations'), act)
     rowb = tracked * bins * 8
