@@ -3,12 +3,14 @@
 #
 # Random-weight checkpoints at the SmolLM-135M and Pythia-160M shapes (bin/ibc
 # random-checkpoint), 8 documents x 512 ids, orders 1-3, all hidden states, 100 bins; layouts
-# 1x2 and 2x1 (ranks x OMP_NUM_THREADS, `mpirun --bind-to none`: binding is issue 15 point 1).
+# 1x2 and 2x1 (ranks x OMP_NUM_THREADS, `mpirun --bind-to none`: binding is issue 15 point 1),
+# or those LAYOUTS names (1x1 too: one core, against one sgemm, separates a core's own
+# efficiency from what two busy cores cost each other).
 # Per run: tokens/s (ibc's own final progress line), the share of the whole `ibc run` wall
 # time in forward / estimator / label precount / round agreement + merge / results / other
 # (start-up, corpus, model load), from IBC_TIMING=1's lines; the sgemm-implied limit measured
-# just before the run at the same layout (build/bench/sgemm: 2 concurrent single-threaded
-# sgemms on the model's MLP shape [512, d] x [d, F]) times the tokens per GFLOP of the forward
+# just before the run at the same layout (build/bench/sgemm: as many concurrent single-threaded
+# sgemms as the layout has cores, on the model's MLP shape [512, d] x [d, F]) times the tokens per GFLOP of the forward
 # pass; and the peak memory (VmHWM) of the largest rank. The limit is sustained: the two sgemms
 # run for LIMIT_S seconds (default 2) right before and again right after the job, and the
 # limit is the mean rate of both windows. This machine's load comes in bursts of seconds that
@@ -16,10 +18,11 @@
 # whole run, so its limit is a mean over windows around it (the per-run ratio). Two last
 # tables: per binary, shape and layout, the median of the per-run ratios; and the best rate
 # over the repetitions over the best short (best-of-2, 10 calls each) limit measured before
-# any run of the shape, the earlier method, kept for comparison.
+# any run of the shape and layout, the earlier method, kept for comparison.
 #
 #   usage: bench/job.sh [REPS]        env: IBC_BIN (bin/ibc), BUILD (build), LIMIT_S (2),
-#                                     IBC_BASE=other/bin/ibc also runs that binary, interleaved
+#                                     LAYOUTS ("1x2 2x1"), IBC_BASE=other/bin/ibc also runs
+#                                     that binary, interleaved
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IBC=$(realpath "${IBC_BIN:-bin/ibc}")
@@ -27,6 +30,7 @@ BUILD=${BUILD:-build}
 SGEMM=$BUILD/bench/sgemm
 REPS=${1:-2}
 LIMIT_S=${LIMIT_S:-2}
+LAYOUTS=${LAYOUTS:-1x2 2x1}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -70,17 +74,18 @@ for rep in $(seq "$REPS"); do
   for s in "${shapes[@]}"; do
     IFS='|' read -r name _ d F L H KV M <<<"$s"
     gpt=$(gflop_per_token "$d" "$F" "$L" "$H" "$KV" "$M")
-    for layout in "1 2" "2 1"; do
-      read -r np th <<<"$layout"
+    for layout in $LAYOUTS; do
+      IFS=x read -r np th <<<"$layout"
+      cores=$((np * th))
       for b in "${bins[@]}"; do
-        gshort=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" 2 2 | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
-        gbefore=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" 2 2 "$LIMIT_S" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
+        gshort=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" "$cores" 2 | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
+        gbefore=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" "$cores" 2 "$LIMIT_S" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
         rm -rf "$tmp/out"
         t0=$(date +%s.%N)
         OMP_NUM_THREADS=$th IBC_TIMING=1 mpirun --bind-to none -x OMP_NUM_THREADS -x IBC_TIMING -np "$np" \
           "$b" run "$tmp/$name.ini" --results "$tmp/out" 2>"$tmp/err" >/dev/null
         wall=$(echo "$(date +%s.%N) - $t0" | bc -l)
-        gafter=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" 2 2 "$LIMIT_S" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
+        gafter=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" "$cores" 2 "$LIMIT_S" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
         gf=$(echo "($gbefore + $gafter) / 2" | bc -l)
         tag=$([ "$b" = "$IBC" ] && echo this || echo base)
         python3 - "$tmp/err" "$wall" "$gf" "$gpt" "$gshort" "$tag" "$name" "${np}x$th" <<'PY'
@@ -118,12 +123,12 @@ runs, lim = {}, {}
 for line in open(sys.argv[1]):
     tag, name, layout, rate, limit, short = line.split('\t')
     runs.setdefault((tag, name, layout), []).append((float(rate), float(limit)))
-    lim[name] = max(lim.get(name, 0.0), float(short))  # the same two sgemms before every run of a shape
+    lim[name, layout] = max(lim.get((name, layout), 0.0), float(short))  # the same sgemms before every run of a layout
 for (tag, name, layout), rl in runs.items():
     ratios = [r / l for r, l in rl]
     best = max(r for r, _ in rl)
     print('| %s | %s | %s | %d | %s | %.2f | %.0f | %.0f | %.2f |' % (tag, name, layout, len(rl), ' '.join('%.2f' % x for x in ratios),
-          statistics.median(ratios), best, lim[name], best / lim[name]))
+          statistics.median(ratios), best, lim[name, layout], best / lim[name, layout]))
 # With IBC_BASE: each run's tokens/s over the base's run right after it (the same minute).
 pairs = [(k, runs[k], runs.get(('base',) + k[1:])) for k in runs if k[0] == 'this']
 if any(b for _, _, b in pairs):
