@@ -13,8 +13,12 @@ SAN     ?=
 CFLAGS  := $(OPT) $(SAN) -std=c17 -D_GNU_SOURCE -fopenmp -fno-plt -Wall -Wextra -Werror -Iinclude \
            -I/usr/include/x86_64-linux-gnu/openblas-openmp $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS := $(SAN)
-GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-CFLAGS  += -DIBC_GIT_REV='"$(GIT_REV)"'
+# The revision results record (version.h): HEAD, "-dirty" when tracked files differ from it,
+# "unknown" outside a git checkout. It goes into $(BUILD)/ibc_rev.h, rewritten only when it
+# changes, so the objects that print it rebuild after a commit and no others do.
+GIT_REV := $(shell r=$$(git rev-parse --short HEAD 2>/dev/null) || r=unknown; \
+             [ $$r = unknown ] || git diff --quiet HEAD -- 2>/dev/null || r=$$r-dirty; echo $$r)
+CFLAGS  += -I$(BUILD)
 # GSL without its own CBLAS: OpenBLAS provides cblas_* for both.
 LDLIBS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgsl -lcsv -lmvec -lm
 TESTLIBS := -lcmocka
@@ -24,7 +28,7 @@ LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/%.o)
 TESTS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all deps test asan bench fuzz demo clean
+.PHONY: all deps test asan bench fuzz demo clean FORCE
 all: $(BIN)
 
 deps:
@@ -32,6 +36,10 @@ deps:
 
 $(BUILD)/%.o: src/%.c $(wildcard include/ibc/*.h) $(wildcard src/*.h) | $(BUILD)
 	@echo "CC $<"; $(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/ibc_rev.h: FORCE | $(BUILD)
+	@echo '#define IBC_GIT_REV "$(GIT_REV)"' >$@.new; if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+$(BUILD)/main.o $(BUILD)/manifest.o $(BUILD)/results.o: $(BUILD)/ibc_rev.h
 
 $(BUILD)/libibc.a: $(LIB_OBJ)
 	@rm -f $@ && ar rcs $@ $^ # from scratch: a deleted source leaves no stale member
