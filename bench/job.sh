@@ -21,8 +21,10 @@
 # any run of the shape and layout, the earlier method, kept for comparison.
 #
 #   usage: bench/job.sh [REPS]        env: IBC_BIN (bin/ibc), BUILD (build), LIMIT_S (2),
-#                                     LAYOUTS ("1x2 2x1"), IBC_BASE=other/bin/ibc also runs
-#                                     that binary, interleaved
+#                                     LAYOUTS ("1x2 2x1"), DTYPES ("f32"; "f32 bf16" adds each
+#                                     checkpoint as most are published: BF16, tensors in name
+#                                     order, bench/to-bf16.py), IBC_BASE=other/bin/ibc also
+#                                     runs that binary, interleaved
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IBC=$(realpath "${IBC_BIN:-bin/ibc}")
@@ -31,6 +33,7 @@ SGEMM=$BUILD/bench/sgemm
 REPS=${1:-2}
 LIMIT_S=${LIMIT_S:-2}
 LAYOUTS=${LAYOUTS:-1x2 2x1}
+DTYPES=${DTYPES:-f32}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -49,8 +52,12 @@ for s in "${shapes[@]}"; do
   IFS='|' read -r name opts _ <<<"$s"
   # shellcheck disable=SC2086
   "$IBC" random-checkpoint "$tmp/$name" $opts --seed 1
-  printf '[job]\nname = %s\noutput = %s/out\n[checkpoints]\nm = %s\n[corpus]\nformat = jsonl-ids\npath = %s\n[estimator]\norders = 1,2,3\nbins = 100\n' \
-    "$name" "$tmp" "$tmp/$name" "$tmp/docs.jsonl" >"$tmp/$name.ini"
+  for dt in $DTYPES; do
+    run=$name
+    [ "$dt" = f32 ] || { run=$name-$dt; /usr/bin/python3 bench/to-$dt.py "$tmp/$name" "$tmp/$run"; }
+    printf '[job]\nname = %s\noutput = %s/out\n[checkpoints]\nm = %s\n[corpus]\nformat = jsonl-ids\npath = %s\n[estimator]\norders = 1,2,3\nbins = 100\n' \
+      "$name" "$tmp" "$tmp/$run" "$tmp/docs.jsonl" >"$tmp/$run.ini"
+  done
 done
 
 # GFLOP per token of a T = 512 forward pass: every projection plus q.k and p.v over the causal
@@ -74,21 +81,24 @@ for rep in $(seq "$REPS"); do
   for s in "${shapes[@]}"; do
     IFS='|' read -r name _ d F L H KV M <<<"$s"
     gpt=$(gflop_per_token "$d" "$F" "$L" "$H" "$KV" "$M")
-    for layout in $LAYOUTS; do
-      IFS=x read -r np th <<<"$layout"
-      cores=$((np * th))
-      for b in "${bins[@]}"; do
-        gshort=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" "$cores" 2 | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
-        gbefore=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" "$cores" 2 "$LIMIT_S" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
-        rm -rf "$tmp/out"
-        t0=$(date +%s.%N)
-        OMP_NUM_THREADS=$th IBC_TIMING=1 mpirun --bind-to none -x OMP_NUM_THREADS -x IBC_TIMING -np "$np" \
-          "$b" run "$tmp/$name.ini" --results "$tmp/out" 2>"$tmp/err" >/dev/null
-        wall=$(echo "$(date +%s.%N) - $t0" | bc -l)
-        gafter=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" "$cores" 2 "$LIMIT_S" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
-        gf=$(echo "($gbefore + $gafter) / 2" | bc -l)
-        tag=$([ "$b" = "$IBC" ] && echo this || echo base)
-        python3 - "$tmp/err" "$wall" "$gf" "$gpt" "$gshort" "$tag" "$name" "${np}x$th" <<'PY'
+    for dt in $DTYPES; do
+      run=$name
+      [ "$dt" = f32 ] || run=$name-$dt
+      for layout in $LAYOUTS; do
+        IFS=x read -r np th <<<"$layout"
+        cores=$((np * th))
+        for b in "${bins[@]}"; do
+          gshort=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" "$cores" 2 | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
+          gbefore=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" "$cores" 2 "$LIMIT_S" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
+          rm -rf "$tmp/out"
+          t0=$(date +%s.%N)
+          OMP_NUM_THREADS=$th IBC_TIMING=1 mpirun --bind-to none -x OMP_NUM_THREADS -x IBC_TIMING -np "$np" \
+            "$b" run "$tmp/$run.ini" --results "$tmp/out" 2>"$tmp/err" >/dev/null
+          wall=$(echo "$(date +%s.%N) - $t0" | bc -l)
+          gafter=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" "$cores" 2 "$LIMIT_S" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
+          gf=$(echo "($gbefore + $gafter) / 2" | bc -l)
+          tag=$([ "$b" = "$IBC" ] && echo this || echo base)
+          python3 - "$tmp/err" "$wall" "$gf" "$gpt" "$gshort" "$tag" "$run" "${np}x$th" <<'PY'
 import re, sys
 err, wall, gf, gpt, gshort, tag, name, layout = open(sys.argv[1]).read(), *map(float, sys.argv[2:6]), *sys.argv[6:]
 rate = float(re.findall(r'documents \d+/\d+, (\d+) tokens/s', err)[-1])
@@ -107,6 +117,7 @@ else:  # a binary without IBC_TIMING
 print('| %s | %s | %s | %.0f | %.1f | %.0f | %.2f | %s |' % (tag, name, layout, rate, gf, limit, rate / limit, ' | '.join(extra)))
 open(sys.argv[1].rsplit('/', 1)[0] + '/best.tsv', 'a').write('%s\t%s\t%s\t%f\t%f\t%f\n' % (tag, name, layout, rate, limit, gshort / gpt))
 PY
+        done
       done
     done
   done
