@@ -4,7 +4,7 @@
 //
 // Each call takes the next of LAYERS weight sets in turn: LAYERS = 1 keeps one layer's
 // weights in cache, LAYERS = 30 reads all 30 layers' MLP weights (318 MB) as a forward pass
-// does. bench/mlp.sh runs it alone and as two copies at once, to see what a second busy core
+// does. bench/cores.sh runs it alone and as two copies at once, to see what a second busy core
 // costs these products (docs/performance.md, "One core against two").
 //
 //   usage: mlp [R] [CALLS] [LAYERS]     (defaults 1024 rows, 40 calls, 1 set)
