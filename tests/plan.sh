@@ -194,6 +194,26 @@ SLURM_MEM_PER_NODE=40000 "$IBC" run "$tmp/only.ini" --only 1 --quiet --results "
 rc=$?
 check "--only 1: the checkpoint that cannot fit is refused before loading" '[ $rc -eq 2 ] && grep -q "checkpoint big needs" $tmp/only1.err && [ ! -e $tmp/only1/summary.csv ]'
 
+# The activations at a real shape with grouped queries (OLMo2-32B: 40 query heads over 8 kv
+# heads, head_dim 128): the plan's per-thread arena against the count by hand, the unit's rows
+# and longest document read from the plan's own line (their choice is checked above).
+"$IBC" plan "$tmp/only.ini" --ranks 1 >"$tmp/big.txt" 2>&1
+check "activations at OLMo2-32B's shape (5 query heads per kv head) equal the count by hand" "$PY - '$tmp/big.txt' '$tmp/olmo32/config.json' <<'PY'
+import json, re, sys
+txt = open(sys.argv[1]).read().split('\ncheckpoint ')
+b = [x for x in txt if x.startswith('big')][0]
+c = json.load(open(sys.argv[2]))
+d, F, H, KV = c['hidden_size'], c['intermediate_size'], c['num_attention_heads'], c['num_key_value_heads']
+D = d // H
+m = re.search(r'^  activations +(\d+) B .*one unit of (\d+) rows, longest document (\d+) tokens', b, re.M)
+act, R, T = map(int, m.groups())
+bins, nmax, nsets = 100, 4, 8  # the job's defaults: 100 bins, orders 1-4 (X and Y sets)
+npos = R - 2 * nmax + 1
+att = (H // KV) * 64 * T + 2 * (H // KV) * 64 * D  # scores and stacked q / output rows of a kv group
+want = 4 * (4 * R * d + R * (H + 2 * KV) * D + R * H * D + att + R * 2 * F + T * (D + 1)) + 4 * npos * bins + 8 * npos * nsets
+assert (H, KV, D) == (40, 8, 128) and act == want, (act, want)
+PY"
+
 # --- bad arguments and job keys ------------------------------------------------------------------
 bad_ok=1
 for args in "" "--ranks 2" "$tmp/job.ini" "$tmp/job.ini --ranks 0" "$tmp/job.ini --ranks x" "$tmp/job.ini --ranks -1" \
