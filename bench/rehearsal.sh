@@ -3,6 +3,9 @@
 #
 #   bash bench/rehearsal.sh [DOCUMENTS] [RANKS...]      (defaults: 500 documents, ranks 1 2 4)
 #   EXCHANGE_MB=64 bash bench/rehearsal.sh                (a smaller exchange bound: [parallel] exchange_mb)
+#   MIDRUN=0 bash bench/rehearsal.sh                      (no exchange before the merge: the test hook
+#                                                         IBC_EXCHANGE_BYTES set past any outbox, so each
+#                                                         row travels once, as the plan's figure counts)
 #
 # Corpus: DOCUMENTS documents of GCIDE dictionary text (scripts/gcide-corpus.py, Debian's
 # dict-gcide), tokenised by ibc with the GPT-NeoX-20B tokenizer of the fixtures (max_length
@@ -27,6 +30,7 @@ TOK=$FX/tokenizers/gpt-neox-20b/tokenizer.json
 OUT=${OUT:-$(mktemp -d)}
 EXCHANGE_MB=${EXCHANGE_MB:-256} # the job's exchange bound (its default): the outbox's cap per rank
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+[ "${MIDRUN:-1}" = 0 ] && export IBC_EXCHANGE_BYTES=100000000000
 [ -f /usr/share/dictd/gcide.dict.dz ] || { echo "rehearsal: dict-gcide missing: run scripts/install-deps.sh" >&2; exit 1; }
 [ -f "$TOK" ] || { echo "rehearsal: $TOK missing (fixtures)" >&2; exit 1; }
 mkdir -p "$OUT"
@@ -74,7 +78,7 @@ for P in "${RANKS[@]}"; do
   rounds=$(grep -o 'in [0-9]* round' "$OUT/plan$P.txt" | awk '{print $2}')
   rm -rf "$OUT/r$P" "$OUT/peak$P".*
   t0=$(date +%s.%N)
-  mpirun --oversubscribe -np "$P" python3 "$OUT/peak.py" "$OUT/peak$P" "$IBC" run "$OUT/rehearsal.ini" --quiet --results "$OUT/r$P"
+  mpirun --oversubscribe ${IBC_EXCHANGE_BYTES:+-x IBC_EXCHANGE_BYTES} -np "$P" python3 "$OUT/peak.py" "$OUT/peak$P" "$IBC" run "$OUT/rehearsal.ini" --quiet --results "$OUT/r$P"
   t1=$(date +%s.%N)
   peaks=$(cat "$OUT/peak$P".* | awk '{printf "%s%.0f", (NR > 1 ? " / " : ""), $1 / 1024}')
   timb=$(awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == "imbalance") c = i} NR == 2 && c {print $c}' "$OUT/r$P/summary.csv")
