@@ -9,11 +9,11 @@
 # Per run: tokens/s (ibc's own final progress line), the share of the whole `ibc run` wall
 # time in forward / estimator / label precount / round agreement + merge / results / other
 # (start-up, corpus, model load), from IBC_TIMING=1's lines; the sgemm-implied limit measured
-# just before the run at the same layout (build/bench/sgemm: as many concurrent single-threaded
-# sgemms as the layout has cores, on the model's MLP shape [512, d] x [d, F]) times the tokens per GFLOP of the forward
-# pass; and the peak memory (VmHWM) of the largest rank. The limit is sustained: the two sgemms
-# run for LIMIT_S seconds (default 2) right before and again right after the job, and the
-# limit is the mean rate of both windows. This machine's load comes in bursts of seconds that
+# just before the run at the same layout (build/bench/sgemm: as many concurrent
+# single-threaded sgemms as the layout has cores, on the model's MLP shape [512, d] x [d, F])
+# times the tokens per GFLOP of the forward pass; and the peak memory (VmHWM) of the largest
+# rank. The limit is sustained: the sgemms run for LIMIT_S seconds (default 2) right before
+# and again right after the job, and the limit is the mean rate of both windows. This machine's load comes in bursts of seconds that
 # move a short sgemm measurement by up to 2x either way; a job's tokens/s is a mean over its
 # whole run, so its limit is a mean over windows around it (the per-run ratio). Two last
 # tables: per binary, shape and layout, the median of the per-run ratios; and the best rate

@@ -164,8 +164,9 @@ static int64_t layer_floats(const model_config *c) {
 
 // Bytes one thread needs for one unit of R rows (plan_units) whose longest document has T
 // tokens: model.c's arena (the products' buffers over R rows; attention scores, a kv group's
-// stacked query and output rows, and RoPE tables over T) and the estimator's per-document a [P, n] f32 and label indices [sets, P]
-// int64, P counted as if the unit were one document of R tokens (its documents have fewer).
+// stacked query and output rows, and RoPE tables over T) and the estimator's per-document
+// a [P, n] f32 and label indices [sets, P] int64, P counted as if the unit were one document
+// of R tokens (its documents have fewer).
 static int64_t act_bytes(const model_config *c, int T, int R, int bins, int n_sets, int n_max, int folds) {
     int64_t Rd = (int64_t)R * c->d, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
     kern_att_shape as = {T, (int)H, (int)KV, (int)D, c->sliding_window};
