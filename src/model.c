@@ -529,7 +529,7 @@ static void embed(const model *m, const int32_t *ids, int T, float *x, float *tm
 }
 
 // ---------------------------------------------------------------------------------------------
-// A batch, in units: unit-major when every layer is mapped, else layer-major
+// A batch, layer-major, in units
 
 typedef struct {
     const model *m;
@@ -630,30 +630,9 @@ static int unit_live(const batch *b, int k) {
     return 0;
 }
 
-// Unit k through hidden states 0..last on the calling thread: every layer is mapped as it is
-// (scratch_floats 0), so making a layer ready is taking pointers into the map.
-static void unit_run(batch *b, int k) {
-    const model *m = b->m;
-    for (int l = 0; l <= b->last && unit_live(b, k); l++) {
-        lweights w = {0};
-        if (l > 0) layer_ready(m, l - 1, NULL, &w);
-        if (l < m->c.n_layers) layer_prefetch(m, l); // a no-op once cached
-        unit_step(b, k, l, &w);
-    }
-}
-
-// Every unit through hidden states 0..last. Converted layers go layer-major: layer l is built
-// into the one scratch once, then the units run through it, with a barrier at each layer.
-// Mapped layers need no scratch, so each thread carries a whole unit through every layer and
-// takes the next unit when done: no per-layer barrier, where every layer would pay the slowest
-// thread's lag. A unit's bits are the same either way (the same calls in the same order).
+// Every unit through hidden states 0..last: layer l made ready once, then the units.
 static void batch_run(batch *b) {
     const model *m = b->m;
-    if (b->par && !m->scratch_floats) {
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int k = 0; k < b->nu; k++) unit_run(b, k);
-        return;
-    }
     int live = b->nu;
     if (m->c.n_layers > 0) layer_prefetch(m, 0);
     for (int l = 0; l <= b->last && live > 0; l++) {

@@ -371,8 +371,8 @@ static int accs_exchange(accs *a, int merge, int64_t *sent, ibc_err *err) {
 }
 
 // What the layer callback needs, shared by the threads of a rank. Per-document scratch is
-// indexed by the document's place in the round, so that a batched forward pass
-// (model_forward_docs) can call it for any document from any thread.
+// indexed by the document's place in the round, so that a batched forward pass (documents
+// layer-major, model_forward_docs) can call it for any document from any thread.
 typedef struct {
     accs *a;
     se_doc *docs;     // [per round] scratch of each document of the round
@@ -410,12 +410,12 @@ static int on_batch_layer(void *ctx, int doc, int l, const float *h, int T, int 
     return on_doc_layer(b->rc, b->place[doc], l, h, T, d);
 }
 
-// Documents mine[lo..hi) (whole units) through the model and the estimator as one batch
-// (model_forward_docs: a converted layer is built once per round into the rank's one-layer
-// scratch), the units over this rank's threads, each single-threaded, so a document's bits
-// depend on its unit alone (fixed by the corpus), not on the thread count or on which units
-// share the round. *tokens gets the tokens of documents added; on error, the error of the
-// first failing document in the list.
+// Documents mine[lo..hi) (whole units) through the model and the estimator as one batch,
+// layer-major (model_forward_docs): each layer's weights are made ready once per round (mapped,
+// or converted into the rank's one-layer scratch), then the units go through it over this
+// rank's threads, each single-threaded, so a document's bits depend on its unit alone (fixed
+// by the corpus), not on the thread count or on which units share the round. *tokens gets the
+// tokens of documents added; on error, the error of the first failing document in the list.
 static int run_round(const job *j, const corpus *c, const char *ok, const model *m, round_ctx *rc,
                      const int64_t *mine, int64_t lo, int64_t hi, int threads, int64_t *tokens, double *fwd, ibc_err *err) {
     int64_t n = hi - lo, tok = 0;

@@ -27,7 +27,7 @@ static int cap_cb(void *ctx, int l, const float *h, int T, int d) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// model_forward_docs: the batched entry (unit-major when mapped, else layer-major). Its contract is exact, so these tests
+// model_forward_docs: the batched, layer-major entry. Its contract is exact, so these tests
 // compare with memcmp (tolerance 0): a document's hidden states may not depend on the batch,
 // its order, or the thread count, and equal model_forward's on one thread.
 

@@ -25,13 +25,12 @@
 // Threads: a loaded model is read-only. model_forward may be called concurrently from several
 // threads on different documents with the same `const model *` (each call has its own scratch);
 // inside an enclosing OpenMP parallel region its work is single-threaded, outside it splits rows
-// and heads over the threads. model_forward_docs runs the batch's units in parallel, each
-// single-threaded: when every layer is used from the map (scratch_floats 0), each thread carries
-// a whole unit through every layer and then takes the next (no barrier per layer); otherwise
-// layer-major, layer l converted into the one scratch once, then every unit through it. A unit
-// is a run of adjacent documents whose rows are stacked into every projection (one taller
-// product: OpenBLAS packs the weights once for all of them); RoPE and attention see each
-// document alone. So a document's hidden states are bitwise the same whatever the rest of the batch, its order and
+// and heads over the threads. model_forward_docs runs a batch layer-major: layer l is made ready
+// once (mapped, or converted into the scratch), then the batch's units go through it in
+// parallel, each single-threaded. A unit is a run of adjacent documents whose rows are stacked
+// into every projection (one taller product: OpenBLAS packs the weights once for all of them);
+// RoPE and attention see each document alone. So a
+// document's hidden states are bitwise the same whatever the rest of the batch, its order and
 // the thread count, given its unit (the documents and their order); a unit of one document
 // equals model_forward's run on one thread. Across units they agree to rounding only: some
 // OpenBLAS kernels (Haswell's) give other bits for the same rows in a taller product, so a
@@ -73,7 +72,7 @@ typedef int (*model_layer_cb)(void *ctx, int l, const float *h, int T, int d);
 int model_forward(const model *m, const int32_t *ids, int T, model_layer_cb cb, void *ctx,
                   float *logits, ibc_err *err);
 
-// A batch of documents, in units (see the top of this file).
+// A batch of documents, layer-major (see the top of this file).
 typedef struct {
     const int32_t *ids;
     int T;
