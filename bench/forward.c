@@ -77,7 +77,7 @@ static void bench(const char *name, const model_config *c, const char *tmp, int 
         for (int r = 0; r < reps + 1; r++) { // round 0 warms up
             double dg = ref_time(&g), s = bench_now();
             if (docs == 1 ? model_forward(&m, ids, T, NULL, NULL, NULL, &e)
-                          : model_forward_docs(&m, unit, 2, m.c.n_layers, NULL, NULL, &e)) {
+                          : model_forward_docs(&m, unit, 2, m.c.n_layers, NULL, NULL, NULL, &e)) {
                 fprintf(stderr, "%s\n", e.msg);
                 exit(1);
             }

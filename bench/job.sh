@@ -7,13 +7,14 @@
 # or those LAYOUTS names (1x1 too: one core, against one sgemm, separates a core's own
 # efficiency from what two busy cores cost each other).
 # Per run: tokens/s (ibc's own final progress line), the share of the whole `ibc run` wall
-# time in forward / estimator / label precount / round agreement + merge / results / other
-# (start-up, corpus, model load), from IBC_TIMING=1's lines; the sgemm-implied limit measured
-# just before the run at the same layout (build/bench/sgemm: as many concurrent
-# single-threaded sgemms as the layout has cores, on the model's MLP shape [512, d] x [d, F])
-# times the tokens per GFLOP of the forward pass; and the peak memory (VmHWM) of the largest
-# rank. The limit is sustained: the sgemms run for LIMIT_S seconds (default 2) right before
-# and again right after the job, and the limit is the mean rate of both windows. This machine's load comes in bursts of seconds that
+# time in forward (and, of it, the thread-time idle at the layers' barriers) / estimator /
+# label precount / round agreement + merge / results / other (start-up, corpus, model load),
+# from IBC_TIMING=1's lines; the sgemm-implied limit measured just before the run at the same
+# layout (build/bench/sgemm: as many concurrent single-threaded sgemms as the layout has
+# cores, on the model's MLP shape [512, d] x [d, F]) times the tokens per GFLOP of the forward
+# pass; and the peak memory (VmHWM) of the largest rank. The limit is sustained: the sgemms
+# run for LIMIT_S seconds (default 2) right before and again right after the job, and the
+# limit is the mean rate of both windows. This machine's load comes in bursts of seconds that
 # move a short sgemm measurement by up to 2x either way; a job's tokens/s is a mean over its
 # whole run, so its limit is a mean over windows around it (the per-run ratio). Two last
 # tables: per binary, shape and layout, the median of the per-run ratios; and the best rate
@@ -75,8 +76,8 @@ if [ -n "${IBC_BASE:-}" ]; then # the base may predate blas_select: both run thi
   bins+=("$(realpath "$IBC_BASE")")
   OPENBLAS_CORETYPE=$("$IBC" version | awk '/^blas/ {print $4}'); export OPENBLAS_CORETYPE
 fi
-echo "| binary | shape | layout | tokens/s | sustained sgemm GFLOP/s | limit tokens/s | ratio | forward | estimator | precount | agreement+merge | results | other | imbalance | peak MB/rank |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| binary | shape | layout | tokens/s | sustained sgemm GFLOP/s | limit tokens/s | ratio | forward | of which idle | estimator | precount | agreement+merge | results | other | imbalance | peak MB/rank |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for rep in $(seq "$REPS"); do
   for s in "${shapes[@]}"; do
     IFS='|' read -r name _ d F L H KV M <<<"$s"
@@ -106,14 +107,16 @@ limit = gf / gpt
 t = re.search(r'timing \S+: wall ([\d.]+) s, ranks \d+, threads \d+, forward ([\d.]+) s, estimator ([\d.]+) s, '
               r'precount ([\d.]+) s, agreement ([\d.]+) s, merge ([\d.]+) s, imbalance ([\d.]+), peak memory per rank ([\d.]+) MB', err)
 res = re.search(r'timing results: ([\d.]+) s', err)
+idle = re.search(r'forward idle ([\d.]+) s', err)  # older binaries: not printed
 if t:
     ck, fw, es, pc, ag, mg, imb, mem = map(float, t.groups())
     r = float(res.group(1)) if res else 0.0
     parts = [fw, es, pc, ag + mg, r]
     sh = ['%.1f%%' % (100 * p / wall) for p in parts] + ['%.1f%%' % (100 * (wall - sum(parts)) / wall)]
+    sh.insert(1, '%.1f%%' % (100 * float(idle.group(1)) / wall) if idle else '-')
     extra = sh + ['%.2f' % imb, '%.0f' % mem]
 else:  # a binary without IBC_TIMING
-    extra = ['-'] * 8
+    extra = ['-'] * 9
 print('| %s | %s | %s | %.0f | %.1f | %.0f | %.2f | %s |' % (tag, name, layout, rate, gf, limit, rate / limit, ' | '.join(extra)))
 open(sys.argv[1].rsplit('/', 1)[0] + '/best.tsv', 'a').write('%s\t%s\t%s\t%f\t%f\t%f\n' % (tag, name, layout, rate, limit, gshort / gpt))
 PY

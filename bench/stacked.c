@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
             if (strcmp(mode, "both") && strcmp(mode, join ? "unit" : "alone")) continue;
             for (int i = 0; i < n; i++) docs[i] = (model_doc){ids + (size_t)i * T, T, i > 0 && join};
             double t = bench_now();
-            if (model_forward_docs(&m, docs, n, m.c.n_layers, NULL, NULL, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
+            if (model_forward_docs(&m, docs, n, m.c.n_layers, NULL, NULL, NULL, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
             t = bench_now() - t;
             if (t < best[join]) best[join] = t;
         }

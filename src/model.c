@@ -547,6 +547,8 @@ typedef struct {
     int nwk;
     float *cos_t, *sin_t; // [Tmax, rot/2]
     float *scratch;   // [m->scratch_floats] one layer's converted matrices
+    double *busy;     // [nwk] seconds each thread spent in unit steps (callbacks included)
+    double region;    // wall seconds inside the parallel regions over units
 } batch;
 
 static int check_doc(const model *m, const int32_t *ids, int T, int doc, ibc_err *err) {
@@ -584,6 +586,7 @@ static void batch_init(batch *b) {
     b->stop = xcalloc((size_t)b->n, sizeof(int));
     b->nwk = b->par ? omp_get_max_threads() : 1;
     b->wk = xcalloc((size_t)b->nwk, sizeof(work *));
+    b->busy = xcalloc((size_t)b->nwk, sizeof(double));
     if (c->rot_dim) { // cos/sin of pos * inv_freq, the angle rounded to f32 as in HF
         int half = c->rot_dim / 2;
         b->cos_t = xmalloc(sizeof(float) * (size_t)b->Tmax * half * 2);
@@ -595,7 +598,7 @@ static void batch_init(batch *b) {
 
 static void batch_free(batch *b) {
     for (int i = 0; i < b->nwk; i++) work_free(b->wk[i]);
-    free(b->wk); free(b->X); free(b->xoff); free(b->first); free(b->stop); free(b->cos_t); free(b->scratch);
+    free(b->wk); free(b->busy); free(b->X); free(b->xoff); free(b->first); free(b->stop); free(b->cos_t); free(b->scratch);
 }
 
 // Unit k to hidden-state index l (0: embeddings; 1..L: block l - 1, then at L the final norm),
@@ -604,6 +607,7 @@ static void unit_step(batch *b, int k, int l, const lweights *w) {
     const model *m = b->m;
     const model_config *c = &m->c;
     int tid = b->par ? omp_get_thread_num() : 0, i0 = b->first[k], i1 = b->first[k + 1];
+    double t0 = omp_get_wtime();
     if (!b->wk[tid]) b->wk[tid] = work_new(c, b->Rmax, b->Tmax);
     work *s = b->wk[tid];
     unit u = {b->docs + i0, i1 - i0};
@@ -621,6 +625,7 @@ static void unit_step(batch *b, int k, int l, const lweights *w) {
     }
     for (int i = i0; b->cb && i < i1; i++)
         if (!b->stop[i]) b->stop[i] = b->cb(b->ctx, i, l, h + (b->xoff[i] - b->xoff[i0]), b->docs[i].T, c->d);
+    b->busy[tid] += omp_get_wtime() - t0;
 }
 
 // A unit runs while any of its documents does.
@@ -642,9 +647,11 @@ static void batch_run(batch *b) {
             if (l < m->c.n_layers) layer_prefetch(m, l);
         }
         if (b->par) {
+            double t0 = omp_get_wtime();
 #pragma omp parallel for schedule(dynamic, 1)
             for (int k = 0; k < b->nu; k++)
                 if (unit_live(b, k)) unit_step(b, k, l, &w);
+            b->region += omp_get_wtime() - t0;
         } else {
             for (int k = 0; k < b->nu; k++)
                 if (unit_live(b, k)) unit_step(b, k, l, &w);
@@ -655,7 +662,7 @@ static void batch_run(batch *b) {
 }
 
 int model_forward_docs(const model *m, const model_doc *docs, int n, int last_layer,
-                       model_doc_cb cb, void *ctx, ibc_err *err) {
+                       model_doc_cb cb, void *ctx, double *idle, ibc_err *err) {
     if (last_layer < 0 || last_layer > m->c.n_layers)
         return ibc_fail(err, IBC_EINPUT, "%s: hidden state %d requested; this model has 0..%d", m->dir, last_layer,
                         m->c.n_layers);
@@ -667,6 +674,9 @@ int model_forward_docs(const model *m, const model_doc *docs, int n, int last_la
     batch b = {.m = m, .docs = docs, .n = n, .last = last_layer, .cb = cb, .ctx = ctx, .par = 1};
     batch_init(&b);
     batch_run(&b);
+    double busy = 0; // a layer's region of wall w held nwk threads for w each: what they did not use, they waited
+    for (int t = 0; t < b.nwk; t++) busy += b.busy[t];
+    if (idle) *idle += b.region * b.nwk - busy;
     batch_free(&b);
     return 0;
 }

@@ -199,6 +199,7 @@ static void report(progress *p, int64_t docs, int64_t total, int64_t tokens, int
 typedef struct {
     double precount;          // label pass (every rank, the whole corpus)
     double forward, estimator; // per thread: model_forward minus the estimator; the estimator
+    double idle;              // of forward: thread-seconds waiting at the layers' barriers
     double busy;              // this rank's document loop, wall time, without the agreement
     double agree;             // per-round agreement: waiting for the slowest rank included
     double merge;             // exchange and merge of counts, conditional sums, results
@@ -234,10 +235,10 @@ static double max_over_mean(const int64_t *all, int P) {
 // Prints the checkpoint's timing line on rank 0. Collective.
 static void timing_print(const progress *pg, const ckpt_timing *tm, double wall, int threads) {
     int P = dist_size();
-    int64_t v[8] = {(int64_t)(tm->forward * 1e9), (int64_t)(tm->estimator * 1e9), (int64_t)(tm->precount * 1e9),
+    int64_t v[9] = {(int64_t)(tm->forward * 1e9), (int64_t)(tm->estimator * 1e9), (int64_t)(tm->precount * 1e9),
                     (int64_t)(tm->agree * 1e9), (int64_t)(tm->merge * 1e9), threads, (int64_t)(tm->lock_wait * 1e9),
-                    tm->lock_waits};
-    dist_sum(v, 8);
+                    tm->lock_waits, (int64_t)(tm->idle * 1e9)};
+    dist_sum(v, 9);
     int64_t *mem = xmalloc(sizeof(int64_t) * (size_t)P), mx = 0;
     gather_i64(peak_rss(), mem, P);
     for (int r = 0; r < P; r++) mx = mem[r] > mx ? mem[r] : mx;
@@ -245,9 +246,9 @@ static void timing_print(const progress *pg, const ckpt_timing *tm, double wall,
     if (dist_rank() == 0)
         fprintf(stderr, "ibc: timing %s: wall %.3f s, ranks %d, threads %lld, forward %.3f s, estimator %.3f s, "
                 "precount %.3f s, agreement %.3f s, merge %.3f s, imbalance %.3f, peak memory per rank %.1f MB, "
-                "lock waits %lld (%.4f s)\n", pg->name, wall, P, (long long)v[5], v[0] * 1e-9 / v[5], v[1] * 1e-9 / v[5],
-                v[2] * 1e-9 / P, v[3] * 1e-9 / P, v[4] * 1e-9 / P, pg->imbalance, mx / 1048576.0, (long long)v[7],
-                v[6] * 1e-9 / v[5]);
+                "lock waits %lld (%.4f s), forward idle %.3f s\n", pg->name, wall, P, (long long)v[5], v[0] * 1e-9 / v[5],
+                v[1] * 1e-9 / v[5], v[2] * 1e-9 / P, v[3] * 1e-9 / P, v[4] * 1e-9 / P, pg->imbalance, mx / 1048576.0,
+                (long long)v[7], v[6] * 1e-9 / v[5], v[8] * 1e-9 / v[5]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -415,9 +416,11 @@ static int on_batch_layer(void *ctx, int doc, int l, const float *h, int T, int 
 // or converted into the rank's one-layer scratch), then the units go through it over this
 // rank's threads, each single-threaded, so a document's bits depend on its unit alone (fixed
 // by the corpus), not on the thread count or on which units share the round. *tokens gets the
-// tokens of documents added; on error, the error of the first failing document in the list.
+// tokens of documents added, *idle the thread-seconds the threads waited at the layers'
+// barriers; on error, the error of the first failing document in the list.
 static int run_round(const job *j, const corpus *c, const char *ok, const model *m, round_ctx *rc,
-                     const int64_t *mine, int64_t lo, int64_t hi, int threads, int64_t *tokens, double *fwd, ibc_err *err) {
+                     const int64_t *mine, int64_t lo, int64_t hi, int threads, int64_t *tokens, double *fwd,
+                     double *idle, ibc_err *err) {
     int64_t n = hi - lo, tok = 0;
     model_doc *batch = xmalloc(sizeof(model_doc) * (size_t)(n ? n : 1));
     int *place = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), nb = 0, r = 0;
@@ -444,7 +447,7 @@ static int run_round(const job *j, const corpus *c, const char *ok, const model 
     for (int t = 0; t < threads; t++) e0 += rc->est[t];
     if (r == 0 && nb > 0) {
         batch_ctx bc = {rc, place};
-        r = model_forward_docs(m, batch, nb, rc->last, on_batch_layer, &bc, err);
+        r = model_forward_docs(m, batch, nb, rc->last, on_batch_layer, &bc, idle, err);
     }
     for (int t = 0; t < threads; t++) e1 += rc->est[t];
     fwd[0] += (now() - t0) * threads - (e1 - e0); // thread-seconds outside the estimator
@@ -636,7 +639,7 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
         int64_t lo = w.first[ulo], hi = w.first[uhi], tokens = 0;
         double t0 = now();
         if (P > 1) accs_reserve(&a, docs_positions(j, c, ok, a.all.n_max, w.mine, lo, hi)); // no realloc under the threads
-        rc = run_round(j, c, ok, m, &rx, w.mine, lo, hi, threads, &tokens, fwd, err);
+        rc = run_round(j, c, ok, m, &rx, w.mine, lo, hi, threads, &tokens, fwd, &tm.idle, err);
         tm.busy += now() - t0;
         if (rc == 0 && round == 0) rc = ibc_fault("forward", rank, err);
         // Agreement: [stop, documents, tokens, busy ns of rank 0..P-1, exchange], then on errors

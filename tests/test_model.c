@@ -52,15 +52,20 @@ static int batch_cb(void *ctx, int doc, int l, const float *h, int T, int d) {
 }
 
 // Hidden states of docs[0..n) through model_forward_docs on `threads` threads: out[i] is
-// [L+1, T_i, d], malloc'd.
+// [L+1, T_i, d], malloc'd. The idle time it reports lies between 0 (one thread: never idle,
+// up to the clock's resolution) and the threads' whole time.
 static float **run_batch(const model *m, const model_doc *docs, int n, int threads, int *seen) {
     float **out = calloc((size_t)n, sizeof(float *));
     for (int i = 0; i < n; i++) out[i] = calloc((size_t)(m->c.n_layers + 1) * docs[i].T * m->c.d, sizeof(float));
     batch_cap c = {out, seen, -1, -1};
     ibc_err e = {0};
     set_threads(threads);
-    if (model_forward_docs(m, docs, n, m->c.n_layers, batch_cb, &c, &e)) fail_msg("%s", e.msg);
+    double idle = 0, t0 = omp_get_wtime();
+    if (model_forward_docs(m, docs, n, m->c.n_layers, batch_cb, &c, &idle, &e)) fail_msg("%s", e.msg);
+    double wall = omp_get_wtime() - t0;
     set_threads(2);
+    if (!(idle >= -1e-6 && idle <= wall * threads) || (threads == 1 && idle > 1e-3))
+        fail_msg("idle %.6f s on %d threads, wall %.6f s", idle, threads, wall);
     return out;
 }
 
@@ -338,22 +343,22 @@ static void test_batch_stop_and_errors(void **s) {
                      calloc((size_t)(m.c.n_layers + 1) * 3 * m.c.d, sizeof(float))};
     int seen[2] = {0, 0};
     batch_cap c = {out, seen, 0, 1};
-    assert_int_equal(model_forward_docs(&m, docs, 2, m.c.n_layers, batch_cb, &c, &e), 0);
+    assert_int_equal(model_forward_docs(&m, docs, 2, m.c.n_layers, batch_cb, &c, NULL, &e), 0);
     assert_int_equal(seen[0], 2);                // l = 0, 1, then stopped
     assert_int_equal(seen[1], m.c.n_layers + 1); // the other runs to the end
     seen[0] = seen[1] = 0;
     c.stop_doc = -1;
-    assert_int_equal(model_forward_docs(&m, docs, 2, 1, batch_cb, &c, &e), 0);
+    assert_int_equal(model_forward_docs(&m, docs, 2, 1, batch_cb, &c, NULL, &e), 0);
     assert_int_equal(seen[0], 2);
     assert_int_equal(seen[1], 2);
     int32_t bad[2] = {3, 100000};
     model_doc baddocs[2] = {{a, 4, 0}, {bad, 2, 0}};
     seen[0] = seen[1] = 0;
-    assert_int_equal(model_forward_docs(&m, baddocs, 2, m.c.n_layers, batch_cb, &c, &e), IBC_EINPUT);
+    assert_int_equal(model_forward_docs(&m, baddocs, 2, m.c.n_layers, batch_cb, &c, NULL, &e), IBC_EINPUT);
     assert_non_null(strstr(e.msg, "document 1"));
     assert_non_null(strstr(e.msg, "100000"));
     assert_int_equal(seen[0], 0);
-    assert_int_equal(model_forward_docs(&m, docs, 2, m.c.n_layers + 1, batch_cb, &c, &e), IBC_EINPUT);
+    assert_int_equal(model_forward_docs(&m, docs, 2, m.c.n_layers + 1, batch_cb, &c, NULL, &e), IBC_EINPUT);
     free(out[0]); free(out[1]);
     model_free(&m);
 }

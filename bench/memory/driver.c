@@ -78,7 +78,7 @@ static int run(const char *dir, int ndocs, int T) {
     model_doc *docs = malloc(sizeof(model_doc) * (size_t)ndocs);
     for (int i = 0; i < ndocs; i++) docs[i] = (model_doc){ids + (size_t)i * T, T, 0};
     ctx_t c = {ndocs - 1, m.c.n_layers};
-    if (model_forward_docs(&m, docs, ndocs, m.c.n_layers, cb_docs, &c, &e)) { fprintf(stderr, "%s\n", e.msg); return 2; }
+    if (model_forward_docs(&m, docs, ndocs, m.c.n_layers, cb_docs, &c, NULL, &e)) { fprintf(stderr, "%s\n", e.msg); return 2; }
     free(docs);
 #endif
     double dt = bench_now() - t0;

@@ -84,8 +84,10 @@ typedef int (*model_doc_cb)(void *ctx, int doc, int l, const float *h, int T, in
 // Runs docs[0..n) to hidden-state index last_layer (0..L). Returns 0, or IBC_EINPUT (naming the
 // document) for an empty document, an id out of range, T past the learned positions or a
 // last_layer outside 0..L, checked before any work. Callbacks report their own errors via ctx.
+// idle (NULL: not wanted) gets added the thread-seconds the batch's threads spent waiting for
+// each other at each layer's barrier (a layer's conversion is work, not idle).
 int model_forward_docs(const model *m, const model_doc *docs, int n, int last_layer,
-                       model_doc_cb cb, void *ctx, ibc_err *err);
+                       model_doc_cb cb, void *ctx, double *idle, ibc_err *err);
 
 // RoPE inverse frequencies as HF computes them in f32, llama3 scaling included; out[rot_dim/2].
 void model_rope_inv_freq(const model_config *c, float *out);
