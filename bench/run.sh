@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every benchmark; figures go to docs/performance.md by hand, with this command.
 # bench/units.sh (unit_rows 1 against 1024 on short documents) and bench/job.sh (the whole job
-# end to end, issue 15) run last; job.sh uses build/bench/sgemm.
+# end to end, issue 15) run last, after bench/activations.sh (the plan's activations against
+# the peak memory); job.sh uses build/bench/sgemm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -12,5 +13,7 @@ for b in "$BUILD"/bench/*; do
 done
 echo "== units (bench/units.sh)"
 bash bench/units.sh
+echo "== activations (bench/activations.sh)"
+bash bench/activations.sh
 echo "== job (bench/job.sh)"
 BUILD=$BUILD bash bench/job.sh

@@ -90,6 +90,7 @@ typedef struct {
     const char *prefix;
     ibc_err *err;
     const char *dtype; // first dtype seen; "mixed" once two differ
+    int layout_only;   // validate and lay out every tensor, convert nothing (model_scratch_floats)
 } loader;
 
 // Finds prefix+name, or name alone (checkpoints saved from a base model have no prefix).
@@ -182,7 +183,7 @@ static float *vec_load(loader *ld, const char *const *names, const int64_t *rows
     wsrc w = {0};
     for (int k = 0; k < 3 && names[k] && ld->err->code == 0; k++) wsrc_add(ld, &w, names[k], rows[k], 0, neox_heads);
     float *v = NULL;
-    if (ld->err->code == 0 && w.np) {
+    if (ld->err->code == 0 && w.np && !ld->layout_only) {
         v = xmalloc(sizeof(float) * (size_t)w.numel);
         wsrc_build(&w, v);
     }
@@ -325,7 +326,8 @@ void model_free(model *m) {
     memset(m, 0, sizeof *m);
 }
 
-int model_load(const char *dir, model *m, ibc_err *err) {
+// model_load, or with layout_only the tensors validated and laid out but no vector converted.
+static int load(const char *dir, model *m, int layout_only, ibc_err *err) {
     memset(m, 0, sizeof *m);
     if (strlen(dir) >= sizeof m->dir) return ibc_fail(err, IBC_EINPUT, "%s: path too long", dir);
     strcpy(m->dir, dir);
@@ -334,7 +336,7 @@ int model_load(const char *dir, model *m, ibc_err *err) {
     int rc = config_load(path, &m->c, err);
     if (rc) return rc;
     m->w = xcalloc(1, sizeof *m->w);
-    loader ld = {.m = m, .err = err};
+    loader ld = {.m = m, .err = err, .layout_only = layout_only};
     if ((rc = st_set_open(dir, &m->w->st, err)) != 0) goto done;
     for (int i = 0; i < m->w->st.nfiles; i++) m->file_bytes += (int64_t)m->w->st.files[i].map_len;
     err->code = 0;
@@ -346,6 +348,16 @@ int model_load(const char *dir, model *m, ibc_err *err) {
     snprintf(m->file_dtype, sizeof m->file_dtype, "%s", ld.dtype ? ld.dtype : "?");
 done:
     if (rc) model_free(m);
+    return rc;
+}
+
+int model_load(const char *dir, model *m, ibc_err *err) { return load(dir, m, 0, err); }
+
+int model_scratch_floats(const char *dir, int64_t *floats, ibc_err *err) {
+    model m;
+    int rc = load(dir, &m, 1, err);
+    if (rc == 0) *floats = m.scratch_floats;
+    model_free(&m);
     return rc;
 }
 

@@ -10,6 +10,7 @@
 #include "ibc/io.h"
 #include "ibc/kernels.h"
 #include "ibc/limits.h"
+#include "ibc/model.h"
 #include "ibc/mem.h"
 #include "ibc/owner.h"
 #include "ibc/safetensors.h"
@@ -154,27 +155,23 @@ double plan_forward_flops(const model_config *c, int n_layers, double sum_T, dou
     return n_layers * (2.0 * sum_T * proj + 2.0 * 2.0 * qd * sum_tri); // q.k and p.v: 2 FLOPs each
 }
 
-// f32 elements of the largest decoder layer: every matrix, bias and norm vector it may carry.
-static int64_t layer_floats(const model_config *c) {
-    int64_t d = c->d, F = c->d_ff, qd = (int64_t)c->n_heads * c->head_dim, kd = (int64_t)c->n_kv_heads * c->head_dim;
-    int64_t up = (c->gated_mlp ? 2 : 1) * F;
-    int64_t mats = (qd + 2 * kd) * d + d * qd + up * d + d * F;
-    return mats + (qd + 2 * kd) + d + up + d + 4 * d + qd + kd;
-}
-
-// Bytes one thread needs for one unit of R rows (plan_units) whose longest document has T
-// tokens: model.c's arena (the products' buffers over R rows; attention scores, a kv group's
-// stacked query and output rows, and RoPE tables over T) and the estimator's per-document
-// a [P, n] f32 and label indices [sets, P] int64, P counted as if the unit were one document
-// of R tokens (its documents have fewer).
+// Bytes one thread holds in a round of PLAN_ROUND_UNITS units of up to R rows (plan_units)
+// whose longest document has T tokens. Once per thread, model.c's arena: the products'
+// buffers over R rows (xn, o, o2 [R, d], qkv, attention output, MLP), a kv group's attention
+// scratch and the RoPE tables over T. Per unit of the round, alive from its labels to the
+// round's end: its residual stream [R, d] (the batch's X) and its documents' estimator
+// buffers (se_doc: label indices [sets, P] int64, a [P, n] f32, q [P, n] int64, hq [P, limbs]
+// int64), P counted as if the unit were one document of R tokens (its documents have fewer);
+// with folds, the same buffers again for the document's labels in its fold.
 static int64_t act_bytes(const model_config *c, int T, int R, int bins, int n_sets, int n_max, int folds) {
     int64_t Rd = (int64_t)R * c->d, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
     kern_att_shape as = {T, (int)H, (int)KV, (int)D, c->sliding_window};
-    int64_t floats = 4 * Rd + R * (H + 2 * KV) * D + R * H * D + (int64_t)kern_attention_scratch(&as) +
-                     (int64_t)R * (c->gated_mlp ? 2 : 1) * c->d_ff + (int64_t)T * (c->rot_dim + 1);
+    int64_t arena = 3 * Rd + R * (H + 2 * KV) * D + R * H * D + (int64_t)kern_attention_scratch(&as) +
+                    (int64_t)R * (c->gated_mlp ? 2 : 1) * c->d_ff + (int64_t)T * (c->rot_dim + 1);
     int64_t P = R - 2 * n_max + 1 > 0 ? R - 2 * n_max + 1 : 0;
-    // folds: the document's labels in its fold, in a second scratch (se_doc: a, q, idx, hq)
-    return 4 * floats + 4 * P * bins + 8 * P * n_sets + (folds ? 12 * P * bins + 8 * P * (SE_MAX_SETS + SE_COND_LIMBS) : 0);
+    int64_t doc = 8 * P * n_sets + 12 * P * bins + 8 * P * SE_COND_LIMBS;
+    int64_t fold = folds ? 12 * P * bins + 8 * P * (SE_MAX_SETS + SE_COND_LIMBS) : 0;
+    return 4 * arena + PLAN_ROUND_UNITS * (4 * Rd + doc + fold);
 }
 
 // Tracked hidden states and the blocks the forward pass runs (it stops at the last tracked).
@@ -228,12 +225,13 @@ int plan_checkpoint(const job *j, const plan_labels *pl, const plan_layout *lay,
     if (rc == 0) rc = config_load(path, &c, err);
     if (rc == 0) rc = read_headers(dir, pc, err);
     if (rc == 0) rc = tracked_layers(j, &c, name, &pc->tracked, &pc->layers_run, err);
+    int64_t scratch = 0; // model.c's own rule: what is not mapped in place (BF16/F16, q k v apart, NeoX's QKV)
+    if (rc == 0) rc = model_scratch_floats(dir, &scratch, err);
     if (rc) return rc;
     snprintf(pc->arch, sizeof pc->arch, "%s", config_arch_name(c.arch));
     pc->L = c.n_layers;
     pc->d = c.d;
-    int rearranged = c.arch == ARCH_GPT2 || c.arch == ARCH_GPT_NEOX; // Conv1D; per-head fused QKV
-    pc->layer_scratch = strcmp(pc->dtype, "F32") || rearranged ? 4 * layer_floats(&c) : 0;
+    pc->layer_scratch = 4 * scratch;
     pc->act_thread = act_bytes(&c, pl->T_max, pl->R_max, j->bins, pl->n_sets, max_order(j->orders), pl->F > 0);
     pc->K = j->anchors[0] ? 1 : j->n_seeds;
     pc->bins = j->bins;
@@ -306,8 +304,8 @@ void plan_print_ckpt(FILE *f, const plan_layout *lay, const plan_labels *pl, con
             pc->name, pc->arch, pc->L, pc->d, pc->dtype, (long long)pc->params, pc->tracked, pc->layers_run);
     line(f, "mapped_weights", pc->mapped, "per node (page cache, shared by its ranks)");
     line(f, "layer_scratch", pc->layer_scratch, pc->layer_scratch ? "per rank (one layer in f32)" : "per rank (F32 used from the map)");
-    snprintf(note, sizeof note, "per thread (one unit of %d rows, longest document %d tokens), x %d threads", pl->R_max,
-             pl->T_max, lay->threads);
+    snprintf(note, sizeof note, "per thread (a round of %d units of up to %d rows, longest document %d tokens), x %d threads",
+             PLAN_ROUND_UNITS, pl->R_max, pl->T_max, lay->threads);
     line(f, "activations", pc->act_thread, note);
     line(f, "label_index", pl->index_bytes, "per rank (every label of every set)");
     snprintf(note, sizeof note, "busiest rank: %lld rows x %lld B (mean %.1f rows, min %lld; %d anchor set%s x %d layers x %d bins x 8 B)",

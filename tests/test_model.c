@@ -464,6 +464,34 @@ static void test_f32_mapped(void **s) {
     if (model_load(dir, &m, &e)) fail_msg("%s", e.msg);
     assert_int_equal(m.scratch_floats, 0);
     model_free(&m);
+    int64_t f = -1;
+    assert_int_equal(model_scratch_floats(dir, &f, &e), 0);
+    assert_int_equal(f, 0);
+}
+
+// model_scratch_floats (ibc plan's layer scratch, no weight read) equals what model_load sizes,
+// on every family of the fixtures: HF files store q, k, v apart, so F32 ones need a qkv scratch.
+static void test_scratch_floats(void **s) {
+    (void)s;
+    const char *names[] = {"gpt2", "gpt_neox", "gpt_neox_bf16", "llama", "llama_bf16", "llama3", "qwen2",
+                           "mistral", "mistral_swa", "gemma", "olmo2", NULL};
+    for (int i = 0; names[i]; i++) {
+        char dir[1024], rel[256];
+        snprintf(rel, sizeof rel, "hf-tiny/%s", names[i]);
+        FX_PATH(dir, rel);
+        model m;
+        ibc_err e = {0};
+        int64_t f = -1;
+        if (model_load(dir, &m, &e)) fail_msg("%s", e.msg);
+        if (model_scratch_floats(dir, &f, &e)) fail_msg("%s", e.msg);
+        if (f != m.scratch_floats) fail_msg("%s: model_scratch_floats %lld, model_load %lld", names[i], (long long)f, (long long)m.scratch_floats);
+        model_free(&m);
+    }
+    char bad[1024];
+    FX_PATH(bad, "hf-tiny");
+    ibc_err e = {0};
+    int64_t f = 0;
+    assert_int_equal(model_scratch_floats(bad, &f, &e), IBC_EINPUT); // no config.json: the same error as model_load
 }
 
 int main(void) {
@@ -477,7 +505,7 @@ int main(void) {
         cmocka_unit_test(test_batch_llama), cmocka_unit_test(test_batch_neox_bf16),
         cmocka_unit_test(test_batch_swa), cmocka_unit_test(test_batch_gpt2),
         cmocka_unit_test(test_batch_stop_and_errors), cmocka_unit_test(test_half_dtypes_exact),
-        cmocka_unit_test(test_f32_mapped),
+        cmocka_unit_test(test_f32_mapped), cmocka_unit_test(test_scratch_floats),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

@@ -62,6 +62,9 @@ typedef struct {
 // mapped. The files must not change while the model is loaded (the mapping reads them).
 int model_load(const char *dir, model *m, ibc_err *err);
 void model_free(model *m);
+// The layer scratch model_load would size for DIR (scratch_floats), with the same checks, from
+// config.json and the safetensors headers: files mapped, no weight read (ibc plan).
+int model_scratch_floats(const char *dir, int64_t *floats, ibc_err *err);
 
 // Called once per hidden-state index l = 0..L with h: [T, d]; a nonzero return stops the pass.
 typedef int (*model_layer_cb)(void *ctx, int l, const float *h, int T, int d);

@@ -8,15 +8,19 @@
 //
 //   mapped weights   = the safetensors files' bytes, shared by every rank of a node through
 //                      the page cache (counted once per node)
-//   layer scratch    = one decoder layer in f32 (the largest), per rank, when the stored
-//                      dtype is not F32 or the family stores it in a layout that needs
-//                      rearranging (GPT-2 Conv1D [in, out], GPT-NeoX per-head fused QKV);
-//                      0 when the F32 tensors are used from the map as they are
-//   activations      = per thread (each thread carries one unit of documents stacked in every
-//                      product, plan_units): model.c's arena 4Rd + R(H+2KV)D + RHD + R F (x2
-//                      gated) floats at the largest unit's R rows, plus KERN_ATT_BLOCK T +
-//                      T(rot+1) at the longest document T, plus the estimator's per-document
-//                      a [P, n] (f32) and label indices [sets, P] (int64), P up to R - 2 n_max + 1
+//   layer scratch    = per rank, the f32 matrices of a decoder layer that cannot be used from
+//                      the map as they are (model_scratch_floats, model.c's own rule): all of
+//                      them when BF16/F16; with F32, those whose pieces are not adjacent in
+//                      the file in the kernels' order (HF files store q, k, v in name order:
+//                      k, o, q, v) or need rearranging (GPT-NeoX's per-head fused QKV); 0 when
+//                      every matrix is used in place
+//   activations      = per thread (each thread carries units of documents stacked in every
+//                      product, plan_units, PLAN_ROUND_UNITS of them per round): model.c's
+//                      arena 3Rd + R(H+2KV)D + RHD + R F (x2 gated) floats at the largest
+//                      unit's R rows, plus a kv group's attention scratch and T(rot+1) at the
+//                      longest document T; and per unit of the round its residual stream Rd
+//                      floats and the estimator's buffers: label indices [sets, P] int64,
+//                      a [P, n] f32, q [P, n] int64, hq [P, limbs] int64, P up to R - 2 n_max + 1
 //   label index      = every label of every set on every rank: tuple 16 + N_x 8 + row 8 B
 //                      per label plus 4 B per hash slot (softent.h), from the real tables
 //   rows             = each counted label's row C_x [K x tracked layers, n] int64 lives on its
@@ -92,6 +96,10 @@ typedef struct {
 // *rows_max the most rows of one unit. Depends on the corpus and the job only: the same on
 // every rank and layout.
 int64_t plan_units(const job *j, const corpus *c, const char *ok, int n_max, int64_t *unit_of, int *rows_max);
+
+// Units per thread in one round of `ibc run`: a round's units are alive together (their
+// residual streams and estimator buffers), so the activations per thread count this many.
+#define PLAN_ROUND_UNITS 4
 
 // Precounts the corpus's ids (docs[i].ids, truncated to max_length) as `ibc run` does.
 // Not collective.
