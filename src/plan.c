@@ -90,7 +90,117 @@ int64_t plan_units(const job *j, const corpus *c, const char *ok, int n_max, int
     return nu;
 }
 
-int plan_labels_count(const job *j, const corpus *c, int P, plan_labels *pl, ibc_err *err) {
+// ---------------------------------------------------------------------------------------------
+// Work assignment: units to ranks, balanced by tokens, the same on every rank
+
+typedef struct { int64_t T, i; } unit_len;
+
+static int by_length(const void *a, const void *b) { // longest first, then by index
+    const unit_len *x = a, *y = b;
+    if (x->T != y->T) return x->T > y->T ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+// Ranks ordered by (tokens so far, rank) in a binary min-heap.
+static int heap_less(const int64_t *load, int a, int b) { return load[a] < load[b] || (load[a] == load[b] && a < b); }
+
+static void heap_down(int *h, int n, const int64_t *load, int i) {
+    for (;;) {
+        int m = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && heap_less(load, h[l], h[m])) m = l;
+        if (r < n && heap_less(load, h[r], h[m])) m = r;
+        if (m == i) return;
+        int t = h[i]; h[i] = h[m]; h[m] = t;
+        i = m;
+    }
+}
+
+plan_work plan_assign(const job *j, const corpus *c, const char *ok, const int64_t *unit_of, int64_t nu, int P,
+                      int rank) {
+    unit_len *ul = xmalloc(sizeof(unit_len) * (size_t)(nu + 1));
+    int64_t *start = xcalloc((size_t)nu + 2, sizeof(int64_t)), *order = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1));
+    for (int64_t u = 0; u < nu; u++) ul[u] = (unit_len){0, u};
+    for (int64_t i = 0; i < c->n; i++) {
+        int T = c->docs[i].n_ids < j->max_length ? c->docs[i].n_ids : j->max_length;
+        ul[unit_of[i]].T += !ok || ok[i] ? T : 0; // a skipped document costs nothing but is counted
+        start[unit_of[i] + 2]++;
+    }
+    for (int64_t u = 0; u < nu; u++) start[u + 2] += start[u + 1]; // start[u + 1]: first slot of unit u
+    for (int64_t i = 0; i < c->n; i++) order[start[unit_of[i] + 1]++] = i; // then start[u]: of unit u
+    qsort(ul, (size_t)nu, sizeof *ul, by_length);
+    int64_t *load = xcalloc((size_t)P, sizeof(int64_t));
+    int *heap = xmalloc(sizeof(int) * (size_t)P);
+    for (int r = 0; r < P; r++) heap[r] = r; // all loads 0: already a heap
+    plan_work w = {xmalloc(sizeof(int64_t) * (size_t)(c->n + 1)), xmalloc(sizeof(int64_t) * (size_t)(nu + 1)), 0, 0};
+    for (int64_t k = 0; k < nu; k++) {
+        int r = heap[0];
+        if (r == rank) {
+            w.first[w.units++] = w.n;
+            for (int64_t q = start[ul[k].i]; q < start[ul[k].i + 1]; q++) w.mine[w.n++] = order[q];
+        }
+        load[r] += ul[k].T;
+        heap_down(heap, P, load, 0);
+    }
+    w.first[w.units] = w.n;
+    free(ul); free(start); free(order); free(load); free(heap);
+    return w;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Labels of the whole corpus
+
+// The outbox's largest growth in one round of `ibc run` (run.c: a rank's units in its order,
+// PLAN_ROUND_UNITS x threads at a time): over every rank and round, the distinct labels with
+// a row owned by another rank that the round's documents touch, each one outbox row until
+// the next exchange (softent's doc_outbox: a merged rare label goes to the "rare" row).
+// Read-only lookups in the precounted tables acc; a stamp and an owner cached per label.
+static int count_round_rows(const job *j, const corpus *c, se_acc *acc, int threads, plan_labels *pl, ibc_err *err) {
+    int P = pl->P, rc = 0, rows_max;
+    if (P < 2) return 0;
+    int64_t *unit_of = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1)), per_round = (int64_t)PLAN_ROUND_UNITS * threads;
+    int64_t nu = plan_units(j, c, NULL, acc->n_max, unit_of, &rows_max), round = 0;
+    int64_t *stamp[SE_MAX_SETS];
+    int32_t *own[SE_MAX_SETS];
+    for (int s = 0; s < acc->n_sets; s++) {
+        stamp[s] = xcalloc((size_t)acc->tables[s].n_labels + 1, sizeof(int64_t)); // round + 1 it was last seen in
+        own[s] = xmalloc(sizeof(int32_t) * (size_t)(acc->tables[s].n_labels + 1));
+        for (int64_t x = 0; x < acc->tables[s].n_labels; x++) own[s][x] = -1; // not computed yet
+    }
+    se_doc d;
+    se_doc_init(&d);
+    for (int r = 0; r < P && rc == 0; r++) {
+        plan_work w = plan_assign(j, c, NULL, unit_of, nu, P, r);
+        for (int64_t u = 0; u < w.units && rc == 0; u += per_round) {
+            int64_t e = u + per_round < w.units ? u + per_round : w.units, rows = 0;
+            round++;
+            for (int64_t q = w.first[u]; q < w.first[e] && rc == 0; q++) {
+                const corpus_doc *doc = &c->docs[w.mine[q]];
+                rc = se_doc_start(acc, &d, doc->ids, doc_tokens(j, doc), doc->pref, err);
+                for (int s = 0; rc == 0 && s < acc->n_sets; s++) {
+                    const se_table *t = &acc->tables[s];
+                    for (int p = 0; p < d.P; p++) {
+                        int64_t x = d.idx[(size_t)s * d.P + p];
+                        if (t->row[x] < 0) continue; // a singleton: no row anywhere
+                        int64_t y = t->Nx[x] == 0 ? t->rare : x;
+                        if (stamp[s][y] == round) continue;
+                        stamp[s][y] = round;
+                        if (own[s][y] < 0) own[s][y] = owner_of_label(s, t->keys[y].key, P);
+                        rows += own[s][y] != r;
+                    }
+                }
+            }
+            if (rows > pl->round_rows) pl->round_rows = rows;
+        }
+        free(w.mine);
+        free(w.first);
+    }
+    se_doc_free(&d);
+    for (int s = 0; s < acc->n_sets; s++) free(stamp[s]), free(own[s]);
+    free(unit_of);
+    return rc;
+}
+
+int plan_labels_count(const job *j, const corpus *c, int P, int threads, plan_labels *pl, ibc_err *err) {
     memset(pl, 0, sizeof *pl);
     if (P < 1) return ibc_fail(err, IBC_EINPUT, "plan: ranks must be at least 1, got %d", P);
     pl->P = P;
@@ -132,6 +242,7 @@ int plan_labels_count(const job *j, const corpus *c, int P, plan_labels *pl, ibc
             count_rows(pl, t, s, pl->rows_rank);
             pl->rows += pl->sets[s].rows;
         }
+        rc = count_round_rows(j, c, &acc, threads, pl, err);
     }
     se_acc_free(&acc);
     if (rc == 0 && j->folds) rc = count_folds(j, c, pl, err);
@@ -251,7 +362,13 @@ int plan_checkpoint(const job *j, const plan_labels *pl, const plan_layout *lay,
     pc->rows_mean = (double)pl->rows / lay->P;
     pc->rows_bytes_max = pc->rows_max * pc->row_bytes;
     pc->sent_max = (int64_t)ceil(sent_max);
+    // The outbox is exchanged before a round that could take it past exchange_mb, so it holds
+    // up to exchange_mb, or one round's growth when a round alone adds more (at paper scale a
+    // round of 4 units per thread touches tens of thousands of rows); with folds each fold's
+    // outbox is counted as large as the whole corpus's.
+    pc->round_growth = pl->round_rows * (pc->row_bytes + 8) * (pl->F ? 2 : 1);
     pc->round_bytes = pc->sent_max < lay->exchange_bytes ? pc->sent_max : lay->exchange_bytes;
+    if (pc->round_growth > pc->round_bytes) pc->round_bytes = pc->round_growth;
     pc->rounds = pc->sent_max ? (pc->sent_max + lay->exchange_bytes - 1) / lay->exchange_bytes : 0;
     // The outbox (up to a round), its packed copy being sent, and the receive buffer: the
     // rehearsal (docs/scaling.md) measured the peak with all three alive.
@@ -319,7 +436,12 @@ void plan_print_ckpt(FILE *f, const plan_layout *lay, const plan_labels *pl, con
     }
     snprintf(note, sizeof note, "busiest sender, expected (upper estimate), in %lld round(s)", (long long)pc->rounds);
     line(f, "exchange_sent", pc->sent_max, note);
-    line(f, "exchange_round", pc->round_bytes, "per rank per round (<= exchange_mb)");
+    snprintf(note, sizeof note, "the most one round (%d units per thread) adds to a rank's outbox: %lld rows", PLAN_ROUND_UNITS,
+             (long long)pl->round_rows);
+    line(f, "outbox_round", pc->round_growth, note);
+    line(f, "exchange_round", pc->round_bytes,
+         pc->round_growth > lay->exchange_bytes ? "per rank per exchange: one round's growth, more than exchange_mb (an exchange every round)"
+                                                : "per rank per exchange (<= exchange_mb)");
     line(f, "exchange_buffers", pc->exch_buffers, "per rank (outbox + its packed copy + receive)");
     line(f, "corpus_counts", pc->other, "per rank (texts, ids, global counts)");
     line(f, "total_per_rank", pc->per_rank, "private, busiest rank");
@@ -419,7 +541,7 @@ int plan_fit_check(const job *j, const corpus *c, int only, ibc_err *err) {
     plan_layout lay = {P, (P + local - 1) / local, omp_get_max_threads(), local, j->exchange_mb * 1048576};
     plan_labels pl;
     plan_ckpt worst = {0}, pc;
-    int rc = plan_labels_count(j, c, P, &pl, err);
+    int rc = plan_labels_count(j, c, P, lay.threads, &pl, err);
     for (int k = 0; rc == 0 && k < j->n_ckpts; k++) {
         if (only >= 0 && k != only) continue;
         ibc_err ignore = {0}; // a checkpoint that cannot be read fails at its own load, as today
@@ -433,7 +555,7 @@ int plan_fit_check(const job *j, const corpus *c, int only, ibc_err *err) {
                       "%s: the job cannot fit: checkpoint %s needs %s on a node (%d ranks x %s + %s mapped weights) but "
                       "may use %s (%s); levers: more ranks (rows divide by ranks: %lld rows, %lld on the busiest of %d), "
                       "fewer hidden states (`layers =`, %d tracked), `min_count` (rarer labels share one row), fewer "
-                      "ranks per node; `ibc plan` shows the details",
+                      "ranks per node, fewer threads per rank (a round's outbox grows with them); `ibc plan` shows the details",
                       j->file, worst.name, human(worst.per_node, need), local, human(worst.per_rank, per),
                       human(worst.mapped, map), human(limit, lim), src, (long long)pl.rows, (long long)worst.rows_max, P,
                       worst.tracked);
@@ -500,7 +622,7 @@ int plan_command(const job *j, const plan_layout *lay, FILE *out, ibc_err *err) 
         rc = ids_for(j, &c, k, &cur, &cur_len, &changed, err);
         if (rc == 0 && changed) {
             plan_labels_free(&pl);
-            rc = plan_labels_count(j, &c, lay->P, &pl, err);
+            rc = plan_labels_count(j, &c, lay->P, lay->threads, &pl, err);
             if (rc == 0 && !pl.documents)
                 rc = ibc_fail(err, IBC_EINPUT, "%s: no document has a countable position (each needs at least %d tokens)",
                               c.source[0] ? c.source : j->corpus, 2 * max_order(j->orders));

@@ -252,72 +252,6 @@ static void timing_print(const progress *pg, const ckpt_timing *tm, double wall,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Work assignment: balanced by tokens, the same on every rank
-
-typedef struct { int64_t T, i; } unit_len;
-
-static int by_length(const void *a, const void *b) { // longest first, then by index
-    const unit_len *x = a, *y = b;
-    if (x->T != y->T) return x->T > y->T ? -1 : 1;
-    return x->i < y->i ? -1 : x->i > y->i;
-}
-
-// Ranks ordered by (tokens so far, rank) in a binary min-heap.
-static int heap_less(const int64_t *load, int a, int b) { return load[a] < load[b] || (load[a] == load[b] && a < b); }
-
-static void heap_down(int *h, int n, const int64_t *load, int i) {
-    for (;;) {
-        int m = i, l = 2 * i + 1, r = l + 1;
-        if (l < n && heap_less(load, h[l], h[m])) m = l;
-        if (r < n && heap_less(load, h[r], h[m])) m = r;
-        if (m == i) return;
-        int t = h[i]; h[i] = h[m]; h[m] = t;
-        i = m;
-    }
-}
-
-// This rank's work. mine [n]: its documents, unit by unit (each unit's in corpus order);
-// first [units + 1]: where each of its units starts in mine.
-typedef struct {
-    int64_t *mine, *first;
-    int64_t n, units;
-} rank_work;
-
-// Longest processing time first: units (unit_of [documents], nu of them) by token count,
-// longest first (index breaks ties), each to the rank with the fewest tokens so far (lowest
-// rank breaks ties). Every rank computes the same assignment from the same lengths.
-static rank_work assign_units(const job *j, const corpus *c, const char *ok, const int64_t *unit_of, int64_t nu, int P,
-                              int rank) {
-    unit_len *ul = xmalloc(sizeof(unit_len) * (size_t)(nu + 1));
-    int64_t *start = xcalloc((size_t)nu + 2, sizeof(int64_t)), *order = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1));
-    for (int64_t u = 0; u < nu; u++) ul[u] = (unit_len){0, u};
-    for (int64_t i = 0; i < c->n; i++) {
-        int T = c->docs[i].n_ids < j->max_length ? c->docs[i].n_ids : j->max_length;
-        ul[unit_of[i]].T += ok[i] ? T : 0; // a skipped document costs nothing but is counted
-        start[unit_of[i] + 2]++;
-    }
-    for (int64_t u = 0; u < nu; u++) start[u + 2] += start[u + 1]; // start[u + 1]: first slot of unit u
-    for (int64_t i = 0; i < c->n; i++) order[start[unit_of[i] + 1]++] = i; // then start[u]: of unit u
-    qsort(ul, (size_t)nu, sizeof *ul, by_length);
-    int64_t *load = xcalloc((size_t)P, sizeof(int64_t));
-    int *heap = xmalloc(sizeof(int) * (size_t)P);
-    for (int r = 0; r < P; r++) heap[r] = r; // all loads 0: already a heap
-    rank_work w = {xmalloc(sizeof(int64_t) * (size_t)(c->n + 1)), xmalloc(sizeof(int64_t) * (size_t)(nu + 1)), 0, 0};
-    for (int64_t k = 0; k < nu; k++) {
-        int r = heap[0];
-        if (r == rank) {
-            w.first[w.units++] = w.n;
-            for (int64_t q = start[ul[k].i]; q < start[ul[k].i + 1]; q++) w.mine[w.n++] = order[q];
-        }
-        load[r] += ul[k].T;
-        heap_down(heap, P, load, 0);
-    }
-    w.first[w.units] = w.n;
-    free(ul); free(start); free(order); free(load); free(heap);
-    return w;
-}
-
-// ---------------------------------------------------------------------------------------------
 // The document loop: threads, like ranks, carry whole documents
 
 // The accumulators of one checkpoint: the whole corpus, and one per data fold (`folds`),
@@ -598,7 +532,7 @@ static void report_balance(const se_acc *acc, int64_t sent, res_ckpt *r, const p
 // documents and before the merge (dist_agree; fault hooks precount, forward, merge).
 //
 // Documents are stacked into units by the corpus (plan_units), units assigned to ranks by
-// assign_units; each rank takes its list in rounds of PLAN_ROUND_UNITS per thread (run_round),
+// plan_assign; each rank takes its list in rounds of PLAN_ROUND_UNITS per thread (run_round),
 // and after every round the ranks agree on
 // progress, on failures and on a stop request. Counts are exact integers, so the totals are
 // the same bits for any number of ranks and threads. Label rows live on their owner ranks
@@ -619,7 +553,7 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     int64_t *unit_of = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1));
     int rows_max;
     int64_t nu = plan_units(j, c, ok, a.all.n_max, unit_of, &rows_max);
-    rank_work w = assign_units(j, c, ok, unit_of, nu, P, rank);
+    plan_work w = plan_assign(j, c, ok, unit_of, nu, P, rank);
     int64_t per_round = (int64_t)PLAN_ROUND_UNITS * threads, rounds = (w.units + per_round - 1) / per_round, round_docs = 1;
     for (int64_t u = 0; u < w.units; u += per_round) { // the most documents in one round
         int64_t e = u + per_round < w.units ? u + per_round : w.units;

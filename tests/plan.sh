@@ -72,6 +72,33 @@ for s, (name, k, out) in enumerate(sets):
     for key, v in c.items():
         if v >= 2: rows_rank[owner(s, key, P)] += 1
 assert re.search(r'counted, %d tokens, %d counted positions, longest %d tokens' % (tokens, positions, Tmax), txt)
+
+# The outbox's growth in one round: units (documents stacked in corpus order up to 1024 rows;
+# one too short to count is a unit alone), assigned longest first (index breaks ties) to the
+# rank with the fewest tokens (lowest rank breaks ties), taken 4 x threads at a time; per
+# round, the distinct labels with a row that another rank owns.
+units, rows_open = [], None
+for ids in docs:
+    T = len(ids)
+    if T < 2 * nmax: units.append([ids]); continue
+    if rows_open is None or rows_open + T > 1024: units.append([]); rows_open = 0; opened = len(units) - 1
+    units[opened].append(ids); rows_open += T
+order = sorted(range(len(units)), key=lambda u: (-sum(len(x) for x in units[u]), u))
+load, mine = [0] * P, [[] for _ in range(P)]
+for u in order:
+    r = min(range(P), key=lambda q: (load[q], q))
+    mine[r].append(u); load[r] += sum(len(x) for x in units[u])
+round_rows = 0
+for r in range(P):
+    for g in range(0, len(mine[r]), 4 * threads):
+        seen = set()
+        for u in mine[r][g:g + 4 * threads]:
+            for ids in units[u]:
+                for t in range(nmax - 1, len(ids) - nmax):
+                    for s, (name, k, out) in enumerate(sets):
+                        key = tuple(ids[t + 1:t + 1 + k] if out else ids[t - k + 1:t + 1]) + (-1,) * (4 - k)
+                        if counts[s][key] >= 2 and owner(s, key, P) != r: seen.add((s, key))
+        round_rows = max(round_rows, len(seen))
 assert re.search(r'^rank_rows %s$' % ' '.join(map(str, rows_rank)), txt, re.M), rows_rank
 assert re.search(r'^rows_per_rank 3 ranks: total %d max %d ' % (rows, max(rows_rank)), txt, re.M)
 
@@ -120,7 +147,9 @@ for b, name, tracked, run in zip(blocks, ['real/stories260K', 'hf-tiny/llama_bf1
             if v >= 2: tot[owner(s, key, P)] += 1 - (2 / 3) ** v
     exp_sent = max(sum(tot) - t for t in tot) * (rowb + 8)
     assert abs(sent - exp_sent) <= 1 + 1e-9 * exp_sent, (sent, exp_sent)
-    assert rnd == min(sent, 1 << 20) and buf == 3 * rnd
+    growth = round_rows * (rowb + 8)
+    assert re.search(r'^  outbox_round +%d B .*: %d rows$' % (growth, round_rows), b, re.M), (name, growth, round_rows)
+    assert rnd == max(min(sent, 1 << 20), growth) and buf == 3 * rnd, (name, rnd, sent, growth)
     assert re.search(r'in %d round' % -(-sent // (1 << 20)), b)
     other = val(b, 'corpus_counts')
     total = val(b, 'layer_scratch') + threads * act + index + val(b, 'rows') + buf + other

@@ -32,9 +32,12 @@
 //                      counted exactly; up to about F x the label rows
 //   exchange         = a rank sends, for each counted label owned elsewhere that its
 //                      documents touch, one row of sums (+ 8 B label index) to the owner,
-//                      in rounds of at most exchange_mb per rank; buffers: outbox + packed copy + receive,
-//                      each min(exchange_mb, what it sends). Expected sends: a label seen
-//                      N_x times is touched by a given non-owner rank with probability
+//                      in exchanges of at most exchange_mb per rank, or of one round's growth
+//                      when a round (PLAN_ROUND_UNITS x threads units) alone adds more:
+//                      the distinct rows owned elsewhere that its documents touch, counted
+//                      exactly on every rank's rounds; buffers: outbox + packed copy +
+//                      receive, each that size. Expected sends: a label seen N_x times is
+//                      touched by a given non-owner rank with probability
 //                      1 - (1 - 1/P)^N_x if positions fell on ranks independently; documents
 //                      keep positions together, so this is an upper estimate
 //   corpus           = every document's text and ids on every rank
@@ -79,6 +82,7 @@ typedef struct {
     int64_t *rows_rank;     // [P] rows each rank owns
     double touch_total;     // sum over rows of 1 - (1 - 1/P)^N_x (expected senders per row)
     double *touch_owned;    // [P] the same over the rows rank r owns
+    int64_t round_rows;     // the most outbox rows one round adds on one rank (count_round_rows)
     int64_t index_bytes;    // the label index, every rank
     int F;                  // data folds (0: none)
     int64_t fold_rows;      // rows of all folds' accumulators together
@@ -97,13 +101,27 @@ typedef struct {
 // every rank and layout.
 int64_t plan_units(const job *j, const corpus *c, const char *ok, int n_max, int64_t *unit_of, int *rows_max);
 
+// A rank's work. mine [n]: its documents, unit by unit (each unit's in corpus order); first
+// [units + 1]: where each of its units starts in mine. Freed with free() (mine, first).
+typedef struct {
+    int64_t *mine, *first;
+    int64_t n, units;
+} plan_work;
+
+// Rank `rank`'s units of P (unit_of [documents] from plan_units, nu of them), longest
+// processing time first: units by token count (documents ok [documents] only, NULL: all),
+// longest first (index breaks ties), each to the rank with the fewest tokens so far (lowest
+// rank breaks ties). Every rank computes the same assignment from the same lengths.
+plan_work plan_assign(const job *j, const corpus *c, const char *ok, const int64_t *unit_of, int64_t nu, int P,
+                      int rank);
+
 // Units per thread in one round of `ibc run`: a round's units are alive together (their
 // residual streams and estimator buffers), so the activations per thread count this many.
 #define PLAN_ROUND_UNITS 4
 
-// Precounts the corpus's ids (docs[i].ids, truncated to max_length) as `ibc run` does.
-// Not collective.
-int plan_labels_count(const job *j, const corpus *c, int P, plan_labels *pl, ibc_err *err);
+// Precounts the corpus's ids (docs[i].ids, truncated to max_length) as `ibc run` does, with
+// `threads` per rank (the size of a round). Not collective.
+int plan_labels_count(const job *j, const corpus *c, int P, int threads, plan_labels *pl, ibc_err *err);
 void plan_labels_free(plan_labels *pl);
 
 typedef struct {
@@ -128,7 +146,8 @@ typedef struct {
     int64_t fold_bytes;     // the folds' label indices and the busiest rank's fold rows
     int64_t rows_bytes_max; // the busiest rank's rows
     int64_t sent_max;       // bytes the busiest sender sends in this checkpoint (expected)
-    int64_t round_bytes;    // bytes one rank moves per round (<= exchange_mb)
+    int64_t round_growth;   // the most one round adds to a rank's outbox (round_rows x row, x 2 with folds)
+    int64_t round_bytes;    // bytes one rank moves per exchange: <= exchange_mb, or round_growth when larger
     int64_t rounds;         // rounds expected
     int64_t exch_buffers;   // outbox + send + receive buffers per rank (3 rounds)
     int64_t other;          // corpus + global counts C
