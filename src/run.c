@@ -205,6 +205,7 @@ typedef struct {
     double merge;             // exchange and merge of counts, conditional sums, results
     double lock_wait;         // thread-seconds waiting for a layer's lock (se_doc_add)
     int64_t lock_waits;       // how often a thread had to wait for one
+    int64_t outbox_max;       // the most rows this rank's outbox held after a round (ibc plan: outbox_round)
 } ckpt_timing;
 
 // This process's peak resident memory (VmHWM), bytes; 0 if unknown.
@@ -239,16 +240,18 @@ static void timing_print(const progress *pg, const ckpt_timing *tm, double wall,
                     (int64_t)(tm->agree * 1e9), (int64_t)(tm->merge * 1e9), threads, (int64_t)(tm->lock_wait * 1e9),
                     tm->lock_waits, (int64_t)(tm->idle * 1e9)};
     dist_sum(v, 9);
-    int64_t *mem = xmalloc(sizeof(int64_t) * (size_t)P), mx = 0;
+    int64_t *mem = xmalloc(sizeof(int64_t) * (size_t)P), mx = 0, ob = 0;
     gather_i64(peak_rss(), mem, P);
     for (int r = 0; r < P; r++) mx = mem[r] > mx ? mem[r] : mx;
+    gather_i64(tm->outbox_max, mem, P);
+    for (int r = 0; r < P; r++) ob = mem[r] > ob ? mem[r] : ob;
     free(mem);
     if (dist_rank() == 0)
         fprintf(stderr, "ibc: timing %s: wall %.3f s, ranks %d, threads %lld, forward %.3f s, estimator %.3f s, "
                 "precount %.3f s, agreement %.3f s, merge %.3f s, imbalance %.3f, peak memory per rank %.1f MB, "
-                "lock waits %lld (%.4f s), forward idle %.3f s\n", pg->name, wall, P, (long long)v[5], v[0] * 1e-9 / v[5],
-                v[1] * 1e-9 / v[5], v[2] * 1e-9 / P, v[3] * 1e-9 / P, v[4] * 1e-9 / P, pg->imbalance, mx / 1048576.0,
-                (long long)v[7], v[6] * 1e-9 / v[5], v[8] * 1e-9 / v[5]);
+                "lock waits %lld (%.4f s), forward idle %.3f s, outbox max %lld rows\n", pg->name, wall, P, (long long)v[5],
+                v[0] * 1e-9 / v[5], v[1] * 1e-9 / v[5], v[2] * 1e-9 / P, v[3] * 1e-9 / P, v[4] * 1e-9 / P, pg->imbalance,
+                mx / 1048576.0, (long long)v[7], v[6] * 1e-9 / v[5], v[8] * 1e-9 / v[5], (long long)ob);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -575,6 +578,8 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
         if (P > 1) accs_reserve(&a, docs_positions(j, c, ok, a.all.n_max, w.mine, lo, hi)); // no realloc under the threads
         rc = run_round(j, c, ok, m, &rx, w.mine, lo, hi, threads, &tokens, fwd, &tm.idle, err);
         tm.busy += now() - t0;
+        int64_t ob = se_outbox_bytes(&a.all) / se_outbox_row_bytes(&a.all); // the whole corpus's outbox, rows
+        tm.outbox_max = ob > tm.outbox_max ? ob : tm.outbox_max;
         if (rc == 0 && round == 0) rc = ibc_fault("forward", rank, err);
         // Agreement: [stop, documents, tokens, busy ns of rank 0..P-1, exchange], then on errors
         memset(all, 0, sizeof(int64_t) * (size_t)(P + 4));

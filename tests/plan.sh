@@ -210,6 +210,21 @@ assert int(m.group(1)) > rows * rowb  # the folds' rows plus their label indices
 assert val(f3, 'total_per_rank') > val(k3, 'total_per_rank') + int(m.group(1))
 PY"
 
+# The plan's outbox_round against the run: with an exchange after every round (the test hook
+# IBC_EXCHANGE_BYTES=1) the outbox holds one round's rows at each agreement, and the most any
+# rank held (IBC_TIMING's "outbox max") is the plan's count for the same layout (3 ranks, the
+# threads the run took: its timing line sums them over the ranks) and checkpoint.
+sed -e '/^llama_bf16/d' "$tmp/job.ini" >"$tmp/ob.ini"
+IBC_EXCHANGE_BYTES=1 IBC_TIMING=1 OMP_NUM_THREADS=2 mpirun --bind-to none -x OMP_NUM_THREADS -x IBC_TIMING \
+  -x IBC_EXCHANGE_BYTES -np 3 "$IBC" run "$tmp/ob.ini" --quiet --results "$tmp/ob" 2>"$tmp/ob.err"
+rc=$?
+th=$(sed -n 's/.*timing stories: .*, ranks 3, threads \([0-9]*\),.*/\1/p' "$tmp/ob.err")
+"$IBC" plan "$tmp/ob.ini" --ranks 3 --threads $(( ${th:-3} / 3 )) >"$tmp/ob.txt" 2>&1
+want=$(sed -n 's/^  outbox_round .*: \([0-9]*\) rows$/\1/p' "$tmp/ob.txt")
+got=$(sed -n 's/.*timing stories:.*, outbox max \([0-9]*\) rows$/\1/p' "$tmp/ob.err")
+echo "   outbox rows: plan $want, run $got"
+check "the run's largest outbox equals the plan's outbox_round (an exchange every round)" '[ $rc -eq 0 ] && [ -n "$want" ] && [ "$got" = "$want" ]'
+
 # --- the fit check of ibc run --------------------------------------------------------------------
 SLURM_MEM_PER_NODE=1 "$IBC" run "$tmp/job.ini" --quiet >"$tmp/run.out" 2>"$tmp/run.err"
 rc=$?
