@@ -191,6 +191,8 @@ static int count_round_rows(const job *j, const corpus *c, se_acc *acc, int thre
             }
             if (rows > pl->round_rows) pl->round_rows = rows;
         }
+        int64_t nr = (w.units + per_round - 1) / per_round;
+        if (nr > pl->rounds_max) pl->rounds_max = nr;
         free(w.mine);
         free(w.first);
     }
@@ -370,6 +372,7 @@ int plan_checkpoint(const job *j, const plan_labels *pl, const plan_layout *lay,
     pc->round_bytes = pc->sent_max < lay->exchange_bytes ? pc->sent_max : lay->exchange_bytes;
     if (pc->round_growth > pc->round_bytes) pc->round_bytes = pc->round_growth;
     pc->rounds = pc->sent_max ? (pc->sent_max + lay->exchange_bytes - 1) / lay->exchange_bytes : 0;
+    if (pc->round_growth > lay->exchange_bytes) pc->rounds = pl->rounds_max; // an exchange after every round
     // The outbox (up to a round), its packed copy being sent, and the receive buffer: the
     // rehearsal (docs/scaling.md) measured the peak with all three alive.
     pc->exch_buffers = 3 * pc->round_bytes;
@@ -434,7 +437,7 @@ void plan_print_ckpt(FILE *f, const plan_layout *lay, const plan_labels *pl, con
                  (long long)pc->fold_rows_max, (long long)pl->fold_rows);
         line(f, "folds", pc->fold_bytes, note);
     }
-    snprintf(note, sizeof note, "busiest sender, expected (upper estimate), in %lld round(s)", (long long)pc->rounds);
+    snprintf(note, sizeof note, "busiest sender, expected (upper estimate), in %lld exchange(s)", (long long)pc->rounds);
     line(f, "exchange_sent", pc->sent_max, note);
     snprintf(note, sizeof note, "the most one round (%d units per thread) adds to a rank's outbox: %lld rows", PLAN_ROUND_UNITS,
              (long long)pl->round_rows);

@@ -83,6 +83,7 @@ typedef struct {
     double touch_total;     // sum over rows of 1 - (1 - 1/P)^N_x (expected senders per row)
     double *touch_owned;    // [P] the same over the rows rank r owns
     int64_t round_rows;     // the most outbox rows one round adds on one rank (count_round_rows)
+    int64_t rounds_max;     // the most rounds of one rank
     int64_t index_bytes;    // the label index, every rank
     int F;                  // data folds (0: none)
     int64_t fold_rows;      // rows of all folds' accumulators together
@@ -148,7 +149,7 @@ typedef struct {
     int64_t sent_max;       // bytes the busiest sender sends in this checkpoint (expected)
     int64_t round_growth;   // the most one round adds to a rank's outbox (round_rows x row, x 2 with folds)
     int64_t round_bytes;    // bytes one rank moves per exchange: <= exchange_mb, or round_growth when larger
-    int64_t rounds;         // rounds expected
+    int64_t rounds;         // exchanges expected: sent / exchange_mb, or every round when one round passes it
     int64_t exch_buffers;   // outbox + send + receive buffers per rank (3 rounds)
     int64_t other;          // corpus + global counts C
     double flops;           // forward FLOPs of the checkpoint, all documents
