@@ -68,14 +68,14 @@ EOF
 num() { awk -v k="$2" '$1 == k {print $2}' "$1"; }
 rows_line() { awk '/^rows_per_rank/ {print $5, $7, $11, $13}' "$1"; } # total max mean imbalance
 {
-  echo "| P | rows (all) | rows per rank: max / mean (imbalance), plan | rows per rank: max / mean, run | peak RSS per rank, MiB (VmHWM) | sent by the busiest rank / mean, MiB, run | plan: expected sent by the busiest rank, MiB (rounds) | wall time, s | time imbalance |"
+  echo "| P | rows (all) | rows per rank: max / mean (imbalance), plan | rows per rank: max / mean, run | peak RSS per rank, MiB (VmHWM) | sent by the busiest rank / mean, MiB, run | plan: expected sent by the busiest rank, MiB (exchanges) | wall time, s | time imbalance |"
   echo "|---|---|---|---|---|---|---|---|---|"
 } >"$OUT/table.md"
 for P in "${RANKS[@]}"; do
   "$IBC" plan "$OUT/rehearsal.ini" --ranks "$P" --threads 1 >"$OUT/plan$P.txt"
   read -r total rmax rmean imb < <(rows_line "$OUT/plan$P.txt")
   sent=$(num "$OUT/plan$P.txt" exchange_sent)
-  rounds=$(grep -o 'in [0-9]* round' "$OUT/plan$P.txt" | awk '{print $2}')
+  rounds=$(grep -o 'in [0-9]* exchange' "$OUT/plan$P.txt" | awk '{print $2}')
   rm -rf "$OUT/r$P" "$OUT/peak$P".*
   t0=$(date +%s.%N)
   mpirun --oversubscribe ${IBC_EXCHANGE_BYTES:+-x IBC_EXCHANGE_BYTES} -np "$P" python3 "$OUT/peak.py" "$OUT/peak$P" "$IBC" run "$OUT/rehearsal.ini" --quiet --results "$OUT/r$P"
