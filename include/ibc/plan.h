@@ -4,7 +4,9 @@
 // the same estimate. It reads the job's real corpus (labels depend on token ids only, so the
 // precount is exact: softent's own se_precount_doc / se_precount_done_min on a 2-bin, 1-layer
 // accumulator, whose rows cost 16 B), each checkpoint's config.json and safetensors headers
-// (mapped, never converted). The design it sizes (design.md "Distribution"):
+// (mapped, never converted). It also owns the work layout that `ibc run` follows, so that
+// both count the same thing: units (plan_units), their assignment to ranks (plan_assign) and
+// the round size (PLAN_ROUND_UNITS). The design it sizes (design.md "Distribution"):
 //
 //   mapped weights   = the safetensors files' bytes, shared by every rank of a node through
 //                      the page cache (counted once per node)
