@@ -245,6 +245,7 @@ static int handler(void *user, const char *sec, const char *key, const char *v) 
     } else if (!strcmp(sec, "parallel")) {
         if (!strcmp(key, "exchange_mb")) return set_int(c, key, v, 1, 1 << 20, &x) && (j->exchange_mb = x, 1);
         if (!strcmp(key, "unit_rows")) return set_int(c, key, v, 1, 1 << 24, &x) && (j->unit_rows = (int)x, 1);
+        if (!strcmp(key, "round_units")) return set_int(c, key, v, 1, 64, &x) && (j->round_units = (int)x, 1);
     } else {
         return bad(c, "unknown section [%s]; expected job, checkpoints, corpus, estimator, preference, parallel or output%s", sec, "");
     }
@@ -277,6 +278,7 @@ int job_parse(const char *text, const char *path, job *j, ibc_err *err) {
     j->add_special = 1;
     j->exchange_mb = 256;
     j->unit_rows = 1024; // plan_units (plan.h): OpenBLAS packs each weight once per unit
+    j->round_units = 4;  // PLAN_ROUND_UNITS (plan.h): a round's units per thread
     parse_ctx c = {.j = j};
     const char *slash = strrchr(path, '/');
     if (slash) snprintf(c.dir, sizeof c.dir, "%.*s", (int)(slash - path), path);

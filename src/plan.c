@@ -150,14 +150,14 @@ plan_work plan_assign(const job *j, const corpus *c, const char *ok, const int64
 // Labels of the whole corpus
 
 // The outbox's largest growth in one round of `ibc run` (run.c: a rank's units in its order,
-// PLAN_ROUND_UNITS x threads at a time): over every rank and round, the distinct labels with
+// round_units x threads at a time): over every rank and round, the distinct labels with
 // a row owned by another rank that the round's documents touch, each one outbox row until
 // the next exchange (softent's doc_outbox: a merged rare label goes to the "rare" row).
 // Read-only lookups in the precounted tables acc; a stamp and an owner cached per label.
 static int count_round_rows(const job *j, const corpus *c, se_acc *acc, int threads, plan_labels *pl, ibc_err *err) {
     int P = pl->P, rc = 0, rows_max;
     if (P < 2) return 0;
-    int64_t *unit_of = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1)), per_round = (int64_t)PLAN_ROUND_UNITS * threads;
+    int64_t *unit_of = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1)), per_round = (int64_t)j->round_units * threads;
     int64_t nu = plan_units(j, c, NULL, acc->n_max, unit_of, &rows_max), round = 0;
     int64_t *stamp[SE_MAX_SETS];
     int32_t *own[SE_MAX_SETS];
@@ -206,6 +206,7 @@ int plan_labels_count(const job *j, const corpus *c, int P, int threads, plan_la
     memset(pl, 0, sizeof *pl);
     if (P < 1) return ibc_fail(err, IBC_EINPUT, "plan: ranks must be at least 1, got %d", P);
     pl->P = P;
+    pl->round_units = j->round_units;
     se_acc acc;
     int rc = se_acc_init(&acc, 2, 1, 1, j->orders, j->preference[0] != 0, err);
     if (rc) return rc;
@@ -268,7 +269,7 @@ double plan_forward_flops(const model_config *c, int n_layers, double sum_T, dou
     return n_layers * (2.0 * sum_T * proj + 2.0 * 2.0 * qd * sum_tri); // q.k and p.v: 2 FLOPs each
 }
 
-// Bytes one thread holds in a round of PLAN_ROUND_UNITS units of up to R rows (plan_units)
+// Bytes one thread holds in a round of `units` units of up to R rows (plan_units)
 // whose longest document has T tokens. Once per thread, model.c's arena: the products'
 // buffers over R rows (xn, o, o2 [R, d], qkv, attention output, MLP), a kv group's attention
 // scratch and the RoPE tables over T. Per unit of the round, alive from its labels to the
@@ -276,7 +277,7 @@ double plan_forward_flops(const model_config *c, int n_layers, double sum_T, dou
 // buffers (se_doc: label indices [sets, P] int64, a [P, n] f32, q [P, n] int64, hq [P, limbs]
 // int64), P counted as if the unit were one document of R tokens (its documents have fewer);
 // with folds, the same buffers again for the document's labels in its fold.
-static int64_t act_bytes(const model_config *c, int T, int R, int bins, int n_sets, int n_max, int folds) {
+static int64_t act_bytes(const model_config *c, int T, int R, int bins, int n_sets, int n_max, int folds, int units) {
     int64_t Rd = (int64_t)R * c->d, D = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
     kern_att_shape as = {T, (int)H, (int)KV, (int)D, c->sliding_window};
     int64_t arena = 3 * Rd + R * (H + 2 * KV) * D + R * H * D + (int64_t)kern_attention_scratch(&as) +
@@ -284,7 +285,7 @@ static int64_t act_bytes(const model_config *c, int T, int R, int bins, int n_se
     int64_t P = R - 2 * n_max + 1 > 0 ? R - 2 * n_max + 1 : 0;
     int64_t doc = 8 * P * n_sets + 12 * P * bins + 8 * P * SE_COND_LIMBS;
     int64_t fold = folds ? 12 * P * bins + 8 * P * (SE_MAX_SETS + SE_COND_LIMBS) : 0;
-    return 4 * arena + PLAN_ROUND_UNITS * (4 * Rd + doc + fold);
+    return 4 * arena + units * (4 * Rd + doc + fold);
 }
 
 // Tracked hidden states and the blocks the forward pass runs (it stops at the last tracked).
@@ -345,7 +346,7 @@ int plan_checkpoint(const job *j, const plan_labels *pl, const plan_layout *lay,
     pc->L = c.n_layers;
     pc->d = c.d;
     pc->layer_scratch = 4 * scratch;
-    pc->act_thread = act_bytes(&c, pl->T_max, pl->R_max, j->bins, pl->n_sets, max_order(j->orders), pl->F > 0);
+    pc->act_thread = act_bytes(&c, pl->T_max, pl->R_max, j->bins, pl->n_sets, max_order(j->orders), pl->F > 0, j->round_units);
     pc->K = j->anchors[0] ? 1 : j->n_seeds;
     pc->bins = j->bins;
     pc->row_bytes = (int64_t)pc->K * pc->tracked * j->bins * 8; // C_x [K x tracked, n] int64
@@ -425,7 +426,7 @@ void plan_print_ckpt(FILE *f, const plan_layout *lay, const plan_labels *pl, con
     line(f, "mapped_weights", pc->mapped, "per node (page cache, shared by its ranks)");
     line(f, "layer_scratch", pc->layer_scratch, pc->layer_scratch ? "per rank (one layer in f32)" : "per rank (F32 used from the map)");
     snprintf(note, sizeof note, "per thread (a round of %d units of up to %d rows, longest document %d tokens), x %d threads",
-             PLAN_ROUND_UNITS, pl->R_max, pl->T_max, lay->threads);
+             pl->round_units, pl->R_max, pl->T_max, lay->threads);
     line(f, "activations", pc->act_thread, note);
     line(f, "label_index", pl->index_bytes, "per rank (every label of every set)");
     snprintf(note, sizeof note, "busiest rank: %lld rows x %lld B (mean %.1f rows, min %lld; %d anchor set%s x %d layers x %d bins x 8 B)",
@@ -439,7 +440,7 @@ void plan_print_ckpt(FILE *f, const plan_layout *lay, const plan_labels *pl, con
     }
     snprintf(note, sizeof note, "busiest sender, expected (upper estimate), in %lld exchange(s)", (long long)pc->rounds);
     line(f, "exchange_sent", pc->sent_max, note);
-    snprintf(note, sizeof note, "the most one round (%d units per thread) adds to a rank's outbox: %lld rows", PLAN_ROUND_UNITS,
+    snprintf(note, sizeof note, "the most one round (%d units per thread) adds to a rank's outbox: %lld rows", pl->round_units,
              (long long)pl->round_rows);
     line(f, "outbox_round", pc->round_growth, note);
     line(f, "exchange_round", pc->round_bytes,

@@ -535,7 +535,7 @@ static void report_balance(const se_acc *acc, int64_t sent, res_ckpt *r, const p
 // documents and before the merge (dist_agree; fault hooks precount, forward, merge).
 //
 // Documents are stacked into units by the corpus (plan_units), units assigned to ranks by
-// plan_assign; each rank takes its list in rounds of PLAN_ROUND_UNITS per thread (run_round),
+// plan_assign; each rank takes its list in rounds of `[parallel] round_units` per thread (run_round),
 // and after every round the ranks agree on
 // progress, on failures and on a stop request. Counts are exact integers, so the totals are
 // the same bits for any number of ranks and threads. Label rows live on their owner ranks
@@ -557,7 +557,7 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     int rows_max;
     int64_t nu = plan_units(j, c, ok, a.all.n_max, unit_of, &rows_max);
     plan_work w = plan_assign(j, c, ok, unit_of, nu, P, rank);
-    int64_t per_round = (int64_t)PLAN_ROUND_UNITS * threads, rounds = (w.units + per_round - 1) / per_round, round_docs = 1;
+    int64_t per_round = (int64_t)j->round_units * threads, rounds = (w.units + per_round - 1) / per_round, round_docs = 1;
     for (int64_t u = 0; u < w.units; u += per_round) { // the most documents in one round
         int64_t e = u + per_round < w.units ? u + per_round : w.units;
         round_docs = w.first[e] - w.first[u] > round_docs ? w.first[e] - w.first[u] : round_docs;

@@ -225,6 +225,22 @@ want=$(sed -n 's/^  outbox_round .*: \([0-9]*\) rows$/\1/p' "$tmp/ob.txt")
 got=$(sed -n 's/.*timing stories:.*, outbox max \([0-9]*\) rows$/\1/p' "$tmp/ob.err")
 echo "   outbox rows: plan $want, run $got"
 check "the run's largest outbox equals the plan's outbox_round (an exchange every round)" '[ $rc -eq 0 ] && [ -n "$want" ] && [ "$got" = "$want" ]'
+# [parallel] round_units = 1: smaller rounds, a smaller outbox and activations (plan = run
+# again), and the same numbers bit for bit (rounds only regroup exact integer sums)
+sed -e 's/^exchange_mb = .*/&\nround_units = 1/' "$tmp/ob.ini" >"$tmp/ob1.ini"
+IBC_EXCHANGE_BYTES=1 IBC_TIMING=1 OMP_NUM_THREADS=2 mpirun --bind-to none -x OMP_NUM_THREADS -x IBC_TIMING \
+  -x IBC_EXCHANGE_BYTES -np 3 "$IBC" run "$tmp/ob1.ini" --quiet --results "$tmp/ob1" 2>"$tmp/ob1.err"
+rc=$?
+"$IBC" plan "$tmp/ob1.ini" --ranks 3 --threads $(( ${th:-3} / 3 )) >"$tmp/ob1.txt" 2>&1
+want1=$(sed -n 's/^  outbox_round .*: \([0-9]*\) rows$/\1/p' "$tmp/ob1.txt")
+got1=$(sed -n 's/.*timing stories:.*, outbox max \([0-9]*\) rows$/\1/p' "$tmp/ob1.err")
+act=$(awk '$1 == "activations" {print $2}' "$tmp/ob.txt"); act1=$(awk '$1 == "activations" {print $2}' "$tmp/ob1.txt")
+echo "   round_units 1: outbox rows plan $want1, run $got1; activations $act1 against $act B"
+check "round_units = 1: the run's outbox equals the plan's, both below round_units = 4's, the same layers.csv" \
+  '[ $rc -eq 0 ] && [ -n "$want1" ] && [ "$got1" = "$want1" ] && [ "$want1" -lt "$want" ] && [ "$act1" -lt "$act" ] && cmp -s $tmp/ob/layers.csv $tmp/ob1/layers.csv'
+sed 's/^exchange_mb = .*/&\nround_units = 0/' "$tmp/job.ini" >"$tmp/bad.ini"
+"$IBC" plan "$tmp/bad.ini" --ranks 2 >/dev/null 2>"$tmp/bad.err"
+check "round_units = 0 is refused naming the line" '[ $? -eq 2 ] && grep -q "bad.ini:.*round_units" $tmp/bad.err'
 
 # --- the fit check of ibc run --------------------------------------------------------------------
 SLURM_MEM_PER_NODE=1 "$IBC" run "$tmp/job.ini" --quiet >"$tmp/run.out" 2>"$tmp/run.err"

@@ -60,7 +60,8 @@ typedef struct {
     char preference[JOB_PATH]; // JSONL {prompt, chosen, rejected}; "" = none
     // [parallel]
     int64_t exchange_mb;    // cap of one label-row exchange round per rank, MB (default 256)
-    int unit_rows;          // rows a unit of documents stacked in one product may reach (default 1024, run.h)
+    int unit_rows;          // rows a unit of documents stacked in one product may reach (default 1024, plan.h)
+    int round_units;        // units per thread in one round of ibc run (default PLAN_ROUND_UNITS, 4)
 } job;
 
 int job_load(const char *path, job *j, ibc_err *err);

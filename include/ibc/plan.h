@@ -6,7 +6,7 @@
 // accumulator, whose rows cost 16 B), each checkpoint's config.json and safetensors headers
 // (mapped, never converted). It also owns the work layout that `ibc run` follows, so that
 // both count the same thing: units (plan_units), their assignment to ranks (plan_assign) and
-// the round size (PLAN_ROUND_UNITS). The design it sizes (design.md "Distribution"):
+// the round size ([parallel] round_units). The design it sizes (design.md "Distribution"):
 //
 //   mapped weights   = the safetensors files' bytes, shared by every rank of a node through
 //                      the page cache (counted once per node)
@@ -17,7 +17,7 @@
 //                      k, o, q, v) or need rearranging (GPT-NeoX's per-head fused QKV); 0 when
 //                      every matrix is used in place
 //   activations      = per thread (each thread carries units of documents stacked in every
-//                      product, plan_units, PLAN_ROUND_UNITS of them per round): model.c's
+//                      product, plan_units, round_units of them per round): model.c's
 //                      arena 3Rd + R(H+2KV)D + RHD + R F (x2 gated) floats at the largest
 //                      unit's R rows, plus a kv group's attention scratch and T(rot+1) at the
 //                      longest document T; and per unit of the round its residual stream Rd
@@ -35,7 +35,7 @@
 //   exchange         = a rank sends, for each counted label owned elsewhere that its
 //                      documents touch, one row of sums (+ 8 B label index) to the owner,
 //                      in exchanges of at most exchange_mb per rank, or of one round's growth
-//                      when a round (PLAN_ROUND_UNITS x threads units) alone adds more:
+//                      when a round (round_units x threads units) alone adds more:
 //                      the distinct rows owned elsewhere that its documents touch, counted
 //                      exactly on every rank's rounds; buffers: outbox + packed copy +
 //                      receive, each that size. Expected sends: a label seen N_x times is
@@ -86,6 +86,7 @@ typedef struct {
     double *touch_owned;    // [P] the same over the rows rank r owns
     int64_t round_rows;     // the most outbox rows one round adds on one rank (count_round_rows)
     int64_t rounds_max;     // the most rounds of one rank
+    int round_units;        // units per thread in a round (the job's [parallel] round_units)
     int64_t index_bytes;    // the label index, every rank
     int F;                  // data folds (0: none)
     int64_t fold_rows;      // rows of all folds' accumulators together
@@ -118,8 +119,11 @@ typedef struct {
 plan_work plan_assign(const job *j, const corpus *c, const char *ok, const int64_t *unit_of, int64_t nu, int P,
                       int rank);
 
-// Units per thread in one round of `ibc run`: a round's units are alive together (their
-// residual streams and estimator buffers), so the activations per thread count this many.
+// Units per thread in one round of `ibc run` by default (`[parallel] round_units`,
+// j->round_units): a round's units are alive together (their residual streams and estimator
+// buffers), so the activations per thread count this many, and a round's documents decide
+// how many rows it adds to a rank's outbox. Fewer: less memory, more rounds (each ends with
+// the ranks' agreement and its threads waiting for the slowest unit).
 #define PLAN_ROUND_UNITS 4
 
 // Precounts the corpus's ids (docs[i].ids, truncated to max_length) as `ibc run` does, with

@@ -4,7 +4,7 @@
 // broadcast them) are precounted into identical label tables on every rank; documents are
 // stacked into units (plan_units: one taller product per projection, model.h) fixed by the
 // corpus alone; units go to ranks longest first, each to the rank with the fewest tokens so
-// far (deterministic); a rank takes its list in rounds of PLAN_ROUND_UNITS per OpenMP thread,
+// far (deterministic); a rank takes its list in rounds of `[parallel] round_units` (4) per OpenMP thread,
 // the units of a round dynamically over its threads, each thread carrying whole units through
 // the model and the estimator with single-threaded BLAS calls, so the bits do not depend on
 // the rank or thread count; after every round the ranks agree on progress, failures and a
