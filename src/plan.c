@@ -559,7 +559,7 @@ int plan_fit_check(const job *j, const corpus *c, int only, ibc_err *err) {
                       "%s: the job cannot fit: checkpoint %s needs %s on a node (%d ranks x %s + %s mapped weights) but "
                       "may use %s (%s); levers: more ranks (rows divide by ranks: %lld rows, %lld on the busiest of %d), "
                       "fewer hidden states (`layers =`, %d tracked), `min_count` (rarer labels share one row), fewer "
-                      "ranks per node, fewer threads per rank (a round's outbox grows with them); `ibc plan` shows the details",
+                      "ranks per node, fewer threads per rank or `round_units` (a round's outbox grows with them); `ibc plan` shows the details",
                       j->file, worst.name, human(worst.per_node, need), local, human(worst.per_rank, per),
                       human(worst.mapped, map), human(limit, lim), src, (long long)pl.rows, (long long)worst.rows_max, P,
                       worst.tracked);
