@@ -2,7 +2,7 @@
 # bench/job.sh: `ibc run` end to end (issue 15 points 2, 3, 5), in one run, interleaved.
 #
 # Random-weight checkpoints at the SmolLM-135M and Pythia-160M shapes (bin/ibc
-# random-checkpoint), 8 documents x 512 ids, orders 1-3, all hidden states, 100 bins; layouts
+# random-checkpoint), 8 documents x 512 ids (DOCS), orders 1-3, all hidden states, 100 bins; layouts
 # 1x2 and 2x1 (ranks x OMP_NUM_THREADS, `mpirun --bind-to none`: binding is issue 15 point 1),
 # or those LAYOUTS names (1x1 too: one core, against one sgemm, separates a core's own
 # efficiency from what two busy cores cost each other).
@@ -25,7 +25,10 @@
 #                                     LAYOUTS ("1x2 2x1"), DTYPES ("f32"; "f32 bf16" adds each
 #                                     checkpoint as most are published: BF16, tensors in name
 #                                     order, bench/to-bf16.py), IBC_BASE=other/bin/ibc also
-#                                     runs that binary, interleaved
+#                                     runs that binary, interleaved; BASE_JOB="round_units = 1"
+#                                     runs as "base" the same binary (or IBC_BASE) with that
+#                                     [parallel] line in its job; DOCS (8) documents of 512 ids;
+#                                     SHAPES ("smollm-135m pythia-160m")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IBC=$(realpath "${IBC_BIN:-bin/ibc}")
@@ -35,6 +38,8 @@ REPS=${1:-2}
 LIMIT_S=${LIMIT_S:-2}
 LAYOUTS=${LAYOUTS:-1x2 2x1}
 DTYPES=${DTYPES:-f32}
+DOCS=${DOCS:-8}
+SHAPES=${SHAPES:-smollm-135m pythia-160m}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -42,11 +47,14 @@ trap 'rm -rf "$tmp"' EXIT
 # name, random-checkpoint options, d, F, layers, heads, kv heads, gated (3 MLP matrices) or not
 shapes=("smollm-135m|--d 576 --layers 30 --heads 9 --kv-heads 3 --ff 1536 --vocab 49152|576|1536|30|9|3|3"
         "pythia-160m|--arch gpt_neox --d 768 --layers 12 --heads 12 --ff 3072 --vocab 50304|768|3072|12|12|12|2")
-python3 - "$tmp/docs.jsonl" <<'PY'
+keep=()
+for s in "${shapes[@]}"; do [[ " $SHAPES " == *" ${s%%|*} "* ]] && keep+=("$s"); done
+shapes=("${keep[@]}")
+python3 - "$tmp/docs.jsonl" "$DOCS" <<'PY'
 import json, random, sys
 r = random.Random(1)
 with open(sys.argv[1], 'w') as f:
-    for _ in range(8):  # Zipf-like ids: labels repeat as on text
+    for _ in range(int(sys.argv[2])):  # Zipf-like ids: labels repeat as on text
         f.write(json.dumps({"ids": [min(int(r.paretovariate(0.9)) - 1, 49151) for _ in range(512)]}) + "\n")
 PY
 for s in "${shapes[@]}"; do
@@ -58,6 +66,7 @@ for s in "${shapes[@]}"; do
     [ "$dt" = f32 ] || { run=$name-$dt; /usr/bin/python3 bench/to-$dt.py "$tmp/$name" "$tmp/$run"; }
     printf '[job]\nname = %s\noutput = %s/out\n[checkpoints]\nm = %s\n[corpus]\nformat = jsonl-ids\npath = %s\n[estimator]\norders = 1,2,3\nbins = 100\n' \
       "$name" "$tmp" "$tmp/$run" "$tmp/docs.jsonl" >"$tmp/$run.ini"
+    { cat "$tmp/$run.ini"; printf '[parallel]\n%s\n' "${BASE_JOB:-}"; } >"$tmp/$run-base.ini"
   done
 done
 
@@ -72,8 +81,8 @@ gflop_per_token() { # d F layers heads kv mlp_matrices
 }
 
 bins=("$IBC")
-if [ -n "${IBC_BASE:-}" ]; then # the base may predate blas_select: both run this ibc's kernels
-  bins+=("$(realpath "$IBC_BASE")")
+if [ -n "${IBC_BASE:-}" ] || [ -n "${BASE_JOB:-}" ]; then # the base may predate blas_select: both run this ibc's kernels
+  bins+=("$(realpath "${IBC_BASE:-$IBC}")")
   OPENBLAS_CORETYPE=$("$IBC" version | awk '/^blas/ {print $4}'); export OPENBLAS_CORETYPE
 fi
 echo "| binary | shape | layout | tokens/s | sustained sgemm GFLOP/s | limit tokens/s | ratio | forward | of which idle | estimator | precount | agreement+merge | results | other | imbalance | peak MB/rank |"
@@ -88,17 +97,19 @@ for rep in $(seq "$REPS"); do
       for layout in $LAYOUTS; do
         IFS=x read -r np th <<<"$layout"
         cores=$((np * th))
-        for b in "${bins[@]}"; do
+        for bi in "${!bins[@]}"; do
+          b=${bins[$bi]} ini=$tmp/$run.ini
+          [ "$bi" -gt 0 ] && [ -n "${BASE_JOB:-}" ] && ini=$tmp/$run-base.ini
           gshort=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" "$cores" 2 | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
           gbefore=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" "$cores" 2 "$LIMIT_S" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
           rm -rf "$tmp/out"
           t0=$(date +%s.%N)
           OMP_NUM_THREADS=$th IBC_TIMING=1 mpirun --bind-to none -x OMP_NUM_THREADS -x IBC_TIMING -np "$np" \
-            "$b" run "$tmp/$run.ini" --results "$tmp/out" 2>"$tmp/err" >/dev/null
+            "$b" run "$ini" --results "$tmp/out" 2>"$tmp/err" >/dev/null
           wall=$(echo "$(date +%s.%N) - $t0" | bc -l)
           gafter=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" "$cores" 2 "$LIMIT_S" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
           gf=$(echo "($gbefore + $gafter) / 2" | bc -l)
-          tag=$([ "$b" = "$IBC" ] && echo this || echo base)
+          tag=$([ "$bi" = 0 ] && echo this || echo base)
           python3 - "$tmp/err" "$wall" "$gf" "$gpt" "$gshort" "$tag" "$run" "${np}x$th" <<'PY'
 import re, sys
 err, wall, gf, gpt, gshort, tag, name, layout = open(sys.argv[1]).read(), *map(float, sys.argv[2:6]), *sys.argv[6:]
