@@ -278,7 +278,7 @@ int job_parse(const char *text, const char *path, job *j, ibc_err *err) {
     j->add_special = 1;
     j->exchange_mb = 256;
     j->unit_rows = 1024; // plan_units (plan.h): OpenBLAS packs each weight once per unit
-    j->round_units = 4;  // PLAN_ROUND_UNITS (plan.h): a round's units per thread
+    j->round_units = 4;  // a round's units per thread (job.h)
     parse_ctx c = {.j = j};
     const char *slash = strrchr(path, '/');
     if (slash) snprintf(c.dir, sizeof c.dir, "%.*s", (int)(slash - path), path);

@@ -535,9 +535,9 @@ static void report_balance(const se_acc *acc, int64_t sent, res_ckpt *r, const p
 // documents and before the merge (dist_agree; fault hooks precount, forward, merge).
 //
 // Documents are stacked into units by the corpus (plan_units), units assigned to ranks by
-// plan_assign; each rank takes its list in rounds of `[parallel] round_units` per thread (run_round),
-// and after every round the ranks agree on
-// progress, on failures and on a stop request. Counts are exact integers, so the totals are
+// plan_assign; each rank takes its list in rounds of `[parallel] round_units` per thread
+// (run_round), and after every round the ranks agree on progress, on failures and on a stop
+// request. Counts are exact integers, so the totals are
 // the same bits for any number of ranks and threads. Label rows live on their owner ranks
 // (se_acc_partition): a rank whose outbox could pass the cap during its next round asks, in
 // the round's agreement, for an exchange (dist_exchange), which every rank then joins.

@@ -61,7 +61,11 @@ typedef struct {
     // [parallel]
     int64_t exchange_mb;    // cap of one label-row exchange round per rank, MB (default 256)
     int unit_rows;          // rows a unit of documents stacked in one product may reach (default 1024, plan.h)
-    int round_units;        // units per thread in one round of ibc run (default PLAN_ROUND_UNITS, 4)
+    // Units per thread in one round of ibc run (default 4). A round's units are alive together
+    // (residual streams, estimator buffers) and its documents decide how many rows it adds to a
+    // rank's outbox (plan.h counts both); fewer: less memory, more rounds, each ending with the
+    // ranks' agreement and the threads waiting for the slowest unit. Results do not depend on it.
+    int round_units;
 } job;
 
 int job_load(const char *path, job *j, ibc_err *err);

@@ -119,13 +119,6 @@ typedef struct {
 plan_work plan_assign(const job *j, const corpus *c, const char *ok, const int64_t *unit_of, int64_t nu, int P,
                       int rank);
 
-// Units per thread in one round of `ibc run` by default (`[parallel] round_units`,
-// j->round_units): a round's units are alive together (their residual streams and estimator
-// buffers), so the activations per thread count this many, and a round's documents decide
-// how many rows it adds to a rank's outbox. Fewer: less memory, more rounds (each ends with
-// the ranks' agreement and its threads waiting for the slowest unit).
-#define PLAN_ROUND_UNITS 4
-
 // Precounts the corpus's ids (docs[i].ids, truncated to max_length) as `ibc run` does, with
 // `threads` per rank (the size of a round). Not collective.
 int plan_labels_count(const job *j, const corpus *c, int P, int threads, plan_labels *pl, ibc_err *err);

@@ -3,24 +3,24 @@
 // For each checkpoint in order: every rank maps the weights; the documents (rank 0 read and
 // broadcast them) are precounted into identical label tables on every rank; documents are
 // stacked into units (plan_units: one taller product per projection, model.h) fixed by the
-// corpus alone; units go to ranks longest first, each to the rank with the fewest tokens so
-// far (deterministic); a rank takes its list in rounds of `[parallel] round_units` (4) per OpenMP thread,
-// the units of a round dynamically over its threads, each thread carrying whole units through
-// the model and the estimator with single-threaded BLAS calls, so the bits do not depend on
-// the rank or thread count; after every round the ranks agree on progress, failures and a
-// stop request (SIGTERM, SIGUSR1) and on each rank's busy time (imbalance: the busiest over
-// the mean, in the progress line and the results) and on an exchange of label-row sums to
-// their owner ranks when an outbox could pass `[parallel] exchange_mb` (IBC_EXCHANGE_BYTES
-// in tests; dist_exchange);
-// then a last exchange, counts merge by integer all-reduce and the results (HDF5, CSV)
-// are rewritten. Checkpoints already complete in the results file are skipped, so running an
-// interrupted job again resumes it. IBC_TIMING=1 prints per-checkpoint timing lines (forward,
-// estimator, precount, agreement, merge, results, peak memory per rank) for bench/job.sh.
+// corpus alone; units go to ranks longest first, each to the rank with the fewest tokens so far
+// (deterministic); a rank takes its list in rounds of `[parallel] round_units` (4) per OpenMP
+// thread, the units of a round dynamically over its threads, each thread carrying whole units
+// through the model and the estimator with single-threaded BLAS calls, so the bits do not
+// depend on the rank or thread count; after every round the ranks agree on progress, failures
+// and a stop request (SIGTERM, SIGUSR1) and on each rank's busy time (imbalance: the busiest
+// over the mean, in the progress line and the results) and on an exchange of label-row sums to
+// their owner ranks when an outbox could pass `[parallel] exchange_mb` (IBC_EXCHANGE_BYTES in
+// tests; dist_exchange); then a last exchange, counts merge by integer all-reduce and the
+// results (HDF5, CSV) are rewritten. Checkpoints already complete in the results file are
+// skipped, so running an interrupted job again resumes it. IBC_TIMING=1 prints per-checkpoint
+// timing lines (forward and its idle, estimator, precount, agreement, merge, results, peak
+// memory per rank, the largest outbox) for bench/job.sh.
 //
-// Errors: after every phase (corpus read, tokenize, precount, load, each round of the
-// forward pass, merge, results write) the ranks agree through dist_agree, so any rank's
-// failure ends every rank with the failing rank's code and message; main prints it once
-// (rank 0) and exits 2. IBC_FAULT=PHASE:RANK injects a failure there (err.h).
+// Errors: after every phase (corpus read, tokenize, precount, load, each round of the forward
+// pass, merge, results write) the ranks agree through dist_agree, so any rank's failure ends
+// every rank with the failing rank's code and message; main prints it once (rank 0) and exits
+// 2. IBC_FAULT=PHASE:RANK injects a failure there (err.h).
 #ifndef IBC_RUN_H
 #define IBC_RUN_H
 
