@@ -9,6 +9,7 @@
 # `ibc run` at OMP_NUM_THREADS=1 and 2 prints its peak memory (VmHWM, IBC_TIMING=1). Everything
 # else a rank holds (the map's pages, label index and rows, corpus) is the same at 1 and 2
 # threads, so the difference of the two peaks is one thread's activations as they really are.
+# (IBC_FORCE_THREADS=1: two threads even on a machine that gives this process one core.)
 #
 #   usage: bench/activations.sh [DOCS]     env: IBC_BIN (bin/ibc)
 set -euo pipefail
@@ -29,7 +30,7 @@ printf '[job]\nname = act\noutput = %s/out\n[checkpoints]\nm = %s/smol\n[corpus]
   "$tmp" "$tmp" "$tmp" >"$tmp/job.ini"
 plan=$("$IBC" plan "$tmp/job.ini" --ranks 1 --threads 2 | awk '$1 == "activations" { print $2 }')
 peak() {
-  OMP_NUM_THREADS=$1 IBC_TIMING=1 "$IBC" run "$tmp/job.ini" --quiet --results "$tmp/out$1" 2>&1 |
+  OMP_NUM_THREADS=$1 IBC_FORCE_THREADS=1 IBC_TIMING=1 "$IBC" run "$tmp/job.ini" --quiet --results "$tmp/out$1" 2>&1 |
     sed -n 's/.*peak memory per rank \([0-9.]*\) MB.*/\1/p'
 }
 p1=$(peak 1)

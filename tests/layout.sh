@@ -62,6 +62,13 @@ job smol "$tmp/smol" "$tmp/smol.jsonl" 1,2,3 32 # lengths 9-21: five units, two 
 for l in "1 1" "1 2" "2 1"; do run_layout smol $l; done
 check "SmolLM-135M shape: 1x2 (ranks x threads) bitwise equal to 1x1" 'same smol 1x1 1x2'
 check "SmolLM-135M shape: 2x1 bitwise equal to 1x1" 'same smol 1x1 2x1'
+# [parallel] round_units = 1: rounds of one unit per thread regroup the same exact sums (the
+# HDF5 file records the job file, which has that line more: the CSVs are compared)
+sed 's/^unit_rows = .*/&\nround_units = 1/' "$tmp/smol.ini" >"$tmp/smolr.ini"
+OMP_NUM_THREADS=2 mpirun --oversubscribe --bind-to none -np 1 "$IBC" run "$tmp/smolr.ini" --quiet \
+  --results "$tmp/smol-r1" 2>"$tmp/smol-r1.err"
+check "SmolLM-135M shape: round_units = 1 at 1x2 gives the default 1x1's numbers bit for bit" \
+  'cmp -s <(csv_numbers $tmp/smol-1x1/summary.csv) <(csv_numbers $tmp/smol-r1/summary.csv) && cmp -s $tmp/smol-1x1/layers.csv $tmp/smol-r1/layers.csv'
 check "SmolLM-135M shape: seven documents, 31 hidden states" \
   '[ "$(cut -d, -f2 $tmp/smol-1x1/summary.csv | sed -n 2p)" = 7 ] && [ $(wc -l <$tmp/smol-1x1/layers.csv) -eq 32 ]'
 check "imbalance recorded: summary.csv column, HDF5 attribute" \

@@ -289,6 +289,21 @@ want = 4 * arena + 4 * (4 * R * d + 8 * npos * nsets + 12 * npos * bins + 8 * np
 assert (H, KV, D) == (40, 8, 128) and act == want, (act, want)
 PY"
 
+# The activations per thread against the run at SmolLM-135M's shape (bench/activations.sh: 16
+# documents of 512 ids, a full round at 2 threads): what a second thread adds to the peak memory
+# must not pass the plan's figure (the plan is the upper side: it counts every unit as one
+# document of 1024 tokens), nor fall below 80% of it (the plan would be oversized). Under
+# AddressSanitizer the shadow memory is not the plan's: skipped, with a line.
+if ldd "$IBC" | grep -q libasan; then
+  echo "skip activations against the run's peak memory: a sanitizer build"
+else
+  IBC_BIN=$IBC bash "$(dirname "$0")/../bench/activations.sh" 16 >"$tmp/act.md" 2>"$tmp/act.err"
+  read -r meas plan < <(awk -F'|' 'END {print $5, $6}' "$tmp/act.md")
+  echo "   activations at SmolLM-135M's shape: second thread $meas MiB, plan $plan MiB"
+  check "activations at SmolLM-135M's shape: measured <= plan <= 1.25 x measured" \
+    "awk -v m='$meas' -v p='$plan' 'BEGIN { exit !(m > 0 && m <= p && p <= 1.25 * m) }'"
+fi
+
 # --- bad arguments and job keys ------------------------------------------------------------------
 bad_ok=1
 for args in "" "--ranks 2" "$tmp/job.ini" "$tmp/job.ini --ranks 0" "$tmp/job.ini --ranks x" "$tmp/job.ini --ranks -1" \
