@@ -7,7 +7,7 @@
 # or those LAYOUTS names (1x1 too: one core, against one sgemm, separates a core's own
 # efficiency from what two busy cores cost each other).
 # Per run: tokens/s (ibc's own final progress line), the share of the whole `ibc run` wall
-# time in forward (and, of it, the thread-time idle at the layers' barriers) / estimator /
+# time in forward (and, of it, the thread-time idle: no unit step ready to take) / estimator /
 # label precount / round agreement + merge / results / other (start-up, corpus, model load),
 # from IBC_TIMING=1's lines; the sgemm-implied limit measured just before the run at the same
 # layout (build/bench/sgemm: as many concurrent single-threaded sgemms as the layout has

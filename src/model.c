@@ -541,7 +541,7 @@ static void embed(const model *m, const int32_t *ids, int T, float *x, float *tm
 }
 
 // ---------------------------------------------------------------------------------------------
-// A batch, layer-major, in units
+// A batch, in units, layer by layer
 
 typedef struct {
     const model *m;
@@ -558,9 +558,12 @@ typedef struct {
     work **wk;        // [nwk] per thread, made on first use
     int nwk;
     float *cos_t, *sin_t; // [Tmax, rot/2]
-    float *scratch;   // [m->scratch_floats] one layer's converted matrices
-    double *busy;     // [nwk] seconds each thread spent in unit steps (callbacks included)
-    double region;    // wall seconds inside the parallel regions over units
+    float *scratch[2]; // [m->scratch_floats] each: one layer's converted matrices
+    int nscratch;     // 2 when threads overlap layers (batch_run), else 1; 0: every layer mapped
+    lweights *lw;     // [L + 1] layer l's weights, once made ready (index l: block l - 1)
+    char *tok;        // task-dependence tokens: [2] the scratches, [L + 1] mapped layers, [nu] units
+    double *busy;     // [nwk] seconds each thread spent in unit steps and conversions
+    double region;    // wall seconds inside the parallel region over the tasks
 } batch;
 
 static int check_doc(const model *m, const int32_t *ids, int T, int doc, ibc_err *err) {
@@ -605,12 +608,16 @@ static void batch_init(batch *b) {
         b->sin_t = b->cos_t + (size_t)b->Tmax * half;
         kern_rope_table(b->cos_t, b->sin_t, b->m->inv_freq, half, b->Tmax);
     }
-    if (b->m->scratch_floats) b->scratch = xmalloc(sizeof(float) * (size_t)b->m->scratch_floats);
+    b->nscratch = b->m->scratch_floats ? 1 + (b->nwk > 1) : 0; // two when layers overlap (batch_run)
+    for (int k = 0; k < b->nscratch; k++) b->scratch[k] = xmalloc(sizeof(float) * (size_t)b->m->scratch_floats);
+    b->lw = xcalloc((size_t)c->n_layers + 1, sizeof(lweights));
+    b->tok = xcalloc((size_t)c->n_layers + 3 + (size_t)b->nu, 1);
 }
 
 static void batch_free(batch *b) {
     for (int i = 0; i < b->nwk; i++) work_free(b->wk[i]);
-    free(b->wk); free(b->busy); free(b->X); free(b->xoff); free(b->first); free(b->stop); free(b->cos_t); free(b->scratch);
+    free(b->wk); free(b->busy); free(b->X); free(b->xoff); free(b->first); free(b->stop); free(b->cos_t);
+    free(b->scratch[0]); free(b->scratch[1]); free(b->lw); free(b->tok);
 }
 
 // Unit k to hidden-state index l (0: embeddings; 1..L: block l - 1, then at L the final norm),
@@ -647,30 +654,57 @@ static int unit_live(const batch *b, int k) {
     return 0;
 }
 
-// Every unit through hidden states 0..last: layer l made ready once, then the units.
+// Layer l's weights (l >= 1: block l - 1) made ready into a scratch (of two, by parity; or
+// the only one), and the next block's bytes asked for. Work, counted in busy.
+static void layer_step(batch *b, int l) {
+    const model *m = b->m;
+    int tid = b->par ? omp_get_thread_num() : 0;
+    double t0 = omp_get_wtime();
+    layer_ready(m, l - 1, b->scratch[(l - 1) % (b->nscratch ? b->nscratch : 1)], &b->lw[l]);
+    if (l < m->c.n_layers) layer_prefetch(m, l);
+    b->busy[tid] += omp_get_wtime() - t0;
+}
+
+// Every unit through hidden states 0..last, each layer's weights made ready once.
+// One thread (model_forward): layer by layer, the conversion split over the threads.
+// Threads (model_forward_docs): OpenMP tasks, (unit k, layer l) after (k, l - 1) and after
+// layer l's weights are ready; with two scratches, layer l's conversion into scratch
+// (l - 1) % 2 waits only for every task of layer l - 2, the scratch's previous user. So a
+// thread that finds no unit left at layer l goes on with a unit at l + 1 instead of waiting at
+// a barrier, and one converts the next layer while the others compute. Mapped layers wait for
+// nothing. Layers after every unit stopped still run their (empty) tasks and conversions. A
+// unit's steps, and so its bits, are the same in any order.
 static void batch_run(batch *b) {
     const model *m = b->m;
-    int live = b->nu;
     if (m->c.n_layers > 0) layer_prefetch(m, 0);
-    for (int l = 0; l <= b->last && live > 0; l++) {
-        lweights w = {0};
-        if (l > 0) {
-            layer_ready(m, l - 1, b->scratch, &w);
-            if (l < m->c.n_layers) layer_prefetch(m, l);
+    if (!b->par) {
+        for (int l = 0, live = b->nu; l <= b->last && live > 0; l++) {
+            if (l > 0) layer_step(b, l);
+            live = 0;
+            for (int k = 0; k < b->nu; k++) {
+                if (!unit_live(b, k)) continue;
+                unit_step(b, k, l, &b->lw[l]);
+                live += unit_live(b, k);
+            }
         }
-        if (b->par) {
-            double t0 = omp_get_wtime();
-#pragma omp parallel for schedule(dynamic, 1)
-            for (int k = 0; k < b->nu; k++)
-                if (unit_live(b, k)) unit_step(b, k, l, &w);
-            b->region += omp_get_wtime() - t0;
-        } else {
-            for (int k = 0; k < b->nu; k++)
-                if (unit_live(b, k)) unit_step(b, k, l, &w);
-        }
-        live = 0;
-        for (int k = 0; k < b->nu; k++) live += unit_live(b, k);
+        return;
     }
+    int units_at = m->c.n_layers + 3;
+    double t0 = omp_get_wtime();
+#pragma omp parallel
+#pragma omp single
+    for (int l = 0; l <= b->last; l++) {
+        int wt = b->nscratch && l > 0 ? (l - 1) % b->nscratch : 2 + l; // layer l's weights' token
+        if (l > 0) {
+#pragma omp task depend(inout : b->tok[wt]) firstprivate(l)
+            layer_step(b, l);
+        }
+        for (int k = 0; k < b->nu; k++) {
+#pragma omp task depend(in : b->tok[wt]) depend(inout : b->tok[units_at + k]) firstprivate(k, l)
+            if (unit_live(b, k)) unit_step(b, k, l, &b->lw[l]);
+        }
+    }
+    b->region += omp_get_wtime() - t0;
 }
 
 int model_forward_docs(const model *m, const model_doc *docs, int n, int last_layer,
@@ -686,7 +720,7 @@ int model_forward_docs(const model *m, const model_doc *docs, int n, int last_la
     batch b = {.m = m, .docs = docs, .n = n, .last = last_layer, .cb = cb, .ctx = ctx, .par = 1};
     batch_init(&b);
     batch_run(&b);
-    double busy = 0; // a layer's region of wall w held nwk threads for w each: what they did not use, they waited
+    double busy = 0; // the region of wall w held nwk threads for w each: what they did not use, they waited
     for (int t = 0; t < b.nwk; t++) busy += b.busy[t];
     if (idle) *idle += b.region * b.nwk - busy;
     batch_free(&b);

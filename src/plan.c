@@ -345,7 +345,7 @@ int plan_checkpoint(const job *j, const plan_labels *pl, const plan_layout *lay,
     snprintf(pc->arch, sizeof pc->arch, "%s", config_arch_name(c.arch));
     pc->L = c.n_layers;
     pc->d = c.d;
-    pc->layer_scratch = 4 * scratch;
+    pc->layer_scratch = 4 * scratch * (lay->threads > 1 ? 2 : 1); // threads overlap two layers (model.c batch_run)
     pc->act_thread = act_bytes(&c, pl->T_max, pl->R_max, j->bins, pl->n_sets, max_order(j->orders), pl->F > 0, j->round_units);
     pc->K = j->anchors[0] ? 1 : j->n_seeds;
     pc->bins = j->bins;
@@ -424,7 +424,9 @@ void plan_print_ckpt(FILE *f, const plan_layout *lay, const plan_labels *pl, con
     fprintf(f, "checkpoint %s: %s, %d layers, d %d, %s, %lld parameters; %d hidden states tracked, %d blocks run\n",
             pc->name, pc->arch, pc->L, pc->d, pc->dtype, (long long)pc->params, pc->tracked, pc->layers_run);
     line(f, "mapped_weights", pc->mapped, "per node (page cache, shared by its ranks)");
-    line(f, "layer_scratch", pc->layer_scratch, pc->layer_scratch ? "per rank (one layer in f32)" : "per rank (F32 used from the map)");
+    line(f, "layer_scratch", pc->layer_scratch, !pc->layer_scratch ? "per rank (F32 used from the map)"
+                                   : lay->threads > 1 ? "per rank (two layers in f32: threads overlap them)"
+                                                      : "per rank (one layer in f32)");
     snprintf(note, sizeof note, "per thread (a round of %d units of up to %d rows, longest document %d tokens), x %d threads",
              pl->round_units, pl->R_max, pl->T_max, lay->threads);
     line(f, "activations", pc->act_thread, note);

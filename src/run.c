@@ -199,7 +199,7 @@ static void report(progress *p, int64_t docs, int64_t total, int64_t tokens, int
 typedef struct {
     double precount;          // label pass (every rank, the whole corpus)
     double forward, estimator; // per thread: model_forward minus the estimator; the estimator
-    double idle;              // of forward: thread-seconds waiting at the layers' barriers
+    double idle;              // of forward: thread-seconds with no unit step ready to take
     double busy;              // this rank's document loop, wall time, without the agreement
     double agree;             // per-round agreement: waiting for the slowest rank included
     double merge;             // exchange and merge of counts, conditional sums, results
@@ -310,7 +310,7 @@ static int accs_exchange(accs *a, int merge, int64_t *sent, ibc_err *err) {
 
 // What the layer callback needs, shared by the threads of a rank. Per-document scratch is
 // indexed by the document's place in the round, so that a batched forward pass (documents
-// layer-major, model_forward_docs) can call it for any document from any thread.
+// through tasks, model_forward_docs) can call it for any document from any thread.
 typedef struct {
     accs *a;
     se_doc *docs;     // [per round] scratch of each document of the round
@@ -349,12 +349,12 @@ static int on_batch_layer(void *ctx, int doc, int l, const float *h, int T, int 
 }
 
 // Documents mine[lo..hi) (whole units) through the model and the estimator as one batch,
-// layer-major (model_forward_docs): each layer's weights are made ready once per round (mapped,
-// or converted into the rank's one-layer scratch), then the units go through it over this
-// rank's threads, each single-threaded, so a document's bits depend on its unit alone (fixed
-// by the corpus), not on the thread count or on which units share the round. *tokens gets the
-// tokens of documents added, *idle the thread-seconds the threads waited at the layers'
-// barriers; on error, the error of the first failing document in the list.
+// layer by layer (model_forward_docs): each layer's weights are made ready once per round
+// (mapped, or converted into one of the rank's layer scratches), and the units go through it
+// over this rank's threads, each single-threaded, so a document's bits depend on its unit alone
+// (fixed by the corpus), not on the thread count or on which units share the round. *tokens
+// gets the tokens of documents added, *idle the thread-seconds the threads had no unit step to
+// take; on error, the error of the first failing document in the list.
 static int run_round(const job *j, const corpus *c, const char *ok, const model *m, round_ctx *rc,
                      const int64_t *mine, int64_t lo, int64_t hi, int threads, int64_t *tokens, double *fwd,
                      double *idle, ibc_err *err) {

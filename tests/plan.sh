@@ -123,7 +123,9 @@ for b, name, tracked, run in zip(blocks, ['real/stories260K', 'hf-tiny/llama_bf1
     groups = [['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj'], ['self_attn.o_proj'],
               ['mlp.gate_proj', 'mlp.up_proj'], ['mlp.down_proj']]
     scratch = max(sum(group(l, g) for g in groups) for l in range(c['num_hidden_layers']))
-    assert scratch > 0 and val(b, 'layer_scratch') == 4 * scratch, (name, val(b, 'layer_scratch'), 4 * scratch)
+    # two layers' scratch when a rank has threads (they overlap layers: model.c's batch_run)
+    want = 4 * scratch * (2 if threads > 1 else 1)
+    assert scratch > 0 and val(b, 'layer_scratch') == want, (name, val(b, 'layer_scratch'), want)
     # one thread's arena holds a unit: documents stacked in corpus order while they fit 1024 rows
     R = Rmax = 0
     for ids in docs:

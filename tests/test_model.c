@@ -42,10 +42,12 @@ typedef struct {
     float **out;
     int *seen;   // [n] callbacks per doc
     int stop_doc, stop_at; // doc stop_doc's callback returns 1 at l == stop_at (-1: never)
+    int out_of_order;      // set when a doc's layers do not come as 0, 1, 2, ...
 } batch_cap;
 
 static int batch_cb(void *ctx, int doc, int l, const float *h, int T, int d) {
     batch_cap *c = ctx;
+    if (l != c->seen[doc]) c->out_of_order = 1;
     memcpy(c->out[doc] + (size_t)l * T * d, h, sizeof(float) * (size_t)T * d);
     c->seen[doc]++;
     return doc == c->stop_doc && l == c->stop_at;
@@ -57,7 +59,7 @@ static int batch_cb(void *ctx, int doc, int l, const float *h, int T, int d) {
 static float **run_batch(const model *m, const model_doc *docs, int n, int threads, int *seen) {
     float **out = calloc((size_t)n, sizeof(float *));
     for (int i = 0; i < n; i++) out[i] = calloc((size_t)(m->c.n_layers + 1) * docs[i].T * m->c.d, sizeof(float));
-    batch_cap c = {out, seen, -1, -1};
+    batch_cap c = {out, seen, -1, -1, 0};
     ibc_err e = {0};
     set_threads(threads);
     double idle = 0, t0 = omp_get_wtime();
@@ -66,6 +68,7 @@ static float **run_batch(const model *m, const model_doc *docs, int n, int threa
     set_threads(2);
     if (!(idle >= -1e-6 && idle <= wall * threads) || (threads == 1 && idle > 1e-3))
         fail_msg("idle %.6f s on %d threads, wall %.6f s", idle, threads, wall);
+    if (c.out_of_order) fail_msg("a document's layers came out of order");
     return out;
 }
 
@@ -323,6 +326,46 @@ static void batch_independent(const char *name) {
     model_free(&m);
 }
 
+// Units at different paces: threads take a unit at layer l + 1 while others are still at l,
+// and convert layer l + 2 into the scratch that layer l used once l is done (model.c's
+// batch_run). Nine documents of 3..150 ids, each its own unit, on 3 threads, three times over,
+// BF16 (every layer converted, so both scratches are in use): each equals model_forward on one
+// thread bit for bit, its layers in order.
+static void test_batch_overlap(void **s) {
+    (void)s;
+    char dir[1024];
+    FX_PATH(dir, "hf-tiny/gpt_neox_bf16");
+    model m;
+    ibc_err e = {0};
+    if (model_load(dir, &m, &e)) fail_msg("%s", e.msg);
+    assert_true(m.scratch_floats > 0);
+    enum { N = 9 };
+    int lens[N] = {150, 5, 37, 90, 12, 150, 64, 3, 120};
+    int32_t *ids[N];
+    float *want[N];
+    model_doc docs[N];
+    for (int k = 0; k < N; k++) {
+        if (!m.c.rot_dim && lens[k] > m.c.max_pos) lens[k] = m.c.max_pos; // learned positions only
+        ids[k] = malloc(sizeof(int32_t) * (size_t)lens[k]);
+        for (int t = 0; t < lens[k]; t++) ids[k][t] = (int32_t)((t * 7919 + 131 * k + 3) % m.c.vocab);
+        want[k] = run_one(&m, ids[k], lens[k]);
+        docs[k] = (model_doc){ids[k], lens[k], 0};
+    }
+    for (int rep = 0; rep < 3; rep++) {
+        int seen[N] = {0};
+        float **got = run_batch(&m, docs, N, 3, seen);
+        for (int k = 0; k < N; k++) {
+            assert_int_equal(seen[k], m.c.n_layers + 1);
+            if (memcmp(got[k], want[k], sizeof(float) * (size_t)(m.c.n_layers + 1) * lens[k] * m.c.d))
+                fail_msg("document %d differs from model_forward (repetition %d)", k, rep);
+            free(got[k]);
+        }
+        free(got);
+    }
+    for (int k = 0; k < N; k++) free(ids[k]), free(want[k]);
+    model_free(&m);
+}
+
 static void test_batch_llama(void **s) { (void)s; batch_independent("llama"); }
 static void test_batch_neox_bf16(void **s) { (void)s; batch_independent("gpt_neox_bf16"); }
 static void test_batch_swa(void **s) { (void)s; batch_independent("mistral_swa"); }
@@ -342,7 +385,7 @@ static void test_batch_stop_and_errors(void **s) {
     float *out[2] = {calloc((size_t)(m.c.n_layers + 1) * 4 * m.c.d, sizeof(float)),
                      calloc((size_t)(m.c.n_layers + 1) * 3 * m.c.d, sizeof(float))};
     int seen[2] = {0, 0};
-    batch_cap c = {out, seen, 0, 1};
+    batch_cap c = {out, seen, 0, 1, 0};
     assert_int_equal(model_forward_docs(&m, docs, 2, m.c.n_layers, batch_cb, &c, NULL, &e), 0);
     assert_int_equal(seen[0], 2);                // l = 0, 1, then stopped
     assert_int_equal(seen[1], m.c.n_layers + 1); // the other runs to the end
@@ -502,7 +545,7 @@ int main(void) {
         cmocka_unit_test(test_gemma), cmocka_unit_test(test_olmo2),
         cmocka_unit_test(test_stories260K_hidden), cmocka_unit_test(test_stories260K_greedy),
         cmocka_unit_test(test_bad_ids),
-        cmocka_unit_test(test_batch_llama), cmocka_unit_test(test_batch_neox_bf16),
+        cmocka_unit_test(test_batch_llama), cmocka_unit_test(test_batch_overlap), cmocka_unit_test(test_batch_neox_bf16),
         cmocka_unit_test(test_batch_swa), cmocka_unit_test(test_batch_gpt2),
         cmocka_unit_test(test_batch_stop_and_errors), cmocka_unit_test(test_half_dtypes_exact),
         cmocka_unit_test(test_f32_mapped), cmocka_unit_test(test_scratch_floats),

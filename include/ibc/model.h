@@ -16,7 +16,7 @@
 // them); otherwise it is converted just in time into one f32 scratch of one layer, exactly
 // (BF16 and F16 widen without rounding), and the next layer's bytes are prefetched
 // (madvise WILLNEED). Embedding rows are converted per looked-up id; lm_head only for logits.
-// Private memory per call: one layer's scratch plus activations, whatever the model size.
+// Private memory per call: one or two layers' scratch plus activations, whatever the model size.
 //
 // Hidden states follow Hugging Face's output_hidden_states convention (method.md §1): index 0
 // is the embedding output (Gemma: times sqrt(d)), index l in 1..L-1 the residual stream after
@@ -25,9 +25,11 @@
 // Threads: a loaded model is read-only. model_forward may be called concurrently from several
 // threads on different documents with the same `const model *` (each call has its own scratch);
 // inside an enclosing OpenMP parallel region its work is single-threaded, outside it splits rows
-// and heads over the threads. model_forward_docs runs a batch layer-major: layer l is made ready
-// once (mapped, or converted into the scratch), then the batch's units go through it in
-// parallel, each single-threaded. A unit is a run of adjacent documents whose rows are stacked
+// and heads over the threads. model_forward_docs runs a batch layer by layer: layer l is made
+// ready once (mapped, or converted into a scratch), and the batch's units go through it in
+// parallel, each single-threaded, as OpenMP tasks: a unit's layer after its previous one, so
+// threads never wait at a layer's end while a unit can go on to the next layer (with threads,
+// two layers' scratches: one is converted while the other is in use). A unit is a run of adjacent documents whose rows are stacked
 // into every projection (one taller product: OpenBLAS packs the weights once for all of them);
 // RoPE and attention see each document alone. So a
 // document's hidden states are bitwise the same whatever the rest of the batch, its order and
@@ -75,7 +77,7 @@ typedef int (*model_layer_cb)(void *ctx, int l, const float *h, int T, int d);
 int model_forward(const model *m, const int32_t *ids, int T, model_layer_cb cb, void *ctx,
                   float *logits, ibc_err *err);
 
-// A batch of documents, layer-major (see the top of this file).
+// A batch of documents, layer by layer (see the top of this file).
 typedef struct {
     const int32_t *ids;
     int T;
@@ -87,8 +89,8 @@ typedef int (*model_doc_cb)(void *ctx, int doc, int l, const float *h, int T, in
 // Runs docs[0..n) to hidden-state index last_layer (0..L). Returns 0, or IBC_EINPUT (naming the
 // document) for an empty document, an id out of range, T past the learned positions or a
 // last_layer outside 0..L, checked before any work. Callbacks report their own errors via ctx.
-// idle (NULL: not wanted) gets added the thread-seconds the batch's threads spent waiting for
-// each other at each layer's barrier (a layer's conversion is work, not idle).
+// idle (NULL: not wanted) gets added the thread-seconds the batch's threads spent with no
+// unit step ready to take (a layer's conversion is work, not idle).
 int model_forward_docs(const model *m, const model_doc *docs, int n, int last_layer,
                        model_doc_cb cb, void *ctx, double *idle, ibc_err *err);
 

@@ -15,7 +15,8 @@
 //                      them when BF16/F16; with F32, those whose pieces are not adjacent in
 //                      the file in the kernels' order (HF files store q, k, v in name order:
 //                      k, o, q, v) or need rearranging (GPT-NeoX's per-head fused QKV); 0 when
-//                      every matrix is used in place
+//                      every matrix is used in place; two layers' when the rank has
+//                      threads (model.c converts one while they compute another)
 //   activations      = per thread (each thread carries units of documents stacked in every
 //                      product, plan_units, round_units of them per round): model.c's
 //                      arena 3Rd + R(H+2KV)D + RHD + R F (x2 gated) floats at the largest
