@@ -74,6 +74,16 @@ check "SmolLM-135M shape: seven documents, 31 hidden states" \
 check "imbalance recorded: summary.csv column, HDF5 attribute" \
   '[ "$(head -1 $tmp/smol-2x1/summary.csv | sed "s/.*,//")" = imbalance ] && h5dump -a /checkpoints/m/imbalance $tmp/smol-2x1/smol.h5 | grep -q "(0): [1-9]"'
 
+# --- SmolLM-135M shape as checkpoints are published: BF16, tensors in name order ------------
+# (bench/to-bf16.py): every layer is converted per round, with threads into two scratches, one
+# converted while the threads compute with the other (model.c's tasks); 1x2, 1x3 and 2x1
+# bitwise equal to 1x1.
+$PY bench/to-bf16.py "$tmp/smol" "$tmp/smolbf"
+job smolbf "$tmp/smolbf" "$tmp/smol.jsonl" 1,2,3 32
+for l in "1 1" "1 2" "1 3" "2 1"; do run_layout smolbf $l; done
+check "SmolLM-135M shape in BF16 (layers converted): 1x2, 1x3 and 2x1 bitwise equal to 1x1" \
+  'same smolbf 1x1 1x2 && same smolbf 1x1 1x3 && same smolbf 1x1 2x1'
+
 # --- the same under OpenBLAS's Haswell kernels (AVX2 + FMA) ----------------------------------
 # Their sgemm gives other bits for the same rows in a taller product, so there the units being
 # fixed by the corpus, never by the layout, is what keeps the bits: checked by the layouts
