@@ -304,6 +304,13 @@ else
   echo "   activations at SmolLM-135M's shape: second thread $meas MiB, plan $plan MiB"
   check "activations at SmolLM-135M's shape: measured <= plan <= 1.25 x measured" \
     "awk -v m='$meas' -v p='$plan' 'BEGIN { exit !(m > 0 && m <= p && p <= 1.25 * m) }'"
+  # BF16 with tensors in name order: every layer converted, and a rank with threads holds two
+  # layer scratches (one thread one), so a second thread adds its activations and one scratch
+  DTYPE=bf16 IBC_BIN=$IBC bash "$(dirname "$0")/../bench/activations.sh" 16 >"$tmp/actbf.md" 2>"$tmp/actbf.err"
+  read -r meas plan < <(awk -F'|' 'END {print $5, $6}' "$tmp/actbf.md")
+  echo "   BF16 at SmolLM-135M's shape: second thread $meas MiB, plan (activations + one layer scratch) $plan MiB"
+  check "BF16 at SmolLM-135M's shape: the second thread's activations and layer scratch, measured <= plan <= 1.25 x measured" \
+    "awk -v m='$meas' -v p='$plan' 'BEGIN { exit !(m > 0 && m <= p && p <= 1.25 * m) }'"
 fi
 
 # --- bad arguments and job keys ------------------------------------------------------------------
