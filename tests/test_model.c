@@ -31,6 +31,15 @@ static int cap_cb(void *ctx, int l, const float *h, int T, int d) {
 // compare with memcmp (tolerance 0): a document's hidden states may not depend on the batch,
 // its order, or the thread count, and equal model_forward's on one thread.
 
+// Fixture REL (under the fixtures folder) loaded into m; the test is skipped, with a line,
+// when the folder is absent.
+static void load_fx(model *m, const char *rel) {
+    char dir[1024];
+    FX_PATH(dir, rel);
+    ibc_err e = {0};
+    if (model_load(dir, m, &e)) fail_msg("%s", e.msg);
+}
+
 static void set_threads(int n) {
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
@@ -257,11 +266,9 @@ static void test_stories260K_greedy(void **s) {
 // Ids outside the vocabulary are bad input, not a crash.
 static void test_bad_ids(void **s) {
     (void)s;
-    char dir[1024];
-    FX_PATH(dir, "hf-tiny/gpt2");
     model m;
+    load_fx(&m, "hf-tiny/gpt2");
     ibc_err e = {0};
-    if (model_load(dir, &m, &e)) fail_msg("%s", e.msg);
     int32_t ids[3] = {1, 512, 2};
     assert_int_equal(model_forward(&m, ids, 3, NULL, NULL, NULL, &e), IBC_EINPUT);
     assert_non_null(strstr(e.msg, "512"));
@@ -277,12 +284,10 @@ static void test_bad_ids(void **s) {
 // the map), gpt_neox_bf16 (BF16, de-interleaved QKV: converted per layer) and mistral_swa
 // (sliding window), T = 150 past one attention block; and the three as one unit.
 static void batch_independent(const char *name) {
-    char dir[1024], rel[256];
+    char rel[256];
     snprintf(rel, sizeof rel, "hf-tiny/%s", name);
-    FX_PATH(dir, rel);
     model m;
-    ibc_err e = {0};
-    if (model_load(dir, &m, &e)) fail_msg("%s", e.msg);
+    load_fx(&m, rel);
     int lens[3] = {37, 150, 5};
     if (!m.c.rot_dim && lens[1] > m.c.max_pos) lens[1] = m.c.max_pos; // GPT-2: learned positions
     int32_t *ids[3];
@@ -333,11 +338,8 @@ static void batch_independent(const char *name) {
 // thread bit for bit, its layers in order.
 static void test_batch_overlap(void **s) {
     (void)s;
-    char dir[1024];
-    FX_PATH(dir, "hf-tiny/gpt_neox_bf16");
     model m;
-    ibc_err e = {0};
-    if (model_load(dir, &m, &e)) fail_msg("%s", e.msg);
+    load_fx(&m, "hf-tiny/gpt_neox_bf16");
     assert_true(m.scratch_floats > 0);
     enum { N = 9 };
     int lens[N] = {150, 5, 37, 90, 12, 150, 64, 3, 120};
@@ -375,11 +377,9 @@ static void test_batch_gpt2(void **s) { (void)s; batch_independent("gpt2"); }
 // names the document and runs nothing.
 static void test_batch_stop_and_errors(void **s) {
     (void)s;
-    char dir[1024];
-    FX_PATH(dir, "hf-tiny/llama");
     model m;
+    load_fx(&m, "hf-tiny/llama");
     ibc_err e = {0};
-    if (model_load(dir, &m, &e)) fail_msg("%s", e.msg);
     int32_t a[4] = {1, 2, 3, 4}, b[3] = {5, 6, 7};
     model_doc docs[2] = {{a, 4, 0}, {b, 3, 0}};
     float *out[2] = {calloc((size_t)(m.c.n_layers + 1) * 4 * m.c.d, sizeof(float)),
