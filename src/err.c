@@ -28,3 +28,12 @@ int ibc_fault(const char *phase, int rank, ibc_err *err) {
     if (strcmp(who, "*") != 0 && (end == who || *end || r != rank)) return 0;
     return ibc_fail(err, IBC_EINPUT, "injected fault: %s on rank %d (IBC_FAULT)", phase, rank);
 }
+
+double ibc_slow(int rank) {
+    const char *f = getenv("IBC_SLOW");
+    char *end;
+    long r = f ? strtol(f, &end, 10) : -1;
+    if (!f || end == f || *end != ':' || r != rank) return 1.0;
+    double x = strtod(end + 1, NULL);
+    return x > 1.0 && x < 1000.0 ? x : 1.0;
+}

@@ -91,7 +91,7 @@ int64_t plan_units(const job *j, const corpus *c, const char *ok, int n_max, int
 }
 
 // ---------------------------------------------------------------------------------------------
-// Work assignment: units to ranks, balanced by tokens, the same on every rank
+// Work assignment: one order of units, dealt to ranks round by round
 
 typedef struct { int64_t T, i; } unit_len;
 
@@ -101,103 +101,121 @@ static int by_length(const void *a, const void *b) { // longest first, then by i
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
-// Ranks ordered by (tokens so far, rank) in a binary min-heap.
-static int heap_less(const int64_t *load, int a, int b) { return load[a] < load[b] || (load[a] == load[b] && a < b); }
-
-static void heap_down(int *h, int n, const int64_t *load, int i) {
-    for (;;) {
-        int m = i, l = 2 * i + 1, r = l + 1;
-        if (l < n && heap_less(load, h[l], h[m])) m = l;
-        if (r < n && heap_less(load, h[r], h[m])) m = r;
-        if (m == i) return;
-        int t = h[i]; h[i] = h[m]; h[m] = t;
-        i = m;
-    }
-}
-
-plan_work plan_assign(const job *j, const corpus *c, const char *ok, const int64_t *unit_of, int64_t nu, int P,
-                      int rank) {
+plan_work plan_order(const job *j, const corpus *c, const char *ok, const int64_t *unit_of, int64_t nu) {
     unit_len *ul = xmalloc(sizeof(unit_len) * (size_t)(nu + 1));
     int64_t *start = xcalloc((size_t)nu + 2, sizeof(int64_t)), *order = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1));
     for (int64_t u = 0; u < nu; u++) ul[u] = (unit_len){0, u};
     for (int64_t i = 0; i < c->n; i++) {
-        int T = c->docs[i].n_ids < j->max_length ? c->docs[i].n_ids : j->max_length;
-        ul[unit_of[i]].T += !ok || ok[i] ? T : 0; // a skipped document costs nothing but is counted
+        ul[unit_of[i]].T += !ok || ok[i] ? doc_tokens(j, &c->docs[i]) : 0; // a skipped document costs nothing
         start[unit_of[i] + 2]++;
     }
     for (int64_t u = 0; u < nu; u++) start[u + 2] += start[u + 1]; // start[u + 1]: first slot of unit u
     for (int64_t i = 0; i < c->n; i++) order[start[unit_of[i] + 1]++] = i; // then start[u]: of unit u
     qsort(ul, (size_t)nu, sizeof *ul, by_length);
-    int64_t *load = xcalloc((size_t)P, sizeof(int64_t));
-    int *heap = xmalloc(sizeof(int) * (size_t)P);
-    for (int r = 0; r < P; r++) heap[r] = r; // all loads 0: already a heap
-    plan_work w = {xmalloc(sizeof(int64_t) * (size_t)(c->n + 1)), xmalloc(sizeof(int64_t) * (size_t)(nu + 1)), 0, 0};
+    plan_work w = {xmalloc(sizeof(int64_t) * (size_t)(c->n + 1)), xmalloc(sizeof(int64_t) * (size_t)(nu + 1)),
+                   xmalloc(sizeof(int64_t) * (size_t)(nu + 1)), 0, nu};
+    w.tok[0] = 0;
     for (int64_t k = 0; k < nu; k++) {
-        int r = heap[0];
-        if (r == rank) {
-            w.first[w.units++] = w.n;
-            for (int64_t q = start[ul[k].i]; q < start[ul[k].i + 1]; q++) w.mine[w.n++] = order[q];
-        }
-        load[r] += ul[k].T;
-        heap_down(heap, P, load, 0);
+        w.first[k] = w.n;
+        for (int64_t q = start[ul[k].i]; q < start[ul[k].i + 1]; q++) w.mine[w.n++] = order[q];
+        w.tok[k + 1] = w.tok[k] + ul[k].T;
     }
-    w.first[w.units] = w.n;
-    free(ul); free(start); free(order); free(load); free(heap);
+    w.first[nu] = w.n;
+    free(ul); free(start); free(order);
     return w;
+}
+
+int64_t plan_deal(const int64_t *tok, int64_t units, int64_t g, int P, const int *cap, const double *rate,
+                  int64_t *take) {
+    // The round lasts tau: the time the ranks need for everything left at their rates, or,
+    // when shorter, the time the first rank to fill its cap needs for that many units from the
+    // front (rates are tokens per second, so tau and the shares rate x tau have no scale).
+    double sum = 0, tau_cap = INFINITY;
+    for (int p = 0; p < P; p++) {
+        int64_t e = g + cap[p] < units ? g + cap[p] : units;
+        double t = (double)(tok[e] - tok[g]) / rate[p];
+        tau_cap = t < tau_cap ? t : tau_cap;
+        sum += rate[p];
+    }
+    double tau_all = (double)(tok[units] - tok[g]) / sum, tau = tau_all < tau_cap ? tau_all : tau_cap;
+    int64_t at = g;
+    for (int p = 0; p < P; p++) { // rank p: the next units while its share reaches past half of the next one
+        take[p] = at;
+        while (at < units && at - take[p] < cap[p] &&
+               (double)(tok[at] - tok[take[p]]) + 0.5 * (double)(tok[at + 1] - tok[at]) <= rate[p] * tau)
+            at++;
+    }
+    if (tau_all <= tau_cap) // the last round: what rounding left goes to the last rank while it has room
+        while (at < units && at - take[P - 1] < cap[P - 1]) at++;
+    take[P] = at;
+    if (at == g && g < units) { // every share below half a unit: the fastest rank takes one
+        int f = 0;
+        for (int p = 1; p < P; p++) f = rate[p] > rate[f] ? p : f;
+        for (int p = 0; p <= P; p++) take[p] = p <= f ? g : g + 1;
+        at = g + 1;
+    }
+    return at;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Labels of the whole corpus
 
-// The outbox's largest growth in one round of `ibc run` (run.c: a rank's units in its order,
-// round_units x threads at a time): over every rank and round, the distinct labels with
-// a row owned by another rank that the round's documents touch, each one outbox row until
-// the next exchange (softent's doc_outbox: a merged rare label goes to the "rare" row).
-// Read-only lookups in the precounted tables acc; a stamp and an owner cached per label.
+// The outbox's largest growth in one round of `ibc run` on any rank. A round gives a rank
+// consecutive units of plan_order, at most round_units x threads (plan_deal), and which rank
+// gets which units depends on how fast the ranks run, so the count covers every window of
+// that many consecutive units and every rank: the distinct labels with a row that the
+// window's documents touch, less those the rank owns (each other one is an outbox row until
+// the next exchange; softent's doc_outbox: a merged rare label goes to the "rare" row).
+// The window slides one unit at a time: per label, the positions inside it; per rank, the
+// distinct labels inside it that it owns. Read-only lookups in the precounted tables acc.
+static int unit_labels(const job *j, const corpus *c, se_acc *acc, int P, const plan_work *w, int64_t u, int dir,
+                       int32_t **cnt, int32_t **own, int64_t *distinct, int64_t *owned, se_doc *d, ibc_err *err) {
+    int rc = 0;
+    for (int64_t q = w->first[u]; q < w->first[u + 1] && rc == 0; q++) {
+        const corpus_doc *doc = &c->docs[w->mine[q]];
+        rc = se_doc_start(acc, d, doc->ids, doc_tokens(j, doc), doc->pref, err);
+        for (int s = 0; rc == 0 && s < acc->n_sets; s++) {
+            const se_table *t = &acc->tables[s];
+            for (int p = 0; p < d->P; p++) {
+                int64_t x = d->idx[(size_t)s * d->P + p];
+                if (t->row[x] < 0) continue; // a singleton: no row anywhere
+                int64_t y = t->Nx[x] == 0 ? t->rare : x;
+                if (own[s][y] < 0) own[s][y] = owner_of_label(s, t->keys[y].key, P);
+                cnt[s][y] += dir;
+                if (cnt[s][y] == (dir > 0)) *distinct += dir, owned[own[s][y]] += dir; // 0 -> 1 or 1 -> 0
+            }
+        }
+    }
+    return rc;
+}
+
 static int count_round_rows(const job *j, const corpus *c, se_acc *acc, int threads, plan_labels *pl, ibc_err *err) {
     int P = pl->P, rc = 0, rows_max;
     if (P < 2) return 0;
     int64_t *unit_of = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1)), per_round = (int64_t)j->round_units * threads;
-    int64_t nu = plan_units(j, c, NULL, acc->n_max, unit_of, &rows_max), round = 0;
-    int64_t *stamp[SE_MAX_SETS];
-    int32_t *own[SE_MAX_SETS];
+    int64_t nu = plan_units(j, c, NULL, acc->n_max, unit_of, &rows_max), distinct = 0;
+    int64_t *owned = xcalloc((size_t)P, sizeof(int64_t));
+    int32_t *cnt[SE_MAX_SETS], *own[SE_MAX_SETS];
     for (int s = 0; s < acc->n_sets; s++) {
-        stamp[s] = xcalloc((size_t)acc->tables[s].n_labels + 1, sizeof(int64_t)); // round + 1 it was last seen in
+        cnt[s] = xcalloc((size_t)acc->tables[s].n_labels + 1, sizeof(int32_t));
         own[s] = xmalloc(sizeof(int32_t) * (size_t)(acc->tables[s].n_labels + 1));
         for (int64_t x = 0; x < acc->tables[s].n_labels; x++) own[s][x] = -1; // not computed yet
     }
     se_doc d;
     se_doc_init(&d);
-    for (int r = 0; r < P && rc == 0; r++) {
-        plan_work w = plan_assign(j, c, NULL, unit_of, nu, P, r);
-        for (int64_t u = 0; u < w.units && rc == 0; u += per_round) {
-            int64_t e = u + per_round < w.units ? u + per_round : w.units, rows = 0;
-            round++;
-            for (int64_t q = w.first[u]; q < w.first[e] && rc == 0; q++) {
-                const corpus_doc *doc = &c->docs[w.mine[q]];
-                rc = se_doc_start(acc, &d, doc->ids, doc_tokens(j, doc), doc->pref, err);
-                for (int s = 0; rc == 0 && s < acc->n_sets; s++) {
-                    const se_table *t = &acc->tables[s];
-                    for (int p = 0; p < d.P; p++) {
-                        int64_t x = d.idx[(size_t)s * d.P + p];
-                        if (t->row[x] < 0) continue; // a singleton: no row anywhere
-                        int64_t y = t->Nx[x] == 0 ? t->rare : x;
-                        if (stamp[s][y] == round) continue;
-                        stamp[s][y] = round;
-                        if (own[s][y] < 0) own[s][y] = owner_of_label(s, t->keys[y].key, P);
-                        rows += own[s][y] != r;
-                    }
-                }
-            }
-            if (rows > pl->round_rows) pl->round_rows = rows;
-        }
-        int64_t nr = (w.units + per_round - 1) / per_round;
-        if (nr > pl->rounds_max) pl->rounds_max = nr;
-        free(w.mine);
-        free(w.first);
+    plan_work w = plan_order(j, c, NULL, unit_of, nu);
+    for (int64_t e = 0; e < nu && rc == 0; e++) { // the window [e + 1 - per_round, e]
+        rc = unit_labels(j, c, acc, P, &w, e, 1, cnt, own, &distinct, owned, &d, err);
+        if (rc == 0 && e >= per_round) rc = unit_labels(j, c, acc, P, &w, e - per_round, -1, cnt, own, &distinct, owned, &d, err);
+        int64_t least = owned[0];
+        for (int r = 1; r < P; r++) least = owned[r] < least ? owned[r] : least;
+        if (distinct - least > pl->round_rows) pl->round_rows = distinct - least;
     }
+    pl->rounds_max = (nu + P * per_round - 1) / (P * per_round); // ranks of one speed
+    free(w.mine); free(w.first); free(w.tok);
     se_doc_free(&d);
-    for (int s = 0; s < acc->n_sets; s++) free(stamp[s]), free(own[s]);
+    for (int s = 0; s < acc->n_sets; s++) free(cnt[s]), free(own[s]);
+    free(owned);
     free(unit_of);
     return rc;
 }

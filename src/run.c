@@ -206,6 +206,7 @@ typedef struct {
     double lock_wait;         // thread-seconds waiting for a layer's lock (se_doc_add)
     int64_t lock_waits;       // how often a thread had to wait for one
     int64_t outbox_max;       // the most rows this rank's outbox held after a round (ibc plan: outbox_round)
+    int64_t tokens;           // this rank's tokens (the deal gives a slower rank fewer)
 } ckpt_timing;
 
 // This process's peak resident memory (VmHWM), bytes; 0 if unknown.
@@ -245,13 +246,17 @@ static void timing_print(const progress *pg, const ckpt_timing *tm, double wall,
     for (int r = 0; r < P; r++) mx = mem[r] > mx ? mem[r] : mx;
     gather_i64(tm->outbox_max, mem, P);
     for (int r = 0; r < P; r++) ob = mem[r] > ob ? mem[r] : ob;
+    gather_i64(tm->tokens, mem, P);
+    int64_t tmin = mem[0], tmax = mem[0];
+    for (int r = 1; r < P; r++) tmin = mem[r] < tmin ? mem[r] : tmin, tmax = mem[r] > tmax ? mem[r] : tmax;
     free(mem);
     if (dist_rank() == 0)
         fprintf(stderr, "ibc: timing %s: wall %.3f s, ranks %d, threads %lld, forward %.3f s, estimator %.3f s, "
                 "precount %.3f s, agreement %.3f s, merge %.3f s, imbalance %.3f, peak memory per rank %.1f MB, "
-                "lock waits %lld (%.4f s), forward idle %.3f s, outbox max %lld rows\n", pg->name, wall, P, (long long)v[5],
+                "lock waits %lld (%.4f s), forward idle %.3f s, outbox max %lld rows, tokens per rank min %lld max %lld\n", pg->name, wall, P, (long long)v[5],
                 v[0] * 1e-9 / v[5], v[1] * 1e-9 / v[5], v[2] * 1e-9 / P, v[3] * 1e-9 / P, v[4] * 1e-9 / P, pg->imbalance,
-                mx / 1048576.0, (long long)v[7], v[6] * 1e-9 / v[5], v[8] * 1e-9 / v[5], (long long)ob);
+                mx / 1048576.0, (long long)v[7], v[6] * 1e-9 / v[5], v[8] * 1e-9 / v[5], (long long)ob, (long long)tmin,
+                (long long)tmax);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -530,15 +535,49 @@ static void report_balance(const se_acc *acc, int64_t sent, res_ckpt *r, const p
     free(all);
 }
 
+// The largest sum of `width` consecutive values of v [n] (of all of them when n < width).
+static int64_t window_max(const int64_t *v, int64_t n, int64_t width) {
+    int64_t sum = 0, best = 0;
+    for (int64_t k = 0; k < n; k++) {
+        sum += v[k];
+        if (k >= width) sum -= v[k - width];
+        best = sum > best ? sum : best;
+    }
+    return best;
+}
+
+static void pause_s(double s) {
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0) {}
+}
+
+// Rates for the next deal (plan_deal) from a round's: rank p ran the tokens of units take[p] ..
+// take[p+1]-1 in busy[p] ns. A rank dealt nothing keeps its rate, moved halfway up to the
+// fastest: a rank slowed for a while gets work again and is measured anew. Every rank
+// computes the same rates from the same agreed times.
+static void next_rates(const int64_t *tok, const int64_t *take, const int64_t *busy, int P, double *rate) {
+    double fastest = 0;
+    for (int p = 0; p < P; p++) {
+        int64_t t = tok[take[p + 1]] - tok[take[p]];
+        if (t > 0 && busy[p] > 0) rate[p] = (double)t / ((double)busy[p] * 1e-9);
+        fastest = rate[p] > fastest ? rate[p] : fastest;
+    }
+    for (int p = 0; p < P; p++)
+        if (tok[take[p + 1]] == tok[take[p]]) rate[p] = 0.5 * (rate[p] + fastest);
+}
+
 // One checkpoint. Collective: every rank calls it. Fills r. Returns 0, IBC_ESTOP, or an
 // error, the same on every rank: the ranks agree after the precount, after every round of
 // documents and before the merge (dist_agree; fault hooks precount, forward, merge).
 //
-// Documents are stacked into units by the corpus (plan_units), units assigned to ranks by
-// plan_assign; each rank takes its list in rounds of `[parallel] round_units` per thread
-// (run_round), and after every round the ranks agree on progress, on failures and on a stop
-// request. Counts are exact integers, so the totals are
-// the same bits for any number of ranks and threads. Label rows live on their owner ranks
+// Documents are stacked into units by the corpus (plan_units) and the units put in one order,
+// longest first (plan_order). Round by round, the ranks take the next units of that order
+// (plan_deal): each up to `[parallel] round_units` per thread, as many tokens as its rate
+// in the rounds before lets it finish together with the others, so a rank on a slower or
+// busier core gets less. Each runs its share (run_round); then the ranks agree on progress,
+// on failures, on a stop request and on how long each took, which sets the next deal.
+// Counts are exact integers, so the totals are the same bits for any number of ranks and
+// threads, and whichever rank ran a unit. Label rows live on their owner ranks
 // (se_acc_partition): a rank whose outbox could pass the cap during its next round asks, in
 // the round's agreement, for an exchange (dist_exchange), which every rank then joins.
 static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fold_of, const model *m,
@@ -556,50 +595,64 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     int64_t *unit_of = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1));
     int rows_max;
     int64_t nu = plan_units(j, c, ok, a.all.n_max, unit_of, &rows_max);
-    plan_work w = plan_assign(j, c, ok, unit_of, nu, P, rank);
-    int64_t per_round = (int64_t)j->round_units * threads, rounds = (w.units + per_round - 1) / per_round, round_docs = 1;
-    for (int64_t u = 0; u < w.units; u += per_round) { // the most documents in one round
-        int64_t e = u + per_round < w.units ? u + per_round : w.units;
-        round_docs = w.first[e] - w.first[u] > round_docs ? w.first[e] - w.first[u] : round_docs;
+    plan_work w = plan_order(j, c, ok, unit_of, nu);
+    int64_t *all = xmalloc(sizeof(int64_t) * (size_t)(2 * P + 4)), *busy = all + P + 4; // busy [P]: each rank's, ns
+    int *cap = xmalloc(sizeof(int) * 2 * (size_t)P); // [2, P]: units a round may give each rank; the first round's
+    gather_i64(threads, all, P); // ranks may run different thread counts
+    for (int p = 0; p < P; p++) cap[p] = j->round_units * (int)all[p], cap[P + p] = (int)all[p], busy[p] = 0;
+    // The most documents and counted positions one of this rank's rounds can hold (any cap of
+    // consecutive units): the documents' scratch, and what the exchange check must allow for.
+    int64_t *per = xmalloc(sizeof(int64_t) * (size_t)(2 * w.units + 1)), *take = xmalloc(sizeof(int64_t) * (size_t)(P + 1));
+    for (int64_t u = 0; u < w.units; u++) {
+        per[u] = w.first[u + 1] - w.first[u];
+        per[w.units + u] = docs_positions(j, c, ok, a.all.n_max, w.mine, w.first[u], w.first[u + 1]);
     }
-    int64_t *all = xmalloc(sizeof(int64_t) * (size_t)(P + 4)), done_docs = 0, done_tokens = 0, sent = 0, cap = exchange_cap(j);
-    gather_i64(rounds, all, P); // ranks may run different thread counts: the most rounds
-    for (int p = 0; p < P; p++) rounds = all[p] > rounds ? all[p] : rounds;
+    int64_t round_docs = window_max(per, w.units, cap[rank]), round_pos = window_max(per + w.units, w.units, cap[rank]);
+    round_docs = round_docs > 0 ? round_docs : 1;
+    free(per);
+    int64_t done_docs = 0, done_tokens = 0, sent = 0, xcap = exchange_cap(j), g = 0;
     double *fwd = xcalloc((size_t)threads, sizeof(double)), *est = xcalloc((size_t)threads, sizeof(double));
+    double *rate = xmalloc(sizeof(double) * (size_t)P), slow = ibc_slow(rank);
+    for (int p = 0; p < P; p++) rate[p] = 1.0; // unknown yet: a deal by tokens
     se_doc *docs = xmalloc(sizeof(se_doc) * 2 * (size_t)round_docs); // [2, round_docs]: all, fold
     for (int64_t k = 0; k < 2 * round_docs; k++) se_doc_init(&docs[k]);
     int *fold = xcalloc((size_t)round_docs, sizeof(int));
     round_ctx rx = {&a, docs, docs + round_docs, fold, unit_of, slot, last, nslots, an->K, an->W, an->eps, est};
-    for (int64_t round = 0; rc == 0 && round < rounds; round++) {
-        int64_t ulo = round * per_round < w.units ? round * per_round : w.units;
-        int64_t uhi = ulo + per_round < w.units ? ulo + per_round : w.units, unext = uhi + per_round < w.units ? uhi + per_round : w.units;
-        int64_t lo = w.first[ulo], hi = w.first[uhi], tokens = 0;
+    for (int64_t round = 0; rc == 0 && g < w.units; round++) {
+        // The same deal on every rank. With ranks, the first round is a probe, one unit per
+        // thread: the rates it measures shape the deals of the rest, which hold most of the work.
+        int64_t next = plan_deal(w.tok, w.units, g, P, round == 0 && P > 1 ? cap + P : cap, rate, take);
+        int64_t lo = w.first[take[rank]], hi = w.first[take[rank + 1]], tokens = 0;
         double t0 = now();
         if (P > 1) accs_reserve(&a, docs_positions(j, c, ok, a.all.n_max, w.mine, lo, hi)); // no realloc under the threads
         rc = run_round(j, c, ok, m, &rx, w.mine, lo, hi, threads, &tokens, fwd, &tm.idle, err);
-        tm.busy += now() - t0;
+        if (slow > 1) pause_s((slow - 1) * (now() - t0)); // IBC_SLOW (tests)
+        double t1 = now();
+        tm.busy += t1 - t0;
+        tm.tokens += tokens;
         int64_t ob = se_outbox_bytes(&a.all) / se_outbox_row_bytes(&a.all); // the whole corpus's outbox, rows
         tm.outbox_max = ob > tm.outbox_max ? ob : tm.outbox_max;
         if (rc == 0 && round == 0) rc = ibc_fault("forward", rank, err);
-        // Agreement: [stop, documents, tokens, busy ns of rank 0..P-1, exchange], then on errors
+        // Agreement: [stop, documents, tokens, this round's busy ns of rank 0..P-1, exchange],
+        // then on errors. Exchange now if the next round could push the outbox past the cap:
+        // each counted position adds at most one outbox row per label set (and one in its fold).
         memset(all, 0, sizeof(int64_t) * (size_t)(P + 4));
         all[0] = g_stop != 0;
         all[1] = hi - lo;
         all[2] = tokens;
-        all[3 + rank] = (int64_t)(tm.busy * 1e9);
-        // Exchange now if the next round could push the outbox past the cap: each counted
-        // position adds at most one outbox row per label set (and one in its fold).
-        int64_t next = docs_positions(j, c, ok, a.all.n_max, w.mine, hi, w.first[unext]);
-        all[3 + P] = P > 1 && accs_outbox(&a, next) > cap;
-        double t1 = now();
+        all[3 + rank] = (int64_t)((t1 - t0) * 1e9);
+        all[3 + P] = P > 1 && accs_outbox(&a, round_pos) > xcap;
         dist_sum(all, P + 4);
         tm.agree += now() - t1;
         done_docs += all[1];
         done_tokens += all[2];
-        pg->imbalance = max_over_mean(all + 3, P);
+        next_rates(w.tok, take, all + 3, P, rate);
+        for (int p = 0; p < P; p++) busy[p] += all[3 + p];
+        pg->imbalance = max_over_mean(busy, P);
         report(pg, done_docs, c->n, done_tokens, 0);
         if ((rc = dist_agree(rc, err)) == 0 && all[0]) rc = IBC_ESTOP;
-        if (rc == 0 && all[3 + P] && round + 1 < rounds) rc = accs_exchange(&a, 0, &sent, err); // rc is agreed
+        if (rc == 0 && all[3 + P] && next < w.units) rc = accs_exchange(&a, 0, &sent, err); // rc is agreed
+        g = next;
     }
     for (int t = 0; t < threads; t++) tm.forward += fwd[t], tm.estimator += est[t];
     tm.lock_wait = a.all.lock_wait_s;
@@ -612,7 +665,8 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     r->imbalance = pg->imbalance > 0 ? pg->imbalance : 1.0;
     if (dist_any(timing_on()) && rc == 0) timing_print(pg, &tm, now() - t_start, threads); // every rank, or none
     for (int64_t k = 0; k < 2 * round_docs; k++) se_doc_free(&docs[k]);
-    free(docs); free(fold); free(fwd); free(est); free(all); free(w.mine); free(w.first); free(unit_of);
+    free(docs); free(fold); free(fwd); free(est); free(all); free(cap); free(take); free(rate);
+    free(w.mine); free(w.first); free(w.tok); free(unit_of);
     accs_free(&a);
     free(slot);
     return rc;

@@ -107,3 +107,14 @@ docs "$tmp/tiny.jsonl" 23 512
 job tiny "$tmp/tiny" "$tmp/tiny.jsonl" 1,2,3,4 150 # lengths 9-124: fourteen units, seven stacked
 for l in "1 1" "1 3" "3 1" "3 2"; do run_layout tiny $l; done
 for l in 1x3 3x1 3x2; do check "tiny shape: $l bitwise equal to 1x1" "same tiny 1x1 $l"; done
+
+# --- a slower rank: the deal moves units away from it, the bits stay -------------------------
+# IBC_SLOW=2:20 stretches each round of rank 2 to twenty times its length, as a rank on a busier
+# core would run. After the first round (one unit per thread) every rank's share follows how
+# fast it ran, so rank 2 runs fewer tokens than the others (the timing line's per-rank
+# tokens); whichever rank runs a unit, the counts are the same exact sums.
+IBC_SLOW=2:20 IBC_TIMING=1 OMP_NUM_THREADS=1 mpirun --oversubscribe --bind-to none -x IBC_SLOW -x IBC_TIMING -np 3 \
+  "$IBC" run "$tmp/tiny.ini" --results "$tmp/tiny-slow" 2>"$tmp/tiny-slow.err"
+check "tiny shape: 3x1 with rank 2 twenty times slower bitwise equal to 1x1" "same tiny 1x1 slow"
+check "tiny shape: the slower rank ran at most half the tokens of the busiest" \
+  'grep -o "tokens per rank min [0-9]* max [0-9]*" $tmp/tiny-slow.err | awk "{ exit !(\$5 * 2 <= \$7) }"'

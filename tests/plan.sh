@@ -74,9 +74,10 @@ for s, (name, k, out) in enumerate(sets):
 assert re.search(r'counted, %d tokens, %d counted positions, longest %d tokens' % (tokens, positions, Tmax), txt)
 
 # The outbox's growth in one round: units (documents stacked in corpus order up to 1024 rows;
-# one too short to count is a unit alone), assigned longest first (index breaks ties) to the
-# rank with the fewest tokens (lowest rank breaks ties), taken 4 x threads at a time; per
-# round, the distinct labels with a row that another rank owns.
+# one too short to count is a unit alone), in one order, longest first (index breaks ties);
+# a round deals a rank at most 4 x threads consecutive units of it, whichever rank runs
+# faster, so the count is over every such window and every rank: the distinct labels with a
+# row that the window touches, less those the rank owns.
 units, rows_open = [], None
 for ids in docs:
     T = len(ids)
@@ -84,21 +85,18 @@ for ids in docs:
     if rows_open is None or rows_open + T > 1024: units.append([]); rows_open = 0; opened = len(units) - 1
     units[opened].append(ids); rows_open += T
 order = sorted(range(len(units)), key=lambda u: (-sum(len(x) for x in units[u]), u))
-load, mine = [0] * P, [[] for _ in range(P)]
-for u in order:
-    r = min(range(P), key=lambda q: (load[q], q))
-    mine[r].append(u); load[r] += sum(len(x) for x in units[u])
-round_rows, rounds_max = 0, max(-(-len(m) // (4 * threads)) for m in mine)
-for r in range(P):
-    for g in range(0, len(mine[r]), 4 * threads):
-        seen = set()
-        for u in mine[r][g:g + 4 * threads]:
-            for ids in units[u]:
-                for t in range(nmax - 1, len(ids) - nmax):
-                    for s, (name, k, out) in enumerate(sets):
-                        key = tuple(ids[t + 1:t + 1 + k] if out else ids[t - k + 1:t + 1]) + (-1,) * (4 - k)
-                        if counts[s][key] >= 2 and owner(s, key, P) != r: seen.add((s, key))
-        round_rows = max(round_rows, len(seen))
+W = 4 * threads
+round_rows, rounds_max = 0, -(-len(units) // (P * W))
+for e in range(len(order)):
+    seen = set()
+    for u in order[max(0, e - W + 1):e + 1]:
+        for ids in units[u]:
+            for t in range(nmax - 1, len(ids) - nmax):
+                for s, (name, k, out) in enumerate(sets):
+                    key = tuple(ids[t + 1:t + 1 + k] if out else ids[t - k + 1:t + 1]) + (-1,) * (4 - k)
+                    if counts[s][key] >= 2: seen.add((s, key))
+    owned = [sum(1 for s, key in seen if owner(s, key, P) == q) for q in range(P)]
+    round_rows = max(round_rows, len(seen) - min(owned))
 assert re.search(r'^rank_rows %s$' % ' '.join(map(str, rows_rank)), txt, re.M), rows_rank
 assert re.search(r'^rows_per_rank 3 ranks: total %d max %d ' % (rows, max(rows_rank)), txt, re.M)
 
@@ -215,8 +213,10 @@ PY"
 
 # The plan's outbox_round against the run: with an exchange after every round (the test hook
 # IBC_EXCHANGE_BYTES=1) the outbox holds one round's rows at each agreement, and the most any
-# rank held (IBC_TIMING's "outbox max") is the plan's count for the same layout (3 ranks, the
-# threads the run took: its timing line sums them over the ranks) and checkpoint.
+# rank held (IBC_TIMING's "outbox max") is at most the plan's count for the same layout (3
+# ranks, the threads the run took: its timing line sums them over the ranks) and checkpoint,
+# which covers every window a deal can give any rank; the run's own windows reach at least
+# half of it.
 sed -e '/^llama_bf16/d' "$tmp/job.ini" >"$tmp/ob.ini"
 IBC_EXCHANGE_BYTES=1 IBC_TIMING=1 OMP_NUM_THREADS=2 mpirun --bind-to none -x OMP_NUM_THREADS -x IBC_TIMING \
   -x IBC_EXCHANGE_BYTES -np 3 "$IBC" run "$tmp/ob.ini" --quiet --results "$tmp/ob" 2>"$tmp/ob.err"
@@ -224,22 +224,23 @@ rc=$?
 th=$(sed -n 's/.*timing stories: .*, ranks 3, threads \([0-9]*\),.*/\1/p' "$tmp/ob.err")
 "$IBC" plan "$tmp/ob.ini" --ranks 3 --threads $(( ${th:-3} / 3 )) >"$tmp/ob.txt" 2>&1
 want=$(sed -n 's/^  outbox_round .*: \([0-9]*\) rows$/\1/p' "$tmp/ob.txt")
-got=$(sed -n 's/.*timing stories:.*, outbox max \([0-9]*\) rows$/\1/p' "$tmp/ob.err")
+got=$(sed -n 's/.*timing stories:.*, outbox max \([0-9]*\) rows,.*/\1/p' "$tmp/ob.err")
 echo "   outbox rows: plan $want, run $got"
-check "the run's largest outbox equals the plan's outbox_round (an exchange every round)" '[ $rc -eq 0 ] && [ -n "$want" ] && [ "$got" = "$want" ]'
-# [parallel] round_units = 1: smaller rounds, a smaller outbox and activations (plan = run
-# again), and the same numbers bit for bit (rounds only regroup exact integer sums)
+check "the run's largest outbox is within the plan's outbox_round and above half of it (an exchange every round)" \
+  '[ $rc -eq 0 ] && [ -n "$want" ] && [ -n "$got" ] && [ "$got" -le "$want" ] && [ $((2 * got)) -gt "$want" ]'
+# [parallel] round_units = 1: smaller rounds, a smaller outbox and activations (the run within
+# the plan again), and the same numbers bit for bit (rounds only regroup exact integer sums)
 sed -e 's/^exchange_mb = .*/&\nround_units = 1/' "$tmp/ob.ini" >"$tmp/ob1.ini"
 IBC_EXCHANGE_BYTES=1 IBC_TIMING=1 OMP_NUM_THREADS=2 mpirun --bind-to none -x OMP_NUM_THREADS -x IBC_TIMING \
   -x IBC_EXCHANGE_BYTES -np 3 "$IBC" run "$tmp/ob1.ini" --quiet --results "$tmp/ob1" 2>"$tmp/ob1.err"
 rc=$?
 "$IBC" plan "$tmp/ob1.ini" --ranks 3 --threads $(( ${th:-3} / 3 )) >"$tmp/ob1.txt" 2>&1
 want1=$(sed -n 's/^  outbox_round .*: \([0-9]*\) rows$/\1/p' "$tmp/ob1.txt")
-got1=$(sed -n 's/.*timing stories:.*, outbox max \([0-9]*\) rows$/\1/p' "$tmp/ob1.err")
+got1=$(sed -n 's/.*timing stories:.*, outbox max \([0-9]*\) rows,.*/\1/p' "$tmp/ob1.err")
 act=$(awk '$1 == "activations" {print $2}' "$tmp/ob.txt"); act1=$(awk '$1 == "activations" {print $2}' "$tmp/ob1.txt")
 echo "   round_units 1: outbox rows plan $want1, run $got1; activations $act1 against $act B"
-check "round_units = 1: the run's outbox equals the plan's, both below round_units = 4's, the same layers.csv" \
-  '[ $rc -eq 0 ] && [ -n "$want1" ] && [ "$got1" = "$want1" ] && [ "$want1" -lt "$want" ] && [ "$act1" -lt "$act" ] && cmp -s $tmp/ob/layers.csv $tmp/ob1/layers.csv'
+check "round_units = 1: the run's outbox within the plan's, both below round_units = 4's, the same layers.csv" \
+  '[ $rc -eq 0 ] && [ -n "$want1" ] && [ -n "$got1" ] && [ "$got1" -le "$want1" ] && [ "$got1" -lt "$got" ] && [ "$want1" -lt "$want" ] && [ "$act1" -lt "$act" ] && cmp -s $tmp/ob/layers.csv $tmp/ob1/layers.csv'
 sed 's/^exchange_mb = .*/&\nround_units = 0/' "$tmp/job.ini" >"$tmp/bad.ini"
 "$IBC" plan "$tmp/bad.ini" --ranks 2 >/dev/null 2>"$tmp/bad.err"
 check "round_units = 0 is refused naming the line" '[ $? -eq 2 ] && grep -q "bad.ini:.*round_units" $tmp/bad.err'

@@ -5,8 +5,8 @@
 // precount is exact: softent's own se_precount_doc / se_precount_done_min on a 2-bin, 1-layer
 // accumulator, whose rows cost 16 B), each checkpoint's config.json and safetensors headers
 // (mapped, never converted). It also owns the work layout that `ibc run` follows, so that
-// both count the same thing: units (plan_units), their assignment to ranks (plan_assign) and
-// the round size ([parallel] round_units). The design it sizes (design.md "Distribution"):
+// both count the same thing: units (plan_units), the order and the deal of them to ranks
+// round by round (plan_order, plan_deal) and the round size ([parallel] round_units). The design it sizes (design.md "Distribution"):
 //
 //   mapped weights   = the safetensors files' bytes, shared by every rank of a node through
 //                      the page cache (counted once per node)
@@ -38,7 +38,9 @@
 //                      in exchanges of at most exchange_mb per rank, or of one round's growth
 //                      when a round (round_units x threads units) alone adds more:
 //                      the distinct rows owned elsewhere that its documents touch, counted
-//                      exactly on every rank's rounds; buffers: outbox + packed copy +
+//                      exactly for every rank on every window of round_units x threads
+//                      consecutive units of the order (a round's deal is such a window,
+//                      whichever rank gets it); buffers: outbox + packed copy +
 //                      receive, each that size. Expected sends: a label seen N_x times is
 //                      touched by a given non-owner rank with probability
 //                      1 - (1 - 1/P)^N_x if positions fell on ranks independently; documents
@@ -86,7 +88,7 @@ typedef struct {
     double touch_total;     // sum over rows of 1 - (1 - 1/P)^N_x (expected senders per row)
     double *touch_owned;    // [P] the same over the rows rank r owns
     int64_t round_rows;     // the most outbox rows one round adds on one rank (count_round_rows)
-    int64_t rounds_max;     // the most rounds of one rank
+    int64_t rounds_max;     // rounds when every rank runs at one speed
     int round_units;        // units per thread in a round (the job's [parallel] round_units)
     int64_t index_bytes;    // the label index, every rank
     int F;                  // data folds (0: none)
@@ -106,19 +108,30 @@ typedef struct {
 // every rank and layout.
 int64_t plan_units(const job *j, const corpus *c, const char *ok, int n_max, int64_t *unit_of, int *rows_max);
 
-// A rank's work. mine [n]: its documents, unit by unit (each unit's in corpus order); first
-// [units + 1]: where each of its units starts in mine. Freed with free() (mine, first).
+// The order `ibc run` deals units in. mine [n]: the documents, unit by unit (each unit's in
+// corpus order); first [units + 1]: where each unit starts in mine; tok [units + 1]: tokens
+// of the units before each (tok[k + 1] - tok[k]: unit k's). Freed with free() (all three).
 typedef struct {
-    int64_t *mine, *first;
+    int64_t *mine, *first, *tok;
     int64_t n, units;
 } plan_work;
 
-// Rank `rank`'s units of P (unit_of [documents] from plan_units, nu of them), longest
-// processing time first: units by token count (documents ok [documents] only, NULL: all),
-// longest first (index breaks ties), each to the rank with the fewest tokens so far (lowest
-// rank breaks ties). Every rank computes the same assignment from the same lengths.
-plan_work plan_assign(const job *j, const corpus *c, const char *ok, const int64_t *unit_of, int64_t nu, int P,
-                      int rank);
+// Every unit (unit_of [documents] from plan_units, nu of them), longest first: by tokens of
+// its documents that are usable (ok [documents], NULL: all), index breaking ties (longest
+// processing time first: the short units come last, where they even out the ranks' ends).
+// Every rank computes the same order from the same lengths.
+plan_work plan_order(const job *j, const corpus *c, const char *ok, const int64_t *unit_of, int64_t nu);
+
+// One round of `ibc run`: from unit g of the order (tok [units + 1] as plan_work's), rank p
+// takes units take[p] .. take[p + 1] - 1 (take [P + 1], take[0] = g), consecutive and in rank
+// order, at most cap[p] of them (round_units x its threads: what its memory holds). rate [P]
+// (> 0) is how fast each rank ran, in tokens per second (all equal: a deal by tokens alone);
+// each rank's share of tokens is its rate times the round's length, which is the time every
+// rank needs for what is left or, when shorter, the time the first rank to fill its cap
+// needs. Returns take[P], the next round's g: always past g while g < units. A pure
+// function: every rank computes the same deal from the same agreed rates.
+int64_t plan_deal(const int64_t *tok, int64_t units, int64_t g, int P, const int *cap, const double *rate,
+                  int64_t *take);
 
 // Precounts the corpus's ids (docs[i].ids, truncated to max_length) as `ibc run` does, with
 // `threads` per rank (the size of a round). Not collective.
