@@ -551,19 +551,35 @@ static void pause_s(double s) {
     while (nanosleep(&ts, &ts) != 0) {}
 }
 
-// Rates for the next deal (plan_deal) from a round's: rank p ran the tokens of units take[p] ..
-// take[p+1]-1 in busy[p] ns. A rank dealt nothing keeps its rate, moved halfway up to the
-// fastest: a rank slowed for a while gets work again and is measured anew. Every rank
+// The ranks' rates for the next deal (plan_deal), tokens per second, after a round in which
+// rank p ran the units take[p] .. take[p+1]-1 in busy[p] ns. A rate is over the rounds so far,
+// a round's weight falling by DEAL_DECAY with each round after it, and a rank within
+// DEAL_BAND of the fastest is dealt as the fastest: on a shared machine one round's rate moves
+// by up to a sixth from the next's, and the first round's also pays for warming up
+// (docs/performance.md), so a deal that followed every difference would take a unit (a
+// quarter of a round) from a rank on noise alone and leave it waiting. A rank slower by more,
+// for several rounds (a busy core, a throttled node), shows within two or three. A rank dealt
+// nothing has its rate moved halfway up to the fastest (one never measured: to it), so that
+// it is dealt work and measured again. sum [2, P]: the decayed tokens and seconds. Every rank
 // computes the same rates from the same agreed times.
-static void next_rates(const int64_t *tok, const int64_t *take, const int64_t *busy, int P, double *rate) {
+#define DEAL_DECAY 0.7
+#define DEAL_BAND 0.2
+static void next_rates(const int64_t *tok, const int64_t *take, const int64_t *busy, int P, double *sum, double *rate) {
     double fastest = 0;
     for (int p = 0; p < P; p++) {
-        int64_t t = tok[take[p + 1]] - tok[take[p]];
-        if (t > 0 && busy[p] > 0) rate[p] = (double)t / ((double)busy[p] * 1e-9);
-        fastest = rate[p] > fastest ? rate[p] : fastest;
+        sum[p] = DEAL_DECAY * sum[p] + (double)(tok[take[p + 1]] - tok[take[p]]);
+        sum[P + p] = DEAL_DECAY * sum[P + p] + (double)busy[p] * 1e-9;
+        if (sum[p] > 0 && sum[P + p] > 0 && sum[p] / sum[P + p] > fastest) fastest = sum[p] / sum[P + p];
     }
-    for (int p = 0; p < P; p++)
-        if (tok[take[p + 1]] == tok[take[p]]) rate[p] = 0.5 * (rate[p] + fastest);
+    if (fastest == 0) return; // nothing measured yet: the deal stays by tokens
+    for (int p = 0; p < P; p++) {
+        double r = sum[p] > 0 && sum[P + p] > 0 ? sum[p] / sum[P + p] : fastest;
+        if (tok[take[p + 1]] == tok[take[p]] && sum[P + p] > 0) { // dealt nothing
+            r = 0.5 * (r + fastest);
+            sum[p] = r * sum[P + p];
+        }
+        rate[p] = r >= (1 - DEAL_BAND) * fastest ? fastest : r;
+    }
 }
 
 // One checkpoint. Collective: every rank calls it. Fills r. Returns 0, IBC_ESTOP, or an
@@ -612,8 +628,8 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     free(per);
     int64_t done_docs = 0, done_tokens = 0, sent = 0, xcap = exchange_cap(j), g = 0;
     double *fwd = xcalloc((size_t)threads, sizeof(double)), *est = xcalloc((size_t)threads, sizeof(double));
-    double *rate = xmalloc(sizeof(double) * (size_t)P), slow = ibc_slow(rank);
-    for (int p = 0; p < P; p++) rate[p] = 1.0; // unknown yet: a deal by tokens
+    double *rate = xmalloc(sizeof(double) * 3 * (size_t)P), *rsum = rate + P, slow = ibc_slow(rank); // rsum [2, P]
+    for (int p = 0; p < P; p++) rate[p] = 1.0, rsum[p] = rsum[P + p] = 0; // unknown yet: a deal by tokens
     se_doc *docs = xmalloc(sizeof(se_doc) * 2 * (size_t)round_docs); // [2, round_docs]: all, fold
     for (int64_t k = 0; k < 2 * round_docs; k++) se_doc_init(&docs[k]);
     int *fold = xcalloc((size_t)round_docs, sizeof(int));
@@ -646,7 +662,7 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
         tm.agree += now() - t1;
         done_docs += all[1];
         done_tokens += all[2];
-        next_rates(w.tok, take, all + 3, P, rate);
+        next_rates(w.tok, take, all + 3, P, rsum, rate);
         for (int p = 0; p < P; p++) busy[p] += all[3 + p];
         pg->imbalance = max_over_mean(busy, P);
         report(pg, done_docs, c->n, done_tokens, 0);
