@@ -77,10 +77,16 @@ static void free_anchors(anchor_cache *ac) {
     ac->n = 0;
 }
 
-// IBC_TIMING=1: timing lines on stderr (run_ckpt's per checkpoint, save's), for bench/job.sh.
+// IBC_TIMING=1: timing lines on stderr (run_ckpt's per checkpoint, save's), for bench/job.sh;
+// IBC_TIMING=2 also a line per round of the deal (bench/straggler.sh).
 static int timing_on(void) {
     const char *v = getenv("IBC_TIMING");
     return v && *v && strcmp(v, "0") != 0;
+}
+
+static int timing_rounds(void) {
+    const char *v = getenv("IBC_TIMING");
+    return v && atoi(v) >= 2;
 }
 
 // Rewrites the results with every checkpoint so far (anchors for each width present).
@@ -662,6 +668,13 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
         tm.agree += now() - t1;
         done_docs += all[1];
         done_tokens += all[2];
+        if (rank == 0 && timing_rounds()) { // what each rank was dealt and ran at
+            fprintf(stderr, "ibc: round %lld: units, tokens/s per rank:", (long long)round);
+            for (int p = 0; p < P; p++)
+                fprintf(stderr, " %lld %.0f", (long long)(take[p + 1] - take[p]),
+                        all[3 + p] > 0 ? (double)(w.tok[take[p + 1]] - w.tok[take[p]]) / (all[3 + p] * 1e-9) : 0.0);
+            fprintf(stderr, "\n");
+        }
         next_rates(w.tok, take, all + 3, P, rsum, rate);
         for (int p = 0; p < P; p++) busy[p] += all[3 + p];
         pg->imbalance = max_over_mean(busy, P);
