@@ -561,7 +561,7 @@ static void pause_s(double s) {
 // rank p ran the units take[p] .. take[p+1]-1 in busy[p] ns. A rate is over the rounds so far,
 // a round's weight falling by DEAL_DECAY with each round after it, and a rank within
 // DEAL_BAND of the fastest is dealt as the fastest: on a shared machine one round's rate moves
-// by up to a sixth from the next's, and the first round's also pays for warming up
+// by up to a fifth from the next's, and the first round's also pays for warming up
 // (docs/performance.md), so a deal that followed every difference would take a unit (a
 // quarter of a round) from a rank on noise alone and leave it waiting. A rank slower by more,
 // for several rounds (a busy core, a throttled node), shows within two or three. A rank dealt
