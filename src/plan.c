@@ -157,6 +157,37 @@ int64_t plan_deal(const int64_t *tok, int64_t units, int64_t g, int P, const int
     return at;
 }
 
+void plan_rates_init(plan_rates *r, int P) {
+    r->P = P;
+    r->rate = xmalloc(sizeof(double) * 3 * (size_t)P);
+    r->sum = r->rate + P;
+    for (int p = 0; p < P; p++) r->rate[p] = 1.0, r->sum[p] = r->sum[P + p] = 0;
+}
+
+void plan_rates_free(plan_rates *r) {
+    free(r->rate);
+    r->rate = r->sum = NULL;
+}
+
+void plan_rates_update(plan_rates *r, const int64_t *tok, const int64_t *take, const int64_t *busy) {
+    int P = r->P;
+    double *tk = r->sum, *sec = r->sum + P, fastest = 0;
+    for (int p = 0; p < P; p++) {
+        tk[p] = PLAN_RATE_DECAY * tk[p] + (double)(tok[take[p + 1]] - tok[take[p]]);
+        sec[p] = PLAN_RATE_DECAY * sec[p] + (double)busy[p] * 1e-9;
+        if (tk[p] > 0 && sec[p] > 0 && tk[p] / sec[p] > fastest) fastest = tk[p] / sec[p];
+    }
+    if (fastest == 0) return; // nothing measured yet: the deal stays by tokens
+    for (int p = 0; p < P; p++) {
+        double x = tk[p] > 0 && sec[p] > 0 ? tk[p] / sec[p] : fastest;
+        if (tok[take[p + 1]] == tok[take[p]] && sec[p] > 0) { // dealt nothing
+            x = 0.5 * (x + fastest);
+            tk[p] = x * sec[p];
+        }
+        r->rate[p] = x >= (1 - PLAN_RATE_BAND) * fastest ? fastest : x;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Labels of the whole corpus
 

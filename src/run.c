@@ -557,37 +557,6 @@ static void pause_s(double s) {
     while (nanosleep(&ts, &ts) != 0) {}
 }
 
-// The ranks' rates for the next deal (plan_deal), tokens per second, after a round in which
-// rank p ran the units take[p] .. take[p+1]-1 in busy[p] ns. A rate is over the rounds so far,
-// a round's weight falling by DEAL_DECAY with each round after it, and a rank within
-// DEAL_BAND of the fastest is dealt as the fastest: on a shared machine one round's rate moves
-// by up to a fifth from the next's, and the first round's also pays for warming up
-// (docs/performance.md), so a deal that followed every difference would take a unit (a
-// quarter of a round) from a rank on noise alone and leave it waiting. A rank slower by more,
-// for several rounds (a busy core, a throttled node), shows within two or three. A rank dealt
-// nothing has its rate moved halfway up to the fastest (one never measured: to it), so that
-// it is dealt work and measured again. sum [2, P]: the decayed tokens and seconds. Every rank
-// computes the same rates from the same agreed times.
-#define DEAL_DECAY 0.7
-#define DEAL_BAND 0.2
-static void next_rates(const int64_t *tok, const int64_t *take, const int64_t *busy, int P, double *sum, double *rate) {
-    double fastest = 0;
-    for (int p = 0; p < P; p++) {
-        sum[p] = DEAL_DECAY * sum[p] + (double)(tok[take[p + 1]] - tok[take[p]]);
-        sum[P + p] = DEAL_DECAY * sum[P + p] + (double)busy[p] * 1e-9;
-        if (sum[p] > 0 && sum[P + p] > 0 && sum[p] / sum[P + p] > fastest) fastest = sum[p] / sum[P + p];
-    }
-    if (fastest == 0) return; // nothing measured yet: the deal stays by tokens
-    for (int p = 0; p < P; p++) {
-        double r = sum[p] > 0 && sum[P + p] > 0 ? sum[p] / sum[P + p] : fastest;
-        if (tok[take[p + 1]] == tok[take[p]] && sum[P + p] > 0) { // dealt nothing
-            r = 0.5 * (r + fastest);
-            sum[p] = r * sum[P + p];
-        }
-        rate[p] = r >= (1 - DEAL_BAND) * fastest ? fastest : r;
-    }
-}
-
 // One checkpoint. Collective: every rank calls it. Fills r. Returns 0, IBC_ESTOP, or an
 // error, the same on every rank: the ranks agree after the precount, after every round of
 // documents and before the merge (dist_agree; fault hooks precount, forward, merge).
@@ -634,8 +603,9 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     free(per);
     int64_t done_docs = 0, done_tokens = 0, sent = 0, xcap = exchange_cap(j), g = 0;
     double *fwd = xcalloc((size_t)threads, sizeof(double)), *est = xcalloc((size_t)threads, sizeof(double));
-    double *rate = xmalloc(sizeof(double) * 3 * (size_t)P), *rsum = rate + P, slow = ibc_slow(rank); // rsum [2, P]
-    for (int p = 0; p < P; p++) rate[p] = 1.0, rsum[p] = rsum[P + p] = 0; // unknown yet: a deal by tokens
+    double slow = ibc_slow(rank);
+    plan_rates pr;
+    plan_rates_init(&pr, P);
     se_doc *docs = xmalloc(sizeof(se_doc) * 2 * (size_t)round_docs); // [2, round_docs]: all, fold
     for (int64_t k = 0; k < 2 * round_docs; k++) se_doc_init(&docs[k]);
     int *fold = xcalloc((size_t)round_docs, sizeof(int));
@@ -643,7 +613,7 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     for (int64_t round = 0; rc == 0 && g < w.units; round++) {
         // The same deal on every rank. With ranks, the first round is a probe, one unit per
         // thread: the rates it measures shape the deals of the rest, which hold most of the work.
-        int64_t next = plan_deal(w.tok, w.units, g, P, round == 0 && P > 1 ? cap + P : cap, rate, take);
+        int64_t next = plan_deal(w.tok, w.units, g, P, round == 0 && P > 1 ? cap + P : cap, pr.rate, take);
         int64_t lo = w.first[take[rank]], hi = w.first[take[rank + 1]], tokens = 0;
         double t0 = now();
         if (P > 1) accs_reserve(&a, docs_positions(j, c, ok, a.all.n_max, w.mine, lo, hi)); // no realloc under the threads
@@ -675,7 +645,7 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
                         all[3 + p] > 0 ? (double)(w.tok[take[p + 1]] - w.tok[take[p]]) / (all[3 + p] * 1e-9) : 0.0);
             fprintf(stderr, "\n");
         }
-        next_rates(w.tok, take, all + 3, P, rsum, rate);
+        plan_rates_update(&pr, w.tok, take, all + 3);
         for (int p = 0; p < P; p++) busy[p] += all[3 + p];
         pg->imbalance = max_over_mean(busy, P);
         report(pg, done_docs, c->n, done_tokens, 0);
@@ -694,7 +664,8 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     r->imbalance = pg->imbalance > 0 ? pg->imbalance : 1.0;
     if (dist_any(timing_on()) && rc == 0) timing_print(pg, &tm, now() - t_start, threads); // every rank, or none
     for (int64_t k = 0; k < 2 * round_docs; k++) se_doc_free(&docs[k]);
-    free(docs); free(fold); free(fwd); free(est); free(all); free(cap); free(take); free(rate);
+    free(docs); free(fold); free(fwd); free(est); free(all); free(cap); free(take);
+    plan_rates_free(&pr);
     free(w.mine); free(w.first); free(w.tok); free(unit_of);
     accs_free(&a);
     free(slot);

@@ -1,6 +1,8 @@
 // plan: the deal of units to ranks round by round (plan_deal). Its contract, checked on
 // hand-made cases and on random ones: every unit dealt once, in order, consecutive per rank,
-// never more than a rank's cap, always progress; and shares that follow the rates. (The label
+// never more than a rank's cap, always progress; and shares that follow the rates. And the
+// rates it reads (plan_rates): decayed over rounds, a band around the fastest, idle ranks
+// lifted. (The label
 // counts of `ibc plan` are checked against measured runs in tests/plan.sh.)
 #include "testutil.h"
 
@@ -88,12 +90,44 @@ static void test_random(void **state) {
     }
 }
 
+// Rates: unknown (all 1) until a round is measured; within the band, dealt as the fastest;
+// a slower rank keeps its own; a round's weight decays by PLAN_RATE_DECAY; a rank dealt
+// nothing moves halfway up (here into the band), one never measured is the fastest.
+static void test_rates_update(void **state) {
+    (void)state;
+    int64_t tok[7] = {0, 1000, 2000, 3000, 4000, 5000, 6000};
+    plan_rates r;
+    plan_rates_init(&r, 2);
+    assert_true(r.rate[0] == 1.0 && r.rate[1] == 1.0);
+    int64_t t1[3] = {0, 1, 2}, b1[2] = {1000000000, 1100000000}; // 1000 and 909 tokens/s
+    plan_rates_update(&r, tok, t1, b1);
+    assert_true(r.rate[0] == 1000.0 && r.rate[1] == 1000.0);
+    int64_t t2[3] = {2, 3, 4}, b2[2] = {1000000000, 2000000000}; // rank 1 at 500 this round
+    plan_rates_update(&r, tok, t2, b2);
+    double s1 = 1000 * PLAN_RATE_DECAY + 1000, d1 = 1.1 * PLAN_RATE_DECAY + 2.0; // decayed sums
+    assert_true(fabs(r.rate[1] - s1 / d1) < 1e-9);
+    assert_true(r.rate[1] < (1 - PLAN_RATE_BAND) * r.rate[0]);
+    int64_t t3[3] = {4, 5, 5}, b3[2] = {1000000000, 0}; // rank 1 dealt nothing
+    double before = r.rate[1];
+    plan_rates_update(&r, tok, t3, b3);
+    assert_true(r.rate[1] > before);
+    assert_true(r.rate[1] == r.rate[0]); // halfway up lands inside the band here
+    plan_rates_free(&r);
+
+    plan_rates_init(&r, 3);
+    int64_t t4[4] = {0, 1, 2, 2}, b4[3] = {1000000000, 1000000000, 0}; // rank 2 never ran
+    plan_rates_update(&r, tok, t4, b4);
+    assert_true(r.rate[2] == r.rate[0]);
+    plan_rates_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_even),
         cmocka_unit_test(test_rates),
         cmocka_unit_test(test_progress),
         cmocka_unit_test(test_random),
+        cmocka_unit_test(test_rates_update),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

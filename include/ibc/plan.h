@@ -133,6 +133,31 @@ plan_work plan_order(const job *j, const corpus *c, const char *ok, const int64_
 int64_t plan_deal(const int64_t *tok, int64_t units, int64_t g, int P, const int *cap, const double *rate,
                   int64_t *take);
 
+// The ranks' rates plan_deal reads, tokens per second. Each is over the rounds so far, a
+// round's weight falling by PLAN_RATE_DECAY with each round after it, and a rank within
+// PLAN_RATE_BAND of the fastest is dealt as the fastest: on a shared machine one round's rate
+// moves by up to a fifth from the next's and the first round's also pays for warming up
+// (docs/performance.md), so a deal that followed every difference would take a unit (a
+// quarter of a round) from a rank on noise alone and leave it waiting, while a rank slower by
+// more for several rounds (a busy core, a throttled node) shows within two or three. A rank
+// dealt nothing has its rate moved halfway up to the fastest (one never measured: to it), so
+// that it is dealt work and measured again. rate [P] starts all 1 (a deal by tokens alone).
+#define PLAN_RATE_DECAY 0.7
+#define PLAN_RATE_BAND 0.2
+typedef struct {
+    int P;
+    double *rate; // [P] what plan_deal reads
+    double *sum;  // [2, P] decayed tokens and seconds of each rank
+} plan_rates;
+
+void plan_rates_init(plan_rates *r, int P);
+void plan_rates_free(plan_rates *r);
+
+// After a round in which rank p ran the units take[p] .. take[p + 1] - 1 of the order (tok
+// [units + 1] as plan_work's) in busy[p] ns. Every rank computes the same rates from the same
+// agreed times.
+void plan_rates_update(plan_rates *r, const int64_t *tok, const int64_t *take, const int64_t *busy);
+
 // Precounts the corpus's ids (docs[i].ids, truncated to max_length) as `ibc run` does, with
 // `threads` per rank (the size of a round). Not collective.
 int plan_labels_count(const job *j, const corpus *c, int P, int threads, plan_labels *pl, ibc_err *err);
