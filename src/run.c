@@ -552,6 +552,22 @@ static int64_t window_max(const int64_t *v, int64_t n, int64_t width) {
     return best;
 }
 
+// The most documents (at least 1) and counted positions one of this rank's rounds can hold:
+// any cap consecutive units of the order w. The first sizes the documents' scratch, the
+// second is what the exchange check allows for (the next round is dealt only at the agreement).
+static void round_limits(const job *j, const corpus *c, const char *ok, int n_max, const plan_work *w, int cap,
+                         int64_t *docs, int64_t *positions) {
+    int64_t *per = xmalloc(sizeof(int64_t) * (size_t)(2 * w->units + 1)); // [2, units]: documents, positions
+    for (int64_t u = 0; u < w->units; u++) {
+        per[u] = w->first[u + 1] - w->first[u];
+        per[w->units + u] = docs_positions(j, c, ok, n_max, w->mine, w->first[u], w->first[u + 1]);
+    }
+    *docs = window_max(per, w->units, cap);
+    *docs = *docs > 0 ? *docs : 1;
+    *positions = window_max(per + w->units, w->units, cap);
+    free(per);
+}
+
 static void pause_s(double s) {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     while (nanosleep(&ts, &ts) != 0) {}
@@ -591,16 +607,8 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     int *cap = xmalloc(sizeof(int) * 2 * (size_t)P); // [2, P]: units a round may give each rank; the first round's
     gather_i64(threads, all, P); // ranks may run different thread counts
     for (int p = 0; p < P; p++) cap[p] = j->round_units * (int)all[p], cap[P + p] = (int)all[p], busy[p] = 0;
-    // The most documents and counted positions one of this rank's rounds can hold (any cap of
-    // consecutive units): the documents' scratch, and what the exchange check must allow for.
-    int64_t *per = xmalloc(sizeof(int64_t) * (size_t)(2 * w.units + 1)), *take = xmalloc(sizeof(int64_t) * (size_t)(P + 1));
-    for (int64_t u = 0; u < w.units; u++) {
-        per[u] = w.first[u + 1] - w.first[u];
-        per[w.units + u] = docs_positions(j, c, ok, a.all.n_max, w.mine, w.first[u], w.first[u + 1]);
-    }
-    int64_t round_docs = window_max(per, w.units, cap[rank]), round_pos = window_max(per + w.units, w.units, cap[rank]);
-    round_docs = round_docs > 0 ? round_docs : 1;
-    free(per);
+    int64_t round_docs, round_pos, *take = xmalloc(sizeof(int64_t) * (size_t)(P + 1));
+    round_limits(j, c, ok, a.all.n_max, &w, cap[rank], &round_docs, &round_pos);
     int64_t done_docs = 0, done_tokens = 0, sent = 0, xcap = exchange_cap(j), g = 0;
     double *fwd = xcalloc((size_t)threads, sizeof(double)), *est = xcalloc((size_t)threads, sizeof(double));
     double slow = ibc_slow(rank);
