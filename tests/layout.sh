@@ -69,6 +69,12 @@ OMP_NUM_THREADS=2 mpirun --oversubscribe --bind-to none -np 1 "$IBC" run "$tmp/s
   --results "$tmp/smol-r1" 2>"$tmp/smol-r1.err"
 check "SmolLM-135M shape: round_units = 1 at 1x2 gives the default 1x1's numbers bit for bit" \
   'cmp -s <(csv_numbers $tmp/smol-1x1/summary.csv) <(csv_numbers $tmp/smol-r1/summary.csv) && cmp -s $tmp/smol-1x1/layers.csv $tmp/smol-r1/layers.csv'
+# A slower rank at this shape (IBC_SLOW: rank 1's rounds stretched 20x): after the first round
+# the deal gives it nothing more, and the numbers are those of 1x1 bit for bit.
+IBC_SLOW=1:20 IBC_TIMING=1 OMP_NUM_THREADS=1 mpirun --oversubscribe --bind-to none -x IBC_SLOW -x IBC_TIMING -np 2 \
+  "$IBC" run "$tmp/smol.ini" --results "$tmp/smol-slow" 2>"$tmp/smol-slow.err"
+check "SmolLM-135M shape: 2x1 with rank 1 twenty times slower bitwise equal to 1x1, and it ran fewer tokens" \
+  'same smol 1x1 slow && grep -o "tokens per rank min [0-9]* max [0-9]*" $tmp/smol-slow.err | awk "{ exit !(\$5 * 2 <= \$7) }"'
 check "SmolLM-135M shape: seven documents, 31 hidden states" \
   '[ "$(cut -d, -f2 $tmp/smol-1x1/summary.csv | sed -n 2p)" = 7 ] && [ $(wc -l <$tmp/smol-1x1/layers.csv) -eq 32 ]'
 check "imbalance recorded: summary.csv column, HDF5 attribute" \
