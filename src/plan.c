@@ -157,6 +157,12 @@ int64_t plan_deal(const int64_t *tok, int64_t units, int64_t g, int P, const int
     return at;
 }
 
+const int *plan_first_cap(int64_t units, int P, const int *cap, const int *threads) {
+    int64_t full = 0;
+    for (int p = 0; p < P; p++) full += cap[p];
+    return P > 1 && units > full ? threads : cap;
+}
+
 void plan_rates_init(plan_rates *r, int P) {
     r->P = P;
     r->rate = xmalloc(sizeof(double) * 3 * (size_t)P);

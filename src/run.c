@@ -619,9 +619,10 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     int *fold = xcalloc((size_t)round_docs, sizeof(int));
     round_ctx rx = {&a, docs, docs + round_docs, fold, unit_of, slot, last, nslots, an->K, an->W, an->eps, est};
     for (int64_t round = 0; rc == 0 && g < w.units; round++) {
-        // The same deal on every rank. With ranks, the first round is a probe, one unit per
-        // thread: the rates it measures shape the deals of the rest, which hold most of the work.
-        int64_t next = plan_deal(w.tok, w.units, g, P, round == 0 && P > 1 ? cap + P : cap, pr.rate, take);
+        // The same deal on every rank. With ranks, the first round may be a probe, one unit per
+        // thread: the rates it measures shape the deals of the rest (plan_first_cap).
+        int64_t next = plan_deal(w.tok, w.units, g, P, round == 0 ? plan_first_cap(w.units, P, cap, cap + P) : cap,
+                                 pr.rate, take);
         int64_t lo = w.first[take[rank]], hi = w.first[take[rank + 1]], tokens = 0;
         double t0 = now();
         if (P > 1) accs_reserve(&a, docs_positions(j, c, ok, a.all.n_max, w.mine, lo, hi)); // no realloc under the threads

@@ -9,7 +9,7 @@
 # only on the unit, and counts are exact integers (design.md "Run loop"), so no tolerance: any
 # difference is a failure. TAP-style lines.
 . "$(dirname "$0")/lib.bash"
-trap 'rm -rf "$tmp"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT # KEEP=1: the runs stay, for a look
 
 
 # ids.jsonl: N documents of lengths 9..(9+N*5) over a vocabulary of V ids (repeats: labels with rows)
@@ -69,12 +69,23 @@ OMP_NUM_THREADS=2 mpirun --oversubscribe --bind-to none -np 1 "$IBC" run "$tmp/s
   --results "$tmp/smol-r1" 2>"$tmp/smol-r1.err"
 check "SmolLM-135M shape: round_units = 1 at 1x2 gives the default 1x1's numbers bit for bit" \
   'cmp -s <(csv_numbers $tmp/smol-1x1/summary.csv) <(csv_numbers $tmp/smol-r1/summary.csv) && cmp -s $tmp/smol-1x1/layers.csv $tmp/smol-r1/layers.csv'
-# A slower rank at this shape (IBC_SLOW: rank 1's rounds stretched 20x): after the first round
-# the deal gives it nothing more, and the numbers are those of 1x1 bit for bit.
-IBC_SLOW=1:20 IBC_TIMING=1 OMP_NUM_THREADS=1 mpirun --oversubscribe --bind-to none -x IBC_SLOW -x IBC_TIMING -np 2 \
-  "$IBC" run "$tmp/smol.ini" --results "$tmp/smol-slow" 2>"$tmp/smol-slow.err"
+# A slower rank at this shape (IBC_SLOW: rank 1's rounds stretched 20x), on twelve documents
+# (lengths 9-68: more units than one round of 2 ranks x 4 holds, so the first round is a
+# probe): after it the deal gives the slow rank only what its rate earns, and the numbers are
+# those of 1x1 bit for bit.
+docs "$tmp/smol12.jsonl" 12 49152
+job smol12 "$tmp/smol" "$tmp/smol12.jsonl" 1,2,3 32
+run_layout smol12 1 1
+IBC_SLOW=1:20 IBC_TIMING=2 OMP_NUM_THREADS=1 mpirun --oversubscribe --bind-to none -x IBC_SLOW -x IBC_TIMING -np 2 \
+  "$IBC" run "$tmp/smol12.ini" --results "$tmp/smol12-slow" 2>"$tmp/smol12-slow.err"
 check "SmolLM-135M shape: 2x1 with rank 1 twenty times slower bitwise equal to 1x1, and it ran fewer tokens" \
-  'same smol 1x1 slow && grep -o "tokens per rank min [0-9]* max [0-9]*" $tmp/smol-slow.err | awk "{ exit !(\$5 * 2 <= \$7) }"'
+  'same smol12 1x1 slow && grep -o "tokens per rank min [0-9]* max [0-9]*" $tmp/smol12-slow.err | awk "{ exit !(\$5 * 2 <= \$7) }"'
+# Five units fit in one round of 2 ranks x 4: no probe round, the units dealt at once (one
+# agreement, not two, for a corpus that has nothing left to deal after the first round).
+IBC_TIMING=2 OMP_NUM_THREADS=1 mpirun --oversubscribe --bind-to none -x IBC_TIMING -np 2 \
+  "$IBC" run "$tmp/smol.ini" --quiet --results "$tmp/smol-one" 2>"$tmp/smol-one.err"
+check "SmolLM-135M shape: a corpus that fits in one round at 2x1 runs as one round" \
+  '[ "$(grep -c "^ibc: round " $tmp/smol-one.err)" = 1 ]'
 check "SmolLM-135M shape: seven documents, 31 hidden states" \
   '[ "$(cut -d, -f2 $tmp/smol-1x1/summary.csv | sed -n 2p)" = 7 ] && [ $(wc -l <$tmp/smol-1x1/layers.csv) -eq 32 ]'
 check "imbalance recorded: summary.csv column, HDF5 attribute" \

@@ -90,6 +90,17 @@ static void test_random(void **state) {
     }
 }
 
+// The first round probes (one unit per thread) only with ranks, and only when the units need
+// more than one full round: a corpus that fits in one is dealt as one round.
+static void test_first_cap(void **state) {
+    (void)state;
+    int cap[3] = {4, 8, 4}, threads[3] = {1, 2, 1};
+    assert_ptr_equal(plan_first_cap(17, 3, cap, threads), threads); // 17 > 16: a probe
+    assert_ptr_equal(plan_first_cap(16, 3, cap, threads), cap);     // one full round
+    assert_ptr_equal(plan_first_cap(4, 3, cap, threads), cap);
+    assert_ptr_equal(plan_first_cap(100, 1, cap, threads), cap);    // one rank: nothing to measure for
+}
+
 // Rates: unknown (all 1) until a round is measured; within the band, dealt as the fastest;
 // a slower rank keeps its own; a round's weight decays by PLAN_RATE_DECAY; a rank dealt
 // nothing moves halfway up (here into the band), one never measured is the fastest.
@@ -128,6 +139,7 @@ int main(void) {
         cmocka_unit_test(test_progress),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_rates_update),
+        cmocka_unit_test(test_first_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

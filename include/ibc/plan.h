@@ -133,6 +133,13 @@ plan_work plan_order(const job *j, const corpus *c, const char *ok, const int64_
 int64_t plan_deal(const int64_t *tok, int64_t units, int64_t g, int P, const int *cap, const double *rate,
                   int64_t *take);
 
+// The caps of `ibc run`'s first round, before any rate is known: with ranks, a probe of one
+// unit per thread (threads [P]) whose rates shape the deals of the rest, but only when the
+// units do not all fit in one full round (cap [P], round_units x threads): then there is no
+// later deal to shape, and a probe would only split the work into two rounds and the ranks'
+// wait into two agreements (docs/performance.md, eighth section). Returns cap or threads.
+const int *plan_first_cap(int64_t units, int P, const int *cap, const int *threads);
+
 // The ranks' rates plan_deal reads, tokens per second. Each is over the rounds so far, a
 // round's weight falling by PLAN_RATE_DECAY with each round after it, and a rank within
 // PLAN_RATE_BAND of the fastest is dealt as the fastest: on a shared machine one round's rate
