@@ -22,7 +22,8 @@
 # any run of the shape and layout, the earlier method, kept for comparison.
 #
 #   usage: bench/job.sh [REPS]        env: IBC_BIN (bin/ibc), BUILD (build), LIMIT_S (2),
-#                                     LAYOUTS ("1x2 2x1"), DTYPES ("f32"; "f32 bf16" adds each
+#                                     LAYOUTS ("1x2 2x1"; "2x1:mpirun" runs that layout with
+#                                     Open MPI's default binding instead of --bind-to none), DTYPES ("f32"; "f32 bf16" adds each
 #                                     checkpoint as most are published: BF16, tensors in name
 #                                     order, bench/to-bf16.py), IBC_BASE=other/bin/ibc also
 #                                     runs that binary, interleaved; BASE_JOB="round_units = 1"
@@ -95,7 +96,10 @@ for rep in $(seq "$REPS"); do
       run=$name
       [ "$dt" = f32 ] || run=$name-$dt
       for layout in $LAYOUTS; do
-        IFS=x read -r np th <<<"$layout"
+        IFS=: read -r lay bind <<<"$layout"
+        IFS=x read -r np th <<<"$lay"
+        bindopt=(--bind-to none)
+        [ "$bind" = mpirun ] && bindopt=() # Open MPI's own binding, as a plain `mpirun -np` gets it
         cores=$((np * th))
         for bi in "${!bins[@]}"; do
           b=${bins[$bi]} ini=$tmp/$run.ini
@@ -104,13 +108,13 @@ for rep in $(seq "$REPS"); do
           gbefore=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" "$cores" 2 "$LIMIT_S" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
           rm -rf "$tmp/out"
           t0=$(date +%s.%N)
-          OMP_NUM_THREADS=$th IBC_TIMING=1 mpirun --bind-to none -x OMP_NUM_THREADS -x IBC_TIMING -np "$np" \
+          OMP_NUM_THREADS=$th IBC_TIMING=1 mpirun "${bindopt[@]}" -x OMP_NUM_THREADS -x IBC_TIMING -np "$np" \
             "$b" run "$ini" --results "$tmp/out" 2>"$tmp/err" >/dev/null
           wall=$(echo "$(date +%s.%N) - $t0" | bc -l)
           gafter=$(OMP_NUM_THREADS=1 "$SGEMM" 512 "$F" "$d" "$cores" 2 "$LIMIT_S" | sed 's/.*: \([0-9.]*\) GFLOP.*/\1/')
           gf=$(echo "($gbefore + $gafter) / 2" | bc -l)
           tag=$([ "$bi" = 0 ] && echo this || echo base)
-          python3 - "$tmp/err" "$wall" "$gf" "$gpt" "$gshort" "$tag" "$run" "${np}x$th" <<'PY'
+          python3 - "$tmp/err" "$wall" "$gf" "$gpt" "$gshort" "$tag" "$run" "$layout" <<'PY'
 import re, sys
 err, wall, gf, gpt, gshort, tag, name, layout = open(sys.argv[1]).read(), *map(float, sys.argv[2:6]), *sys.argv[6:]
 rate = float(re.findall(r'documents \d+/\d+, (\d+) tokens/s', err)[-1])
