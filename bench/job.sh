@@ -23,9 +23,10 @@
 #
 #   usage: bench/job.sh [REPS]        env: IBC_BIN (bin/ibc), BUILD (build), LIMIT_S (2),
 #                                     LAYOUTS ("1x2 2x1"; "2x1:mpirun" runs that layout with
-#                                     Open MPI's default binding instead of --bind-to none), DTYPES ("f32"; "f32 bf16" adds each
-#                                     checkpoint as most are published: BF16, tensors in name
-#                                     order, bench/to-bf16.py), IBC_BASE=other/bin/ibc also
+#                                     Open MPI's default binding instead of --bind-to none),
+#                                     DTYPES ("f32"; "f32 bf16" adds each checkpoint as most
+#                                     are published: BF16, tensors in name order,
+#                                     bench/to-bf16.py), IBC_BASE=other/bin/ibc also
 #                                     runs that binary, interleaved; BASE_JOB="round_units = 1"
 #                                     runs as "base" the same binary (or IBC_BASE) with that
 #                                     [parallel] line in its job; DOCS (8) documents of 512 ids;
