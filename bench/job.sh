@@ -142,13 +142,18 @@ PY
   done
 done
 # Per binary, shape and layout: the median of the per-run ratios (each job over the sustained
-# limit around it), and the earlier best-of reading (the fastest job over the highest short
+# limit around it) with the interval that holds the true median with >= 95% probability
+# whatever the runs' distribution (from the order statistics; 6 runs or more), and the earlier best-of reading (the fastest job over the highest short
 # limit measured for its shape), which a single burst of either kind decides.
 echo
-echo "| binary | shape | layout | runs | per-run ratios | median ratio | best tokens/s | best short limit tokens/s | best-of ratio |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| binary | shape | layout | runs | per-run ratios | median ratio | median's 95% interval | best tokens/s | best short limit tokens/s | best-of ratio |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 python3 - "$tmp/best.tsv" <<'PY'
-import statistics, sys
+import math, statistics, sys
+def median_ci(x):  # distribution-free: order statistics k and n+1-k cover the median with >= 95%
+    x, n = sorted(x), len(x)
+    k = max([j for j in range(1, n // 2 + 1) if sum(math.comb(n, i) for i in range(j)) / 2 ** n <= 0.025] or [0])
+    return '%.2f-%.2f' % (x[k - 1], x[n - k]) if k else '- (%d runs: too few)' % n
 runs, lim = {}, {}
 for line in open(sys.argv[1]):
     tag, name, layout, rate, limit, short = line.split('\t')
@@ -157,8 +162,8 @@ for line in open(sys.argv[1]):
 for (tag, name, layout), rl in runs.items():
     ratios = [r / l for r, l in rl]
     best = max(r for r, _ in rl)
-    print('| %s | %s | %s | %d | %s | %.2f | %.0f | %.0f | %.2f |' % (tag, name, layout, len(rl), ' '.join('%.2f' % x for x in ratios),
-          statistics.median(ratios), best, lim[name, layout], best / lim[name, layout]))
+    print('| %s | %s | %s | %d | %s | %.2f | %s | %.0f | %.0f | %.2f |' % (tag, name, layout, len(rl), ' '.join('%.2f' % x for x in ratios),
+          statistics.median(ratios), median_ci(ratios), best, lim[name, layout], best / lim[name, layout]))
 # With IBC_BASE: each run's tokens/s over the base's run right after it (the same minute).
 pairs = [(k, runs[k], runs.get(('base',) + k[1:])) for k in runs if k[0] == 'this']
 if any(b for _, _, b in pairs):
