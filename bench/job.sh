@@ -143,16 +143,20 @@ PY
 done
 # Per binary, shape and layout: the median of the per-run ratios (each job over the sustained
 # limit around it) with the interval that holds the true median with >= 95% probability
-# whatever the runs' distribution (from the order statistics; 6 runs or more), and the earlier best-of reading (the fastest job over the highest short
-# limit measured for its shape), which a single burst of either kind decides.
+# whatever the runs' distribution (order statistics; 6 runs or more), and the earlier
+# best-of reading (the fastest job over the highest short limit measured for its shape),
+# which a single burst of either kind decides.
 echo
 echo "| binary | shape | layout | runs | per-run ratios | median ratio | median's 95% interval | best tokens/s | best short limit tokens/s | best-of ratio |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 python3 - "$tmp/best.tsv" <<'PY'
 import math, statistics, sys
-def median_ci(x):  # distribution-free: order statistics k and n+1-k cover the median with >= 95%
+def median_ci(x):  # order statistics k and n+1-k: k the largest with P(Binomial(n, 1/2) < k) <= 0.025
     x, n = sorted(x), len(x)
-    k = max([j for j in range(1, n // 2 + 1) if sum(math.comb(n, i) for i in range(j)) / 2 ** n <= 0.025] or [0])
+    k, below = 0, 0.0  # below: P(Binomial(n, 1/2) < k)
+    while k < n // 2 and below + math.comb(n, k) / 2 ** n <= 0.025:
+        below += math.comb(n, k) / 2 ** n
+        k += 1
     return '%.2f-%.2f' % (x[k - 1], x[n - k]) if k else '- (%d runs: too few)' % n
 runs, lim = {}, {}
 for line in open(sys.argv[1]):
