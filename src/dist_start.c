@@ -183,7 +183,12 @@ static void report(const rank_layout *all, int P, int nodes) {
 }
 
 void dist_init(int *argc, char ***argv) {
-    MPI_Init(argc, argv);
+    int provided; // MPI from the main thread only, while OpenMP threads run (dist.h, handover)
+    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    if (provided < MPI_THREAD_FUNNELED) {
+        fprintf(stderr, "ibc: this MPI library does not provide MPI_THREAD_FUNNELED\n");
+        MPI_Abort(MPI_COMM_WORLD, 2);
+    }
     int rank = dist_rank(), P = dist_size(), n_local, index;
     mem_set_rank(rank);
     mem_set_fail_handler(abort_job);

@@ -551,8 +551,13 @@ typedef struct {
     int *first;       // [nu + 1] first document of each unit (docs first[u] .. first[u+1]-1)
     model_doc_cb cb;
     void *ctx;
+    int from;         // the index the residual streams start at (0: the ids)
+    model_leave_cb leave;
+    char *gone;       // [nu] units that left the batch
+    int running;      // units still running (atomic)
     int par;          // units in parallel, each single-threaded; else one doc, kernels in parallel
     float *X;         // residual streams, doc i at xoff[i]: [T_i, d]; a unit's docs are adjacent
+    const float *x0;  // from > 0: X's first contents
     int64_t *xoff;
     int *stop;        // [n] the callback's nonzero value
     work **wk;        // [nwk] per thread, made on first use
@@ -598,6 +603,9 @@ static void batch_init(batch *b) {
     }
     b->first[b->nu] = b->n;
     b->X = xmalloc(sizeof(float) * (size_t)total);
+    if (b->from > 0) memcpy(b->X, b->x0, sizeof(float) * (size_t)total);
+    b->gone = xcalloc((size_t)b->nu, 1);
+    b->running = b->nu;
     b->stop = xcalloc((size_t)b->n, sizeof(int));
     b->nwk = b->par ? omp_get_max_threads() : 1;
     b->wk = xcalloc((size_t)b->nwk, sizeof(work *));
@@ -616,8 +624,16 @@ static void batch_init(batch *b) {
 
 static void batch_free(batch *b) {
     for (int i = 0; i < b->nwk; i++) work_free(b->wk[i]);
-    free(b->wk); free(b->busy); free(b->X); free(b->xoff); free(b->first); free(b->stop); free(b->cos_t);
+    free(b->wk); free(b->busy); free(b->X); free(b->xoff); free(b->first); free(b->stop); free(b->gone); free(b->cos_t);
     free(b->scratch[0]); free(b->scratch[1]); free(b->lw); free(b->tok);
+}
+
+// A unit runs while it is in the batch and any of its documents does.
+static int unit_live(const batch *b, int k) {
+    if (b->gone[k]) return 0;
+    for (int i = b->first[k]; i < b->first[k + 1]; i++)
+        if (!b->stop[i]) return 1;
+    return 0;
 }
 
 // Unit k to hidden-state index l (0: embeddings; 1..L: block l - 1, then at L the final norm),
@@ -644,14 +660,16 @@ static void unit_step(batch *b, int k, int l, const lweights *w) {
     }
     for (int i = i0; b->cb && i < i1; i++)
         if (!b->stop[i]) b->stop[i] = b->cb(b->ctx, i, l, h + (b->xoff[i] - b->xoff[i0]), b->docs[i].T, c->d);
+    int live = unit_live(b, k), others;
+#pragma omp atomic read
+    others = b->running;
+    others -= live;
+    if (b->leave && live && l < b->last && b->leave(b->ctx, i0, i1 - i0, l, x, R, others)) b->gone[k] = 1, live = 0;
+    if (!live) {
+#pragma omp atomic
+        b->running--;
+    }
     b->busy[tid] += omp_get_wtime() - t0;
-}
-
-// A unit runs while any of its documents does.
-static int unit_live(const batch *b, int k) {
-    for (int i = b->first[k]; i < b->first[k + 1]; i++)
-        if (!b->stop[i]) return 1;
-    return 0;
 }
 
 // Layer l's weights (l >= 1: block l - 1) made ready into a scratch (of two, by parity; or
@@ -676,9 +694,9 @@ static void layer_step(batch *b, int l) {
 // unit's steps, and so its bits, are the same in any order.
 static void batch_run(batch *b) {
     const model *m = b->m;
-    if (m->c.n_layers > 0) layer_prefetch(m, 0);
+    if (m->c.n_layers > b->from) layer_prefetch(m, b->from);
     if (!b->par) {
-        for (int l = 0, live = b->nu; l <= b->last && live > 0; l++) {
+        for (int l = b->from ? b->from + 1 : 0, live = b->nu; l <= b->last && live > 0; l++) {
             if (l > 0) layer_step(b, l);
             live = 0;
             for (int k = 0; k < b->nu; k++) {
@@ -693,7 +711,7 @@ static void batch_run(batch *b) {
     double t0 = omp_get_wtime();
 #pragma omp parallel
 #pragma omp single
-    for (int l = 0; l <= b->last; l++) {
+    for (int l = b->from ? b->from + 1 : 0; l <= b->last; l++) {
         int wt = b->nscratch && l > 0 ? (l - 1) % b->nscratch : 2 + l; // layer l's weights' token
         if (l > 0) {
 #pragma omp task depend(inout : b->tok[wt]) firstprivate(l)
@@ -709,15 +727,25 @@ static void batch_run(batch *b) {
 
 int model_forward_docs(const model *m, const model_doc *docs, int n, int last_layer,
                        model_doc_cb cb, void *ctx, double *idle, ibc_err *err) {
+    return model_forward_docs_opts(m, docs, n, last_layer, NULL, cb, ctx, idle, err);
+}
+
+int model_forward_docs_opts(const model *m, const model_doc *docs, int n, int last_layer, const model_batch_opts *o,
+                            model_doc_cb cb, void *ctx, double *idle, ibc_err *err) {
+    static const model_batch_opts none = {0, NULL, NULL};
+    o = o ? o : &none;
     if (last_layer < 0 || last_layer > m->c.n_layers)
         return ibc_fail(err, IBC_EINPUT, "%s: hidden state %d requested; this model has 0..%d", m->dir, last_layer,
                         m->c.n_layers);
+    if (o->from < 0 || (o->from > 0 && (o->from >= last_layer || !o->x)))
+        return ibc_fail(err, IBC_EINPUT, "%s: a batch from hidden state %d to %d", m->dir, o->from, last_layer);
     for (int i = 0; i < n; i++) {
         int rc = check_doc(m, docs[i].ids, docs[i].T, i, err);
         if (rc) return rc;
     }
     if (n < 1) return 0;
-    batch b = {.m = m, .docs = docs, .n = n, .last = last_layer, .cb = cb, .ctx = ctx, .par = 1};
+    batch b = {.m = m, .docs = docs, .n = n, .last = last_layer, .cb = cb, .ctx = ctx, .from = o->from, .x0 = o->x,
+               .leave = o->leave, .par = 1};
     batch_init(&b);
     batch_run(&b);
     double busy = 0; // the region of wall w held nwk threads for w each: what they did not use, they waited

@@ -202,7 +202,8 @@ void plan_rates_update(plan_rates *r, const int64_t *tok, const int64_t *take, c
 // gets which units depends on how fast the ranks run, so the count covers every window of
 // that many consecutive units and every rank: the distinct labels with a row that the
 // window's documents touch, less those the rank owns (each other one is an outbox row until
-// the next exchange; softent's doc_outbox: a merged rare label goes to the "rare" row).
+// the next exchange; softent's doc_outbox: a merged rare label goes to the "rare" row); plus
+// the same count for the one unit of another rank's it may take over (run.c's handover).
 // The window slides one unit at a time: per label, the positions inside it; per rank, the
 // distinct labels inside it that it owns. Read-only lookups in the precounted tables acc.
 static int unit_labels(const job *j, const corpus *c, se_acc *acc, int P, const plan_work *w, int64_t u, int dir,
@@ -230,11 +231,12 @@ static int count_round_rows(const job *j, const corpus *c, se_acc *acc, int thre
     int P = pl->P, rc = 0, rows_max;
     if (P < 2) return 0;
     int64_t *unit_of = xmalloc(sizeof(int64_t) * (size_t)(c->n + 1)), per_round = (int64_t)j->round_units * threads;
-    int64_t nu = plan_units(j, c, NULL, acc->n_max, unit_of, &rows_max), distinct = 0;
-    int64_t *owned = xcalloc((size_t)P, sizeof(int64_t));
-    int32_t *cnt[SE_MAX_SETS], *own[SE_MAX_SETS];
+    int64_t nu = plan_units(j, c, NULL, acc->n_max, unit_of, &rows_max), distinct = 0, distinct1 = 0, unit_rows = 0;
+    int64_t *owned = xcalloc(2 * (size_t)P, sizeof(int64_t)), *owned1 = owned + P; // the window's; one unit's
+    int32_t *cnt[SE_MAX_SETS], *cnt1[SE_MAX_SETS], *own[SE_MAX_SETS];
     for (int s = 0; s < acc->n_sets; s++) {
         cnt[s] = xcalloc((size_t)acc->tables[s].n_labels + 1, sizeof(int32_t));
+        cnt1[s] = xcalloc((size_t)acc->tables[s].n_labels + 1, sizeof(int32_t));
         own[s] = xmalloc(sizeof(int32_t) * (size_t)(acc->tables[s].n_labels + 1));
         for (int64_t x = 0; x < acc->tables[s].n_labels; x++) own[s][x] = -1; // not computed yet
     }
@@ -243,15 +245,22 @@ static int count_round_rows(const job *j, const corpus *c, se_acc *acc, int thre
     plan_work w = plan_order(j, c, NULL, unit_of, nu);
     for (int64_t e = 0; e < nu && rc == 0; e++) { // the window [e + 1 - per_round, e]
         rc = unit_labels(j, c, acc, P, &w, e, 1, cnt, own, &distinct, owned, &d, err);
-        if (rc == 0 && e >= per_round) rc = unit_labels(j, c, acc, P, &w, e - per_round, -1, cnt, own, &distinct, owned, &d, err);
+        if (rc == 0 && e >= per_round)
+            rc = unit_labels(j, c, acc, P, &w, e - per_round, -1, cnt, own, &distinct, owned, &d, err);
         int64_t least = owned[0];
         for (int r = 1; r < P; r++) least = owned[r] < least ? owned[r] : least;
         if (distinct - least > pl->round_rows) pl->round_rows = distinct - least;
+        // Unit e alone: a rank that finishes its units early may take over one more from
+        // another rank (run.c's handover), whose rows come on top of its window's.
+        if (rc == 0) rc = unit_labels(j, c, acc, P, &w, e, 1, cnt1, own, &distinct1, owned1, &d, err);
+        for (int r = 0; r < P; r++) unit_rows = distinct1 - owned1[r] > unit_rows ? distinct1 - owned1[r] : unit_rows;
+        if (rc == 0) rc = unit_labels(j, c, acc, P, &w, e, -1, cnt1, own, &distinct1, owned1, &d, err);
     }
+    pl->round_rows += unit_rows;
     pl->rounds_max = (nu + P * per_round - 1) / (P * per_round); // ranks of one speed
     free(w.mine); free(w.first); free(w.tok);
     se_doc_free(&d);
-    for (int s = 0; s < acc->n_sets; s++) free(cnt[s]), free(own[s]);
+    for (int s = 0; s < acc->n_sets; s++) free(cnt[s]), free(cnt1[s]), free(own[s]);
     free(owned);
     free(unit_of);
     return rc;

@@ -213,6 +213,7 @@ typedef struct {
     int64_t lock_waits;       // how often a thread had to wait for one
     int64_t outbox_max;       // the most rows this rank's outbox held after a round (ibc plan: outbox_round)
     int64_t tokens;           // this rank's tokens (the deal gives a slower rank fewer)
+    int64_t taken;            // units this rank took over from another (handover)
 } ckpt_timing;
 
 // This process's peak resident memory (VmHWM), bytes; 0 if unknown.
@@ -243,10 +244,10 @@ static double max_over_mean(const int64_t *all, int P) {
 // Prints the checkpoint's timing line on rank 0. Collective.
 static void timing_print(const progress *pg, const ckpt_timing *tm, double wall, int threads) {
     int P = dist_size();
-    int64_t v[9] = {(int64_t)(tm->forward * 1e9), (int64_t)(tm->estimator * 1e9), (int64_t)(tm->precount * 1e9),
-                    (int64_t)(tm->agree * 1e9), (int64_t)(tm->merge * 1e9), threads, (int64_t)(tm->lock_wait * 1e9),
-                    tm->lock_waits, (int64_t)(tm->idle * 1e9)};
-    dist_sum(v, 9);
+    int64_t v[10] = {(int64_t)(tm->forward * 1e9), (int64_t)(tm->estimator * 1e9), (int64_t)(tm->precount * 1e9),
+                     (int64_t)(tm->agree * 1e9), (int64_t)(tm->merge * 1e9), threads, (int64_t)(tm->lock_wait * 1e9),
+                     tm->lock_waits, (int64_t)(tm->idle * 1e9), tm->taken};
+    dist_sum(v, 10);
     int64_t *mem = xmalloc(sizeof(int64_t) * (size_t)P), mx = 0, ob = 0;
     gather_i64(peak_rss(), mem, P);
     for (int r = 0; r < P; r++) mx = mem[r] > mx ? mem[r] : mx;
@@ -259,10 +260,11 @@ static void timing_print(const progress *pg, const ckpt_timing *tm, double wall,
     if (dist_rank() == 0)
         fprintf(stderr, "ibc: timing %s: wall %.3f s, ranks %d, threads %lld, forward %.3f s, estimator %.3f s, "
                 "precount %.3f s, agreement %.3f s, merge %.3f s, imbalance %.3f, peak memory per rank %.1f MB, "
-                "lock waits %lld (%.4f s), forward idle %.3f s, outbox max %lld rows, tokens per rank min %lld max %lld\n", pg->name, wall, P, (long long)v[5],
+                "lock waits %lld (%.4f s), forward idle %.3f s, outbox max %lld rows, tokens per rank min %lld max %lld, "
+                "units taken over %lld\n", pg->name, wall, P, (long long)v[5],
                 v[0] * 1e-9 / v[5], v[1] * 1e-9 / v[5], v[2] * 1e-9 / P, v[3] * 1e-9 / P, v[4] * 1e-9 / P, pg->imbalance,
                 mx / 1048576.0, (long long)v[7], v[6] * 1e-9 / v[5], v[8] * 1e-9 / v[5], (long long)ob, (long long)tmin,
-                (long long)tmax);
+                (long long)tmax, (long long)v[9]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -319,6 +321,11 @@ static int accs_exchange(accs *a, int merge, int64_t *sent, ibc_err *err) {
     return rc;
 }
 
+static void pause_s(double s) {
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0) {}
+}
+
 // What the layer callback needs, shared by the threads of a rank. Per-document scratch is
 // indexed by the document's place in the round, so that a batched forward pass (documents
 // through tasks, model_forward_docs) can call it for any document from any thread.
@@ -334,6 +341,11 @@ typedef struct {
     const float *W;   // [K, n, d]
     double eps;
     double *est;      // [threads] estimator seconds of each thread
+    dist_ho *ho;      // handing units over between ranks (NULL: one rank)
+    int threads, d;
+    double slow;      // IBC_SLOW's factor for this rank (tests), 1: none
+    double *tick;     // [threads] when each thread's last unit step ended (IBC_SLOW)
+    double given;     // this round: tokens x the share of layers of the units given away
 } round_ctx;
 
 static int on_doc_layer(void *ctx, int doc, int l, const float *h, int T, int d) {
@@ -351,12 +363,42 @@ static int on_doc_layer(void *ctx, int doc, int l, const float *h, int T, int d)
     return l == c->last ? 1 : 0; // 1: no later layer is needed
 }
 
-// The callback of model_forward_docs: batch index -> the document's place in the round.
-typedef struct { round_ctx *rc; const int *place; } batch_ctx;
+// The callback of model_forward_docs: batch index -> the document's place in the round, and
+// (own units) the place -> the document: mine[lo + place] (NULL for a unit taken over).
+typedef struct { round_ctx *rc; const int *place; const int64_t *mine; int64_t lo; } batch_ctx;
 
 static int on_batch_layer(void *ctx, int doc, int l, const float *h, int T, int d) {
     batch_ctx *b = ctx;
     return on_doc_layer(b->rc, b->place[doc], l, h, T, d);
+}
+
+// After a unit's step to index l (model.c's leave hook, on the thread that ran it): IBC_SLOW
+// stretches the step; on thread 0, a rank that finished its own units may be asking for one.
+// It gets this unit, from index l + 1 on, when this rank keeps at least one unit per thread
+// without it: the asking rank's core would otherwise idle until this rank's round ends, and
+// this rank's own threads do not. Index 0 (the embedding) is never given: a batch resumes
+// from a block's output.
+static int on_unit_step(void *ctx, int first, int n, int l, const float *x, int R, int others) {
+    batch_ctx *b = ctx;
+    round_ctx *c = b->rc;
+    int tid = omp_get_thread_num();
+    if (c->slow > 1) {
+        pause_s((c->slow - 1) * (now() - c->tick[tid]));
+        c->tick[tid] = now();
+    }
+    int to = tid == 0 && c->ho ? dist_ho_poll(c->ho) : -1;
+    if (to < 0) return 0;
+    if (!b->mine || l < 1 || others < c->threads || (int64_t)R * c->d > dist_ho_max_floats()) {
+        dist_ho_refuse(c->ho, to);
+        return 0;
+    }
+    int64_t *head = xmalloc(sizeof(int64_t) * (size_t)(n + 1)); // [index, documents (corpus order)]
+    head[0] = l;
+    for (int i = 0; i < n; i++) head[1 + i] = b->mine[b->lo + b->place[first + i]];
+    dist_ho_give(c->ho, to, head, n + 1, x, (int64_t)R * c->d);
+    free(head);
+    c->given += (double)R * (c->last - l) / c->last;
+    return 1;
 }
 
 // Documents mine[lo..hi) (whole units) through the model and the estimator as one batch,
@@ -392,16 +434,65 @@ static int run_round(const job *j, const corpus *c, const char *ok, const model 
         }
     }
     double t0 = now(), e0 = 0, e1 = 0;
-    for (int t = 0; t < threads; t++) e0 += rc->est[t];
+    for (int t = 0; t < threads; t++) e0 += rc->est[t], rc->tick[t] = t0;
     if (r == 0 && nb > 0) {
-        batch_ctx bc = {rc, place};
-        r = model_forward_docs(m, batch, nb, rc->last, on_batch_layer, &bc, idle, err);
+        batch_ctx bc = {rc, place, mine, lo};
+        model_batch_opts o = {0, NULL, on_unit_step};
+        r = model_forward_docs_opts(m, batch, nb, rc->last, &o, on_batch_layer, &bc, idle, err);
     }
     for (int t = 0; t < threads; t++) e1 += rc->est[t];
     fwd[0] += (now() - t0) * threads - (e1 - e0); // thread-seconds outside the estimator
     free(batch);
     free(place);
     *tokens = tok;
+    return r;
+}
+
+// A unit taken over from another rank (dist_ho_take): head [index l, its documents], x its
+// residual stream after index l, run through the later layers into this rank's accumulators
+// (the same products on the same rows: the same bits as had it stayed). Its documents and
+// positions were counted where it started (se_doc_resume). *work gets its tokens x the share
+// of layers run here.
+static int run_taken(const job *j, const corpus *c, const model *m, round_ctx *rc, const int64_t *head, int nh,
+                     const float *x, int64_t nx, double *fwd, double *idle, double *work, ibc_err *err) {
+    int n = nh - 1, l = (int)head[0], r = 0;
+    int64_t rows = 0;
+    for (int i = 0; i < n && r == 0; i++)
+        if (head[1 + i] < 0 || head[1 + i] >= c->n) r = 1;
+    if (n < 1 || l < 1 || l >= rc->last || r) // between this job's own ranks: a bug, not input
+        return ibc_fail(err, IBC_EINPUT, "handover: a unit of %d documents at index %d does not fit this job", n, l);
+    se_doc *sd = xmalloc(sizeof(se_doc) * 2 * (size_t)n); // [2, n]: all, fold
+    for (int k = 0; k < 2 * n; k++) se_doc_init(&sd[k]);
+    int *fold = xcalloc((size_t)n, sizeof(int)), *place = xmalloc(sizeof(int) * (size_t)n);
+    model_doc *batch = xmalloc(sizeof(model_doc) * (size_t)n);
+    for (int i = 0; i < n && r == 0; i++) {
+        const corpus_doc *d = &c->docs[head[1 + i]];
+        int T = d->n_ids < j->max_length ? d->n_ids : j->max_length;
+        r = se_doc_resume(&rc->a->all, &sd[i], d->ids, T, d->pref, err);
+        if (r == 0 && rc->a->F) {
+            fold[i] = rc->a->fold_of[head[1 + i]];
+            r = se_doc_resume(&rc->a->fold[fold[i]], &sd[n + i], d->ids, T, d->pref, err);
+        }
+        batch[i] = (model_doc){d->ids, T, i > 0};
+        place[i] = i;
+        rows += T;
+    }
+    if (r == 0 && rows * m->c.d != nx)
+        r = ibc_fail(err, IBC_EINPUT, "handover: %lld floats for a unit of %lld rows", (long long)nx, (long long)rows);
+    double t0 = now(), e0 = 0, e1 = 0;
+    for (int t = 0; t < rc->threads; t++) e0 += rc->est[t], rc->tick[t] = t0;
+    if (r == 0) {
+        round_ctx tc = *rc;
+        tc.docs = sd, tc.fdocs = sd + n, tc.fold = fold;
+        batch_ctx bc = {&tc, place, NULL, 0};
+        model_batch_opts o = {l, x, on_unit_step}; // polls on: requests to this rank are refused
+        r = model_forward_docs_opts(m, batch, n, rc->last, &o, on_batch_layer, &bc, idle, err);
+    }
+    for (int t = 0; t < rc->threads; t++) e1 += rc->est[t];
+    fwd[0] += (now() - t0) * rc->threads - (e1 - e0);
+    *work += (double)rows * (rc->last - l) / rc->last;
+    for (int k = 0; k < 2 * n; k++) se_doc_free(&sd[k]);
+    free(sd); free(fold); free(place); free(batch);
     return r;
 }
 
@@ -553,10 +644,11 @@ static int64_t window_max(const int64_t *v, int64_t n, int64_t width) {
 }
 
 // The most documents (at least 1) and counted positions one of this rank's rounds can hold:
-// any cap consecutive units of the order w. The first sizes the documents' scratch, the
-// second is what the exchange check allows for (the next round is dealt only at the agreement).
+// any cap consecutive units of the order w, and with ranks one unit more, taken over from
+// another rank. The first sizes the documents' scratch, the second is what the exchange check
+// allows for (the next round is dealt only at the agreement).
 static void round_limits(const job *j, const corpus *c, const char *ok, int n_max, const plan_work *w, int cap,
-                         int64_t *docs, int64_t *positions) {
+                         int P, int64_t *docs, int64_t *positions) {
     int64_t *per = xmalloc(sizeof(int64_t) * (size_t)(2 * w->units + 1)); // [2, units]: documents, positions
     for (int64_t u = 0; u < w->units; u++) {
         per[u] = w->first[u + 1] - w->first[u];
@@ -564,13 +656,8 @@ static void round_limits(const job *j, const corpus *c, const char *ok, int n_ma
     }
     *docs = window_max(per, w->units, cap);
     *docs = *docs > 0 ? *docs : 1;
-    *positions = window_max(per + w->units, w->units, cap);
+    *positions = window_max(per + w->units, w->units, cap) + (P > 1 ? window_max(per + w->units, w->units, 1) : 0);
     free(per);
-}
-
-static void pause_s(double s) {
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0) {}
 }
 
 // One checkpoint. Collective: every rank calls it. Fills r. Returns 0, IBC_ESTOP, or an
@@ -608,29 +695,52 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     gather_i64(threads, all, P); // ranks may run different thread counts
     for (int p = 0; p < P; p++) cap[p] = j->round_units * (int)all[p], cap[P + p] = (int)all[p], busy[p] = 0;
     int64_t round_docs, round_pos, *take = xmalloc(sizeof(int64_t) * (size_t)(P + 1));
-    round_limits(j, c, ok, a.all.n_max, &w, cap[rank], &round_docs, &round_pos);
+    round_limits(j, c, ok, a.all.n_max, &w, cap[rank], P, &round_docs, &round_pos);
     int64_t done_docs = 0, done_tokens = 0, sent = 0, xcap = exchange_cap(j), g = 0;
     double *fwd = xcalloc((size_t)threads, sizeof(double)), *est = xcalloc((size_t)threads, sizeof(double));
-    double slow = ibc_slow(rank);
     plan_rates pr;
     plan_rates_init(&pr, P);
     se_doc *docs = xmalloc(sizeof(se_doc) * 2 * (size_t)round_docs); // [2, round_docs]: all, fold
     for (int64_t k = 0; k < 2 * round_docs; k++) se_doc_init(&docs[k]);
     int *fold = xcalloc((size_t)round_docs, sizeof(int));
-    round_ctx rx = {&a, docs, docs + round_docs, fold, unit_of, slot, last, nslots, an->K, an->W, an->eps, est};
+    dist_ho ho;
+    dist_ho_init(&ho);
+    double *tick = xcalloc((size_t)threads, sizeof(double));
+    round_ctx rx = {&a, docs, docs + round_docs, fold, unit_of, slot, last, nslots, an->K, an->W, an->eps, est,
+                    P > 1 ? &ho : NULL, threads, m->c.d, ibc_slow(rank), tick, 0};
     for (int64_t round = 0; rc == 0 && g < w.units; round++) {
         // The same deal on every rank. With ranks, the first round may be a probe, one unit per
         // thread: the rates it measures shape the deals of the rest (plan_first_cap).
         int64_t next = plan_deal(w.tok, w.units, g, P, round == 0 ? plan_first_cap(w.units, P, cap, cap + P) : cap,
                                  pr.rate, take);
         int64_t lo = w.first[take[rank]], hi = w.first[take[rank + 1]], tokens = 0;
-        double t0 = now();
+        double t0 = now(), taken = 0, tt = 0;
         if (P > 1) accs_reserve(&a, docs_positions(j, c, ok, a.all.n_max, w.mine, lo, hi)); // no realloc under the threads
+        dist_ho_begin(&ho);
+        rx.given = 0;
         rc = run_round(j, c, ok, m, &rx, w.mine, lo, hi, threads, &tokens, fwd, &tm.idle, err);
-        if (slow > 1) pause_s((slow - 1) * (now() - t0)); // IBC_SLOW (tests)
         double t1 = now();
-        tm.busy += t1 - t0;
+        if (P > 1) { // its own units done: one of another rank's, from a layer on, if any gives one
+            int64_t *head, nx;
+            int nh;
+            float *x;
+            dist_ho_finished(&ho);
+            if (rc == 0 && dist_ho_take(&ho, &head, &nh, &x, &nx)) {
+                tt = now();
+                rc = run_taken(j, c, m, &rx, head, nh, x, nx, fwd, &tm.idle, &taken, err);
+                tt = now() - tt;
+                tm.taken++;
+                free(head);
+                free(x);
+            }
+            dist_ho_end(&ho);
+        }
+        tm.busy += t1 - t0 + tt;
         tm.tokens += tokens;
+        // The time its dealt tokens would have taken, for the rates: what it ran (less what it
+        // gave, plus what it took) at the rate it ran it.
+        double ran = (double)tokens - rx.given + taken, busy_s = t1 - t0 + tt;
+        if (tokens > 0 && ran > 0) busy_s *= (double)tokens / ran;
         int64_t ob = se_outbox_bytes(&a.all) / se_outbox_row_bytes(&a.all); // the whole corpus's outbox, rows
         tm.outbox_max = ob > tm.outbox_max ? ob : tm.outbox_max;
         if (rc == 0 && round == 0) rc = ibc_fault("forward", rank, err);
@@ -641,10 +751,10 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
         all[0] = g_stop != 0;
         all[1] = hi - lo;
         all[2] = tokens;
-        all[3 + rank] = (int64_t)((t1 - t0) * 1e9);
+        all[3 + rank] = (int64_t)(busy_s * 1e9);
         all[3 + P] = P > 1 && accs_outbox(&a, round_pos) > xcap;
         dist_sum(all, P + 4);
-        tm.agree += now() - t1;
+        tm.agree += now() - t1 - tt;
         done_docs += all[1];
         done_tokens += all[2];
         if (rank == 0 && timing_rounds()) { // what each rank was dealt and ran at
@@ -673,7 +783,8 @@ static int run_ckpt(const job *j, const corpus *c, const char *ok, const int *fo
     r->imbalance = pg->imbalance > 0 ? pg->imbalance : 1.0;
     if (dist_any(timing_on()) && rc == 0) timing_print(pg, &tm, now() - t_start, threads); // every rank, or none
     for (int64_t k = 0; k < 2 * round_docs; k++) se_doc_free(&docs[k]);
-    free(docs); free(fold); free(fwd); free(est); free(all); free(cap); free(take);
+    free(docs); free(fold); free(fwd); free(est); free(all); free(cap); free(take); free(tick);
+    dist_ho_free(&ho);
     plan_rates_free(&pr);
     free(w.mine); free(w.first); free(w.tok); free(unit_of);
     accs_free(&a);

@@ -431,16 +431,11 @@ static void doc_reserve(se_doc *doc, int P, int n) {
     doc->n = n;
 }
 
-int se_doc_start(se_acc *acc, se_doc *doc, const int32_t *ids, int T, int pref_label, ibc_err *err) {
+// The document's label indices (and, partitioned, its outbox rows); counts nothing.
+static int doc_labels(se_acc *acc, se_doc *doc, const int32_t *ids, int T, int pref_label, ibc_err *err) {
     int t0, rc, len = acc->n_layers * acc->n, P = positions(acc, T, &t0);
     doc->P = 0;
-#pragma omp atomic
-    acc->n_docs++;
-    if (P == 0) {
-#pragma omp atomic
-        acc->n_skipped++;
-        return 0;
-    }
+    if (P == 0) return 0;
     if ((rc = check_pref(acc, pref_label, err))) return rc;
     doc_reserve(doc, P, acc->n);
     for (int s = 0; s < acc->n_sets; s++) {
@@ -457,9 +452,27 @@ int se_doc_start(se_acc *acc, se_doc *doc, const int32_t *ids, int T, int pref_l
     }
     doc->P = P;
     if (acc->precounted && acc->nranks > 1) doc_outbox(acc, doc);
-#pragma omp atomic
-    acc->N += P;
     return 0;
+}
+
+int se_doc_start(se_acc *acc, se_doc *doc, const int32_t *ids, int T, int pref_label, ibc_err *err) {
+    int rc = doc_labels(acc, doc, ids, T, pref_label, err);
+#pragma omp atomic
+    acc->n_docs++;
+    if (rc == 0 && doc->P == 0) {
+#pragma omp atomic
+        acc->n_skipped++;
+    }
+    if (rc == 0 && doc->P > 0) {
+#pragma omp atomic
+        acc->N += doc->P;
+    }
+    return rc;
+}
+
+int se_doc_resume(se_acc *acc, se_doc *doc, const int32_t *ids, int T, int pref_label, ibc_err *err) {
+    if (!acc->precounted) return ibc_fail(err, IBC_EINPUT, "estimator: a document resumed on a streaming accumulator");
+    return doc_labels(acc, doc, ids, T, pref_label, err);
 }
 
 // dst[n] += src[n]: integer sums, exact in any order, so vector adds (GCC 12's -O2 cost model

@@ -69,7 +69,7 @@ OMP_NUM_THREADS=2 mpirun --oversubscribe --bind-to none -np 1 "$IBC" run "$tmp/s
   --results "$tmp/smol-r1" 2>"$tmp/smol-r1.err"
 check "SmolLM-135M shape: round_units = 1 at 1x2 gives the default 1x1's numbers bit for bit" \
   'cmp -s <(csv_numbers $tmp/smol-1x1/summary.csv) <(csv_numbers $tmp/smol-r1/summary.csv) && cmp -s $tmp/smol-1x1/layers.csv $tmp/smol-r1/layers.csv'
-# A slower rank at this shape (IBC_SLOW: rank 1's rounds stretched 20x), on twelve documents
+# A slower rank at this shape (IBC_SLOW: rank 1's unit steps stretched 20x), on twelve documents
 # (lengths 9-68: more units than one round of 2 ranks x 4 holds, so the first round is a
 # probe): after it the deal gives the slow rank only what its rate earns, and the numbers are
 # those of 1x1 bit for bit.
@@ -86,6 +86,14 @@ IBC_TIMING=2 OMP_NUM_THREADS=1 mpirun --oversubscribe --bind-to none -x IBC_TIMI
   "$IBC" run "$tmp/smol.ini" --quiet --results "$tmp/smol-one" 2>"$tmp/smol-one.err"
 check "SmolLM-135M shape: a corpus that fits in one round at 2x1 runs as one round" \
   '[ "$(grep -c "^ibc: round " $tmp/smol-one.err)" = 1 ]'
+# A unit handed over at a layer boundary (run.c's handover): with rank 1's unit steps stretched
+# 4x, rank 0 finishes its units of the one round first and takes one of rank 1's from its next
+# layer on, with its residual stream; the counts are the same exact sums.
+taken() { grep -o "units taken over [0-9]*" "$1" | awk '{ s += $4 } END { exit !(s >= 1) }'; }
+IBC_SLOW=1:4 IBC_TIMING=1 OMP_NUM_THREADS=1 mpirun --oversubscribe --bind-to none -x IBC_SLOW -x IBC_TIMING -np 2 \
+  "$IBC" run "$tmp/smol.ini" --quiet --results "$tmp/smol-ho" 2>"$tmp/smol-ho.err"
+check "SmolLM-135M shape: 2x1 with a unit taken over mid-model bitwise equal to 1x1" \
+  "taken $tmp/smol-ho.err && same smol 1x1 ho"
 check "SmolLM-135M shape: seven documents, 31 hidden states" \
   '[ "$(cut -d, -f2 $tmp/smol-1x1/summary.csv | sed -n 2p)" = 7 ] && [ $(wc -l <$tmp/smol-1x1/layers.csv) -eq 32 ]'
 check "imbalance recorded: summary.csv column, HDF5 attribute" \
@@ -100,6 +108,11 @@ job smolbf "$tmp/smolbf" "$tmp/smol.jsonl" 1,2,3 32
 for l in "1 1" "1 2" "1 3" "2 1"; do run_layout smolbf $l; done
 check "SmolLM-135M shape in BF16 (layers converted): 1x2, 1x3 and 2x1 bitwise equal to 1x1" \
   'same smolbf 1x1 1x2 && same smolbf 1x1 1x3 && same smolbf 1x1 2x1'
+# Rank 0 slowed: rank 1 takes a unit over and converts the layers left into its own scratch.
+IBC_SLOW=0:4 IBC_TIMING=1 OMP_NUM_THREADS=1 mpirun --oversubscribe --bind-to none -x IBC_SLOW -x IBC_TIMING -np 2 \
+  "$IBC" run "$tmp/smolbf.ini" --quiet --results "$tmp/smolbf-ho" 2>"$tmp/smolbf-ho.err"
+check "SmolLM-135M shape in BF16: 2x1 with a unit taken over bitwise equal to 1x1" \
+  "taken $tmp/smolbf-ho.err && same smolbf 1x1 ho"
 
 # --- the same under OpenBLAS's Haswell kernels (AVX2 + FMA) ----------------------------------
 # Their sgemm gives other bits for the same rows in a taller product, so there the units being
@@ -126,7 +139,7 @@ for l in "1 1" "1 3" "3 1" "3 2"; do run_layout tiny $l; done
 for l in 1x3 3x1 3x2; do check "tiny shape: $l bitwise equal to 1x1" "same tiny 1x1 $l"; done
 
 # --- a slower rank: the deal moves units away from it, the bits stay -------------------------
-# IBC_SLOW=2:20 stretches each round of rank 2 to twenty times its length, as a rank on a busier
+# IBC_SLOW=2:20 stretches each unit step of rank 2 to twenty times its length, as a rank on a busier
 # core would run. After the first round (one unit per thread) every rank's share follows how
 # fast it ran, so rank 2 runs fewer tokens than the others (the timing line's per-rank
 # tokens); whichever rank runs a unit, the counts are the same exact sums.
@@ -135,3 +148,9 @@ IBC_SLOW=2:20 IBC_TIMING=1 OMP_NUM_THREADS=1 mpirun --oversubscribe --bind-to no
 check "tiny shape: 3x1 with rank 2 twenty times slower bitwise equal to 1x1" "same tiny 1x1 slow"
 check "tiny shape: the slower rank ran at most half the tokens of the busiest" \
   'grep -o "tokens per rank min [0-9]* max [0-9]*" $tmp/tiny-slow.err | awk "{ exit !(\$5 * 2 <= \$7) }"'
+# Ranks with threads: a rank gives a unit only while it keeps one per thread; rank 1 slowed.
+# (Whether units are taken over here depends on the timing of this tiny model's short steps;
+# the SmolLM-135M-shape checks above are the ones that make sure of a handover.)
+IBC_SLOW=1:6 IBC_TIMING=1 OMP_NUM_THREADS=2 mpirun --oversubscribe --bind-to none -x IBC_SLOW -x IBC_TIMING -np 3 \
+  "$IBC" run "$tmp/tiny.ini" --results "$tmp/tiny-slow2" 2>"$tmp/tiny-slow2.err"
+check "tiny shape: 3x2 with rank 1 six times slower bitwise equal to 1x1" "same tiny 1x1 slow2"

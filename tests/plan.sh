@@ -77,7 +77,7 @@ assert re.search(r'counted, %d tokens, %d counted positions, longest %d tokens' 
 # one too short to count is a unit alone), in one order, longest first (index breaks ties);
 # a round deals a rank at most 4 x threads consecutive units of it, whichever rank runs
 # faster, so the count is over every such window and every rank: the distinct labels with a
-# row that the window touches, less those the rank owns.
+# row that the window touches, less those the rank owns; and one unit more, alone.
 units, rows_open = [], None
 for ids in docs:
     T = len(ids)
@@ -97,6 +97,17 @@ for e in range(len(order)):
                     if counts[s][key] >= 2: seen.add((s, key))
     owned = [sum(1 for s, key in seen if owner(s, key, P) == q) for q in range(P)]
     round_rows = max(round_rows, len(seen) - min(owned))
+# plus the same count for one unit alone: a rank may take over one unit of another's (handover)
+unit_rows = 0
+for u in order:
+    seen = set()
+    for ids in units[u]:
+        for t in range(nmax - 1, len(ids) - nmax):
+            for s, (name, k, out) in enumerate(sets):
+                key = tuple(ids[t + 1:t + 1 + k] if out else ids[t - k + 1:t + 1]) + (-1,) * (4 - k)
+                if counts[s][key] >= 2: seen.add((s, key))
+    unit_rows = max(unit_rows, len(seen) - min(sum(1 for s, key in seen if owner(s, key, P) == q) for q in range(P)))
+round_rows += unit_rows
 assert re.search(r'^rank_rows %s$' % ' '.join(map(str, rows_rank)), txt, re.M), rows_rank
 assert re.search(r'^rows_per_rank 3 ranks: total %d max %d ' % (rows, max(rows_rank)), txt, re.M)
 

@@ -406,6 +406,81 @@ static void test_batch_stop_and_errors(void **s) {
     model_free(&m);
 }
 
+// A unit handed over at a layer boundary (model_forward_docs_opts): in a batch of three units on
+// two threads, the unit of documents 1-2 leaves after index `at` (its residual stream copied);
+// a second batch resumes it from there. Every hidden state of it, those before `at` from the
+// first batch and those after from the second, is bitwise the whole batch's; the others run
+// on. BF16 (layers converted into scratches), so the resumed batch converts its own layers.
+typedef struct {
+    batch_cap cap;
+    int at, left, first_seen;
+    float *x;     // [R, d] the leaving unit's residual stream
+    int others;   // `others` when it left
+} leave_cap;
+
+static int leave_cb(void *ctx, int first, int n, int l, const float *x, int R, int others) {
+    leave_cap *c = ctx;
+    if (first != 1 || l != c->at) return 0;
+    assert_int_equal(n, 2);
+    c->x = malloc(sizeof(float) * (size_t)R * 64);
+    memcpy(c->x, x, sizeof(float) * (size_t)R * 64);
+    c->others = others;
+    c->left = 1;
+    return 1;
+}
+
+static int leave_doc_cb(void *ctx, int doc, int l, const float *h, int T, int d) {
+    leave_cap *c = ctx;
+    return batch_cb(&c->cap, doc, l, h, T, d);
+}
+
+static void test_batch_leave(void **s) {
+    (void)s;
+    model m;
+    load_fx(&m, "hf-tiny/llama_bf16");
+    assert_int_equal(m.c.d, 64);
+    int L = m.c.n_layers, d = m.c.d, at = 1;
+    int32_t a[5] = {1, 2, 3, 4, 5}, b[3] = {6, 7, 8}, c3[4] = {9, 10, 11, 12}, e4[6] = {2, 4, 6, 8, 10, 12};
+    model_doc docs[4] = {{a, 5, 0}, {b, 3, 0}, {c3, 4, 1}, {e4, 6, 0}}; // units {0}, {1, 2}, {3}
+    int seen[4] = {0};
+    float **whole = run_batch(&m, docs, 4, 2, seen);
+    float *out[4];
+    for (int i = 0; i < 4; i++) out[i] = calloc((size_t)(L + 1) * docs[i].T * d, sizeof(float));
+    int seen2[4] = {0};
+    leave_cap lc = {{out, seen2, -1, -1, 0}, at, 0, 0, NULL, -1};
+    model_batch_opts o = {0, NULL, leave_cb};
+    ibc_err e = {0};
+    set_threads(2);
+    if (model_forward_docs_opts(&m, docs, 4, L, &o, leave_doc_cb, &lc, NULL, &e)) fail_msg("%s", e.msg);
+    assert_true(lc.left);
+    assert_true(lc.others >= 0 && lc.others <= 2);
+    assert_int_equal(seen2[1], at + 1); // indices 0 .. at here
+    assert_int_equal(seen2[2], at + 1);
+    assert_int_equal(seen2[0], L + 1);
+    assert_int_equal(seen2[3], L + 1);
+    // The unit alone, from index `at`: documents 1 and 2, their stream stacked as it left.
+    float *rest[2] = {out[1], out[2]};
+    int seen3[2] = {at + 1, at + 1};
+    batch_cap rc = {rest, seen3, -1, -1, 0};
+    model_batch_opts from = {at, lc.x, NULL};
+    model_doc unit[2] = {docs[1], {c3, 4, 1}};
+    unit[0].join = 0;
+    if (model_forward_docs_opts(&m, unit, 2, L, &from, batch_cb, &rc, NULL, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(seen3[0], L + 1);
+    assert_int_equal(rc.out_of_order, 0);
+    for (int i = 0; i < 4; i++)
+        assert_memory_equal(out[i], whole[i], sizeof(float) * (size_t)(L + 1) * docs[i].T * d);
+    // A batch cannot start at or past its last index, nor without a stream.
+    model_batch_opts bad = {L, lc.x, NULL};
+    assert_int_equal(model_forward_docs_opts(&m, unit, 2, L, &bad, batch_cb, &rc, NULL, &e), IBC_EINPUT);
+    bad = (model_batch_opts){1, NULL, NULL};
+    assert_int_equal(model_forward_docs_opts(&m, unit, 2, L, &bad, batch_cb, &rc, NULL, &e), IBC_EINPUT);
+    for (int i = 0; i < 4; i++) free(out[i]), free(whole[i]);
+    free(whole);
+    free(lc.x);
+    model_free(&m);
+}
+
 // Writes dir/model.safetensors again with every tensor in `dtype` (values rounded by st_write),
 // and dir_f32/ the same rounded values as F32; config.json copied to both.
 static void requantize(const char *src, const char *dst, const char *dst_f32, st_dtype dtype) {
@@ -547,7 +622,7 @@ int main(void) {
         cmocka_unit_test(test_bad_ids),
         cmocka_unit_test(test_batch_llama), cmocka_unit_test(test_batch_overlap), cmocka_unit_test(test_batch_neox_bf16),
         cmocka_unit_test(test_batch_swa), cmocka_unit_test(test_batch_gpt2),
-        cmocka_unit_test(test_batch_stop_and_errors), cmocka_unit_test(test_half_dtypes_exact),
+        cmocka_unit_test(test_batch_stop_and_errors), cmocka_unit_test(test_batch_leave), cmocka_unit_test(test_half_dtypes_exact),
         cmocka_unit_test(test_f32_mapped), cmocka_unit_test(test_scratch_floats),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);

@@ -79,6 +79,46 @@ void dist_cond_sums(const se_acc *acc, int64_t *out);
 // Collective: every rank calls it.
 void dist_barrier(void);
 
+// Handing a unit over within a round (run.c, design.md "Run loop"): a rank that has finished
+// its own units asks the ranks still at work for one of theirs, which continues on it from a
+// layer boundary. Point-to-point messages on a communicator of their own, from the main thread
+// only (MPI_THREAD_FUNNELED; model.c calls the leave hook on every thread, run.c polls on
+// thread 0). Within a round every rank calls, in order:
+//   dist_ho_begin;
+//   dist_ho_poll while it computes its own units, answering each request it returns with
+//     dist_ho_give or dist_ho_refuse at once;
+//   dist_ho_finished when its own units are done (it gives nothing more this round);
+//   dist_ho_take (it answers requests itself meanwhile), and dist_ho_poll + dist_ho_refuse
+//     while it computes a unit taken;
+//   dist_ho_end, which returns once every rank has reached it.
+// Every rank answers every request, and a rank's last message of a round (DONE) comes after
+// all its others, so when dist_ho_end returns no message of the round is left unread, and a
+// rank that asks is never left waiting: no hang whatever the timing. A rank asks each rank at
+// most once per round.
+typedef struct {
+    int P, rank;
+    void *comm;    // MPI_Comm *: a duplicate of the world's
+    char *fin;     // [P] finished its own units this round
+    char *asked;   // [P] asked this round
+    int ndone;     // DONE messages received this round
+} dist_ho;
+// Collective: every rank calls them.
+void dist_ho_init(dist_ho *h);
+void dist_ho_free(dist_ho *h);
+void dist_ho_begin(dist_ho *h);
+// A rank asking this one for a unit (answer it now), or -1.
+int dist_ho_poll(dist_ho *h);
+void dist_ho_refuse(dist_ho *h, int to);
+// The unit: a header of nhead int64 and its residual stream x [nx], nx at most
+// dist_ho_max_floats() (one message each).
+void dist_ho_give(dist_ho *h, int to, const int64_t *head, int nhead, const float *x, int64_t nx);
+int64_t dist_ho_max_floats(void);
+void dist_ho_finished(dist_ho *h);
+// Asks the ranks still at work, one at a time, until one gives a unit: 1 and *head [*nhead],
+// *x [*nx] (malloc'd, the caller frees both), or 0 when none will.
+int dist_ho_take(dist_ho *h, int64_t **head, int *nhead, float **x, int64_t *nx);
+void dist_ho_end(dist_ho *h);
+
 // Rank r computes the ids of the documents i with i % P == r (fn, e.g. tokenization); then
 // every rank holds every document's ids (previous ids are replaced). Collective: every rank
 // calls it. A failure of fn on any rank is agreed (dist_agree): every rank returns the lowest

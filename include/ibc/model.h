@@ -94,6 +94,28 @@ typedef int (*model_doc_cb)(void *ctx, int doc, int l, const float *h, int T, in
 int model_forward_docs(const model *m, const model_doc *docs, int n, int last_layer,
                        model_doc_cb cb, void *ctx, double *idle, ibc_err *err);
 
+// A unit handed between ranks at a layer boundary (run.c's handover, design.md "Run loop"):
+// a batch may start from residual streams instead of ids, and a unit may leave a batch between
+// two layers. Its remaining layers, run elsewhere from its residual stream, are the same
+// products on the same rows, so its hidden states are the same bits as had it stayed.
+//
+// leave(ctx, first, n, l, x, R, others): after the unit of documents first .. first + n - 1
+// reached hidden-state index l < last_layer with one of its documents still running, on the
+// thread that ran the step, with x [R, d] its residual stream after index l and `others` the
+// batch's other units still running. A nonzero return takes the unit out of the batch there
+// (the callee copied x).
+typedef int (*model_leave_cb)(void *ctx, int first, int n, int l, const float *x, int R, int others);
+typedef struct {
+    int from;         // 0: from the ids; else 1 .. last_layer - 1, the index x is at
+    const float *x;   // from > 0: [sum of T, d], every document's residual stream in order
+    model_leave_cb leave;  // NULL: no unit leaves
+} model_batch_opts;
+// model_forward_docs with options (NULL: those of model_forward_docs). With from > 0 the
+// callbacks start at index from + 1 and the ids are still checked (RoPE and attention see
+// each document alone, as from the start).
+int model_forward_docs_opts(const model *m, const model_doc *docs, int n, int last_layer, const model_batch_opts *o,
+                            model_doc_cb cb, void *ctx, double *idle, ibc_err *err);
+
 // RoPE inverse frequencies as HF computes them in f32, llama3 scaling included; out[rot_dim/2].
 void model_rope_inv_freq(const model_config *c, float *out);
 

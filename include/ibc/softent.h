@@ -154,6 +154,11 @@ void se_doc_init(se_doc *doc);
 void se_doc_free(se_doc *doc);
 int se_doc_start(se_acc *acc, se_doc *doc, const int32_t *ids, int T, int pref_label, ibc_err *err);
 void se_doc_add(se_acc *acc, se_doc *doc, int layer, const float *W, double eps, const float *h, int T);
+// A document whose earlier layers ran on another rank (run.c's handover): se_doc_start's
+// labels and outbox rows, without counting the document or its positions again (its first
+// rank's se_doc_start did); se_doc_add then adds its later layers. Precounted accumulators
+// only (IBC_EINPUT otherwise); outside a parallel region, or after se_outbox_reserve.
+int se_doc_resume(se_acc *acc, se_doc *doc, const int32_t *ids, int T, int pref_label, ibc_err *err);
 // The masses src->q (and singleton limbs src->hq) that se_doc_add last computed on another
 // accumulator of the same bins over the same document, added to slot `layer` of acc under
 // doc's labels (se_doc_start on acc): a fold accumulator (run.c, `folds`) counts the same
