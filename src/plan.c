@@ -506,8 +506,8 @@ void plan_print_ckpt(FILE *f, const plan_layout *lay, const plan_labels *pl, con
     }
     snprintf(note, sizeof note, "busiest sender, expected (upper estimate), in %lld exchange(s)", (long long)pc->rounds);
     line(f, "exchange_sent", pc->sent_max, note);
-    snprintf(note, sizeof note, "the most one round (%d units per thread) adds to a rank's outbox: %lld rows", pl->round_units,
-             (long long)pl->round_rows);
+    snprintf(note, sizeof note, "the most one round (%d units per thread%s) adds to a rank's outbox: %lld rows",
+             pl->round_units, pl->P > 1 ? ", and one taken over" : "", (long long)pl->round_rows);
     line(f, "outbox_round", pc->round_growth, note);
     line(f, "exchange_round", pc->round_bytes,
          pc->round_growth > lay->exchange_bytes ? "per rank per exchange: one round's growth, more than exchange_mb (an exchange every round)"
