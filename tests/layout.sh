@@ -7,7 +7,8 @@
 # order, `[parallel] unit_rows`; here small, so that the short documents make several units,
 # some of one document and some of several) with single-threaded BLAS calls whose shapes depend
 # only on the unit, and counts are exact integers (design.md "Run loop"), so no tolerance: any
-# difference is a failure. TAP-style lines.
+# difference is a failure. Also with units handed over between ranks mid-model (IBC_SLOW makes
+# one rank slower; F32, BF16, folds and anchor sets). TAP-style lines.
 . "$(dirname "$0")/lib.bash"
 trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT # KEEP=1: the runs stay, for a look
 
@@ -51,7 +52,7 @@ run_layout() { # NAME RANKS THREADS
 
 same() { # NAME LAYOUT LAYOUT
   local a=$tmp/$1-$2 b=$tmp/$1-$3
-  [ -s "$a/summary.csv" ] && cmp -s <(csv_numbers "$a/summary.csv") <(csv_numbers "$b/summary.csv") &&
+  [ -s "$a/summary.csv" ] && [ -s "$a/$1.h5" ] && [ -s "$b/$1.h5" ] && cmp -s <(csv_numbers "$a/summary.csv") <(csv_numbers "$b/summary.csv") &&
     cmp -s "$a/layers.csv" "$b/layers.csv" && cmp -s <(h5_numbers "$a/$1.h5") <(h5_numbers "$b/$1.h5")
 }
 
@@ -154,3 +155,12 @@ check "tiny shape: the slower rank ran at most half the tokens of the busiest" \
 IBC_SLOW=1:6 IBC_TIMING=1 OMP_NUM_THREADS=2 mpirun --oversubscribe --bind-to none -x IBC_SLOW -x IBC_TIMING -np 3 \
   "$IBC" run "$tmp/tiny.ini" --results "$tmp/tiny-slow2" 2>"$tmp/tiny-slow2.err"
 check "tiny shape: 3x2 with rank 1 six times slower bitwise equal to 1x1" "same tiny 1x1 slow2"
+# Folds and an anchor ensemble: a unit taken over adds its later layers to its documents'
+# folds and to every anchor set on the rank that took it (se_doc_resume on each accumulator).
+# At the SmolLM-135M shape, whose steps are long enough for the handover to happen every time.
+sed -e 's/^bins = 100/&\nfolds = 3\nseeds = 1,2/' -e 's/^name = .*/name = smolf/' "$tmp/smol.ini" >"$tmp/smolf.ini"
+run_layout smolf 1 1
+IBC_SLOW=1:4 IBC_TIMING=1 OMP_NUM_THREADS=1 mpirun --oversubscribe --bind-to none -x IBC_SLOW -x IBC_TIMING -np 2 \
+  "$IBC" run "$tmp/smolf.ini" --quiet --results "$tmp/smolf-ho" 2>"$tmp/smolf-ho.err"
+check "SmolLM-135M shape with folds and two anchor sets: 2x1 with a unit taken over bitwise equal to 1x1" \
+  "taken $tmp/smolf-ho.err && same smolf 1x1 ho"
