@@ -463,10 +463,8 @@ int se_doc_start(se_acc *acc, se_doc *doc, const int32_t *ids, int T, int pref_l
 #pragma omp atomic
         acc->n_skipped++;
     }
-    if (rc == 0 && doc->P > 0) {
 #pragma omp atomic
-        acc->N += doc->P;
-    }
+    acc->N += doc->P; // 0 unless its labels were found
     return rc;
 }
 

@@ -413,7 +413,7 @@ static void test_batch_stop_and_errors(void **s) {
 // on. BF16 (layers converted into scratches), so the resumed batch converts its own layers.
 typedef struct {
     batch_cap cap;
-    int at, left, first_seen;
+    int at, left, d;
     float *x;     // [R, d] the leaving unit's residual stream
     int others;   // `others` when it left
 } leave_cap;
@@ -422,8 +422,8 @@ static int leave_cb(void *ctx, int first, int n, int l, const float *x, int R, i
     leave_cap *c = ctx;
     if (first != 1 || l != c->at) return 0;
     assert_int_equal(n, 2);
-    c->x = malloc(sizeof(float) * (size_t)R * 64);
-    memcpy(c->x, x, sizeof(float) * (size_t)R * 64);
+    c->x = malloc(sizeof(float) * (size_t)R * c->d);
+    memcpy(c->x, x, sizeof(float) * (size_t)R * c->d);
     c->others = others;
     c->left = 1;
     return 1;
@@ -438,7 +438,6 @@ static void test_batch_leave(void **s) {
     (void)s;
     model m;
     load_fx(&m, "hf-tiny/llama_bf16");
-    assert_int_equal(m.c.d, 64);
     int L = m.c.n_layers, d = m.c.d, at = 1;
     int32_t a[5] = {1, 2, 3, 4, 5}, b[3] = {6, 7, 8}, c3[4] = {9, 10, 11, 12}, e4[6] = {2, 4, 6, 8, 10, 12};
     model_doc docs[4] = {{a, 5, 0}, {b, 3, 0}, {c3, 4, 1}, {e4, 6, 0}}; // units {0}, {1, 2}, {3}
@@ -447,7 +446,7 @@ static void test_batch_leave(void **s) {
     float *out[4];
     for (int i = 0; i < 4; i++) out[i] = calloc((size_t)(L + 1) * docs[i].T * d, sizeof(float));
     int seen2[4] = {0};
-    leave_cap lc = {{out, seen2, -1, -1, 0}, at, 0, 0, NULL, -1};
+    leave_cap lc = {{out, seen2, -1, -1, 0}, at, 0, d, NULL, -1};
     model_batch_opts o = {0, NULL, leave_cb};
     ibc_err e = {0};
     set_threads(2);

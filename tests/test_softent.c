@@ -480,6 +480,60 @@ static void test_partition(void **s) {
         }
 }
 
+// A document continued on another accumulator (run.c's handover): its first layer counted
+// where it started (se_doc_start), its later layers where it resumed (se_doc_resume). Merged,
+// the two give the one accumulator's counts bit for bit, and the documents and positions are
+// counted once. Exact integers: tolerance 0.
+static void test_doc_resume(void **s) {
+    (void)s;
+    float W[PN * PD];
+    se_anchors(PN, PD, 8, W);
+    ibc_err e = {0};
+    se_acc one, a, b;
+    se_acc *accs[3] = {&one, &a, &b};
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(se_acc_init(accs[k], PN, PD, PL, 0xf, 1, &e), 0);
+        for (int i = 0; i < 12; i++) precount_synth(accs[k], i);
+        assert_int_equal(se_precount_done(accs[k], &e), 0);
+    }
+    se_doc d1, d2, d3;
+    se_doc_init(&d1); se_doc_init(&d2); se_doc_init(&d3);
+    for (int i = 0; i < 12; i++) {
+        int32_t ids[32];
+        float h[PL * 32 * PD];
+        int T;
+        synth_doc(i, ids, &T, h);
+        assert_int_equal(se_doc_start(&one, &d1, ids, T, i % 2, &e), 0);
+        for (int l = 0; l < PL; l++) se_doc_add(&one, &d1, l, W, 0.2, h + (size_t)l * T * PD, T);
+        assert_int_equal(se_doc_start(&a, &d2, ids, T, i % 2, &e), 0); // layer 0 here
+        se_doc_add(&a, &d2, 0, W, 0.2, h, T);
+        assert_int_equal(se_doc_resume(&b, &d3, ids, T, i % 2, &e), 0); // layers 1.. there
+        assert_int_equal(d3.P, d2.P);
+        for (int l = 1; l < PL; l++) se_doc_add(&b, &d3, l, W, 0.2, h + (size_t)l * T * PD, T);
+    }
+    assert_int_equal(b.N, 0); // counted where they started
+    assert_int_equal(b.n_docs, 0);
+    assert_int_equal(se_acc_merge(&a, &b, &e), 0);
+    assert_int_equal(a.N, one.N);
+    assert_int_equal(a.n_docs, one.n_docs);
+    assert_memory_equal(a.C, one.C, sizeof(int64_t) * PL * PN);
+    int m = one.n_sets * PL * SE_COND_LIMBS;
+    int64_t want[SE_MAX_SETS * PL * SE_COND_LIMBS], got[SE_MAX_SETS * PL * SE_COND_LIMBS];
+    se_cond_sums(&one, 0, 1, want);
+    se_cond_sums(&a, 0, 1, got);
+    assert_memory_equal(got, want, sizeof(int64_t) * (size_t)m);
+    se_doc_free(&d1); se_doc_free(&d2); se_doc_free(&d3);
+    for (int k = 0; k < 3; k++) se_acc_free(accs[k]);
+    // A streaming accumulator counts labels as it meets them: nothing to resume on.
+    se_acc st;
+    int32_t ids[6] = {1, 2, 3, 4, 5, 0};
+    assert_int_equal(se_acc_init(&st, PN, PD, PL, 0x1, 0, &e), 0);
+    se_doc_init(&d1);
+    assert_int_equal(se_doc_resume(&st, &d1, ids, 6, -1, &e), IBC_EINPUT);
+    se_doc_free(&d1);
+    se_acc_free(&st);
+}
+
 static void test_min_count(void **s) {
     (void)s;
     float W[PN * PD];
@@ -583,6 +637,7 @@ int main(void) {
         cmocka_unit_test(test_split_merge_precount),
         cmocka_unit_test(test_precount_equals_streaming),
         cmocka_unit_test(test_min_count),
+        cmocka_unit_test(test_doc_resume),
         cmocka_unit_test(test_partition),
         cmocka_unit_test(test_threads_odd_bins),
         cmocka_unit_test(test_ensemble_and_folds),

@@ -45,8 +45,8 @@ int ibc_exit_status(int code);
 int ibc_fault(const char *phase, int rank, ibc_err *err);
 
 // Test hook, compiled in always: IBC_SLOW=RANK:F returns F (> 1) on rank RANK, 1 elsewhere
-// or when unset; run.c then stretches each of that rank's unit steps (a unit through a layer)
-// to F times its length, a rank on a slower core for tests/layout.sh (the deal must move
+// or when unset; run.c then stretches each of that rank's unit steps (a unit through a layer;
+// all but a unit's last) to F times its length, a rank on a slower core for tests/layout.sh (the deal must move
 // documents away from it, and the other ranks take units over from it).
 double ibc_slow(int rank);
 
