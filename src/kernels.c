@@ -144,32 +144,48 @@ void kern_rope_backward(float *dv, int T, int ld, int heads, int D, int rot, con
 // ---------------------------------------------------------------------------------------------
 // Causal attention
 
-// Softmax of one score row over its visible keys lo..i (row[j]: key j); keys k0..lo-1 and
-// i+1..r1-1 become 0. In f32: the maximum subtracted first (exact in any order), the sum in
-// lanes_sum's fixed grouping, then times its reciprocal.
-LANES_WIDE static void softmax_row(float *row, int k0, int lo, int i, int r1) {
-    float mx = lanes_max(row + lo, i - lo + 1);
-    for (int j = k0; j < lo; j++) row[j] = 0.0f;
+// exp(row[j] - max) of one score row over its visible keys lo..i (row[j]: key j); keys k0..lo-1
+// and i+1..r1-1 become 0. Returns 1 / the sum of the exps: the caller scales by it (the
+// trainer each probability, the forward pass each output row, method-free: softmax(s) v =
+// (exp(s - m) v) / sum). In f32: the maximum subtracted first (exact in any order); the sum in
+// lanes_sum's fixed grouping (lane l: elements lo + l, lo + l + LANES_F, ...), taken in the
+// same pass as the exps; times the reciprocal (a vector divide is ~20x a multiply).
+LANES_WIDE static float softmax_exp_row(float *row, int k0, int lo, int i, int r1) {
+    int n = i - lo + 1, j = 0;
+    float mx = lanes_max(row + lo, n), acc[LANES_F] = {0}, *x = row + lo;
+    for (int t = k0; t < lo; t++) row[t] = 0.0f;
+    for (; j + LANES_F <= n; j += LANES_F) {
 #pragma omp simd
-    for (int j = lo; j <= i; j++) row[j] = expf(row[j] - mx);
-    float inv = 1.0f / lanes_sum(row + lo, i - lo + 1); // times the reciprocal: a vector divide is ~20x a multiply
-    for (int j = i + 1; j < r1; j++) row[j] = 0.0f;
+        for (int l = 0; l < LANES_F; l++) x[j + l] = expf(x[j + l] - mx);
+        for (int l = 0; l < LANES_F; l++) acc[l] += x[j + l];
+    }
 #pragma omp simd
-    for (int j = lo; j <= i; j++) row[j] *= inv;
+    for (int t = j; t < n; t++) x[t] = expf(x[t] - mx);
+    for (int l = 0; j + l < n; l++) acc[l] += x[j + l];
+    for (int w = LANES_F / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    for (int t = i + 1; t < r1; t++) row[t] = 0.0f;
+    return 1.0f / acc[0];
 }
 
-// Softmax of rows r0..r1-1 of scores sc (ld T; column j holds key k0 + j), causal and within
-// the sliding window W (0: none).
-static void causal_softmax(float *sc, int r0, int r1, int k0, int W, int T) {
+// y[n] = x[n] * s (y may be x).
+LANES_WIDE static void scale_row(float *y, const float *x, float s, int n) {
+#pragma omp simd
+    for (int j = 0; j < n; j++) y[j] = x[j] * s;
+}
+
+// The exps of rows r0..r1-1 of scores sc (ld T; column j holds key k0 + j), causal and within
+// the sliding window W (0: none); inv[r1 - r0] receives each row's 1 / sum.
+static void causal_exp(float *sc, int r0, int r1, int k0, int W, int T, float *inv) {
     for (int i = r0; i < r1; i++) {
         int lo = W && i - W + 1 > k0 ? i - W + 1 : k0; // keys lo..i are visible
-        softmax_row(sc + (size_t)(i - r0) * T - k0, k0, lo, i, r1);
+        inv[i - r0] = softmax_exp_row(sc + (size_t)(i - r0) * T - k0, k0, lo, i, r1);
     }
 }
 
 size_t kern_attention_scratch(const kern_att_shape *s) {
     size_t rows = (size_t)(s->H / s->KV) * KERN_ATT_BLOCK; // one kv group's query rows of a block
-    return rows * (size_t)s->T + 2 * rows * (size_t)s->D;
+    return rows * (size_t)s->T + 2 * rows * (size_t)s->D + rows;
 }
 
 // Attention of the G = H / KV query heads of kv group g over query rows r0..r1-1, stacked: their
@@ -192,15 +208,17 @@ static void att_group(float *out, int ldo, const float *q, int ldq, const float 
                 memcpy(buf + ((size_t)hh * m + i) * D, q + (size_t)(r0 + i) * ldq + (size_t)(g * G + hh) * D, sizeof(float) * D);
         qs = buf, os = buf + (size_t)G * KERN_ATT_BLOCK * D, ldqs = ldos = D;
     }
+    float *inv = sc + (size_t)G * KERN_ATT_BLOCK * ((size_t)T + 2 * (size_t)D); // [G m]: each row's 1 / sum
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, G * m, nk, D, 1.0f / sqrtf((float)D), qs, ldqs,
                 k + (size_t)k0 * ldk + (size_t)g * D, ldk, 0.0f, sc, T);
-    for (int hh = 0; hh < G; hh++) causal_softmax(sc + (size_t)hh * m * T, r0, r1, k0, W, T);
+    for (int hh = 0; hh < G; hh++) causal_exp(sc + (size_t)hh * m * T, r0, r1, k0, W, T, inv + (size_t)hh * m);
+    // The exps times V, then each output row times its 1 / sum: D multiplies a row instead of nk.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G * m, D, nk, 1.0f, sc, T, v + (size_t)k0 * ldv + (size_t)g * D,
                 ldv, 0.0f, os, ldos);
-    if (G > 1)
-        for (int hh = 0; hh < G; hh++)
-            for (int i = 0; i < m; i++)
-                memcpy(out + (size_t)(r0 + i) * ldo + (size_t)(g * G + hh) * D, os + ((size_t)hh * m + i) * D, sizeof(float) * D);
+    for (int hh = 0; hh < G; hh++) // G > 1: scaled on the way back to out's rows
+        for (int i = 0; i < m; i++)
+            scale_row(out + (size_t)(r0 + i) * ldo + (size_t)(g * G + hh) * D, os + ((size_t)hh * m + i) * ldos,
+                      inv[hh * m + i], D);
 }
 
 // The trainer's path (P given): one (head, block) at a time, P keeping every probability.
@@ -209,9 +227,11 @@ static void att_head(float *out, int ldo, const float *q, int ldq, const float *
     int T = s->T, D = s->D, W = s->window, g = h / (s->H / s->KV); // GQA: repeat_interleave of kv heads
     int k0 = W && r0 - W + 1 > 0 ? r0 - W + 1 : 0, nk = r1 - k0;     // first key any row of the block sees
     float *sc = P + (size_t)h * T * T + (size_t)r0 * T + k0;          // [r1 - r0, nk] ld T
+    float inv[KERN_ATT_BLOCK];
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, nk, D, 1.0f / sqrtf((float)D),
                 q + (size_t)r0 * ldq + (size_t)h * D, ldq, k + (size_t)k0 * ldk + (size_t)g * D, ldk, 0.0f, sc, T);
-    causal_softmax(sc, r0, r1, k0, W, T);
+    causal_exp(sc, r0, r1, k0, W, T, inv);
+    for (int i = 0; i < r1 - r0; i++) scale_row(sc + (size_t)i * T, sc + (size_t)i * T, inv[i], nk); // P itself: normalised
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, nk, 1.0f, sc, T, v + (size_t)k0 * ldv + (size_t)g * D,
                 ldv, 0.0f, out + (size_t)r0 * ldo + (size_t)h * D, ldo);
     for (int i = r0; i < r1; i++) { // keys no row of the block sees: probability 0

@@ -144,7 +144,7 @@ for b, name, tracked, run in zip(blocks, ['real/stories260K', 'hf-tiny/llama_bf1
     npos = Rmax - 2 * nmax + 1
     # the arena once; per unit of a round (4 per thread), its residual stream and its
     # documents' estimator buffers: label indices, a (f32), q (int64), 3 limbs of h(q) (int64)
-    arena = 3 * Rmax * d + Rmax * (H + 2 * KV) * D + Rmax * H * D + (H // KV) * 64 * (Tmax + 2 * D) + Rmax * 2 * F + Tmax * (D + 1)
+    arena = 3 * Rmax * d + Rmax * (H + 2 * KV) * D + Rmax * H * D + (H // KV) * 64 * (Tmax + 2 * D + 1) + Rmax * 2 * F + Tmax * (D + 1)
     act = 4 * arena + 4 * (4 * Rmax * d + 8 * npos * len(sets) + 12 * npos * bins + 8 * npos * 3)
     assert val(b, 'activations') == act, (name, val(b, 'activations'), act)
     rowb = tracked * bins * 8
@@ -297,7 +297,7 @@ m = re.search(r'^  activations +(\d+) B .*a round of 4 units of up to (\d+) rows
 act, R, T = map(int, m.groups())
 bins, nmax, nsets = 100, 4, 8  # the job's defaults: 100 bins, orders 1-4 (X and Y sets)
 npos = R - 2 * nmax + 1
-att = (H // KV) * 64 * T + 2 * (H // KV) * 64 * D  # scores and stacked q / output rows of a kv group
+att = (H // KV) * 64 * (T + 2 * D + 1)  # scores, stacked q / output rows and 1 / sums of a kv group
 arena = 3 * R * d + R * (H + 2 * KV) * D + R * H * D + att + R * 2 * F + T * (D + 1)
 want = 4 * arena + 4 * (4 * R * d + 8 * npos * nsets + 12 * npos * bins + 8 * npos * 3)  # 4 units per round
 assert (H, KV, D) == (40, 8, 128) and act == want, (act, want)

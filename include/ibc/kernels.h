@@ -72,8 +72,8 @@ void kern_rope_backward(float *dv, int T, int ld, int heads, int D, int rot, con
 typedef struct {
     int T, H, KV, D, window;
 } kern_att_shape;
-// Floats of scratch one thread needs without P: scores [H/KV KERN_ATT_BLOCK, T], and the stacked
-// query and output rows [H/KV KERN_ATT_BLOCK, D] each.
+// Floats of scratch one thread needs without P: scores [H/KV KERN_ATT_BLOCK, T], the stacked
+// query and output rows [H/KV KERN_ATT_BLOCK, D] each, and each row's 1 / sum of exps.
 size_t kern_attention_scratch(const kern_att_shape *s);
 void kern_attention_forward(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                             const float *v, int ldv, const kern_att_shape *s, float *P, float *scratch);
