@@ -63,8 +63,11 @@ static int batch_cb(void *ctx, int doc, int l, const float *h, int T, int d) {
 }
 
 // Hidden states of docs[0..n) through model_forward_docs on `threads` threads: out[i] is
-// [L+1, T_i, d], malloc'd. The idle time it reports lies between 0 (one thread: never idle,
-// up to the clock's resolution) and the threads' whole time.
+// [L+1, T_i, d], malloc'd. The idle time it reports lies between 0 and the threads' whole time;
+// one thread is never idle, up to the clock's resolution and the untimed bookkeeping between
+// its steps (< 1 ms). A thread preempted between two steps shows that gap as idle (4 ms was
+// seen under ASan with both cores loaded), so one thread's check takes the least idle of up
+// to three runs: a real miscount shows in every run.
 static float **run_batch(const model *m, const model_doc *docs, int n, int threads, int *seen) {
     float **out = calloc((size_t)n, sizeof(float *));
     for (int i = 0; i < n; i++) out[i] = calloc((size_t)(m->c.n_layers + 1) * docs[i].T * m->c.d, sizeof(float));
@@ -74,9 +77,18 @@ static float **run_batch(const model *m, const model_doc *docs, int n, int threa
     double idle = 0, t0 = omp_get_wtime();
     if (model_forward_docs(m, docs, n, m->c.n_layers, batch_cb, &c, &idle, &e)) fail_msg("%s", e.msg);
     double wall = omp_get_wtime() - t0;
+    if (!(idle >= -1e-6 && idle <= wall * threads)) fail_msg("idle %.6f s on %d threads, wall %.6f s", idle, threads, wall);
+    int *again = calloc((size_t)n, sizeof(int));
+    for (int k = 0; threads == 1 && idle > 1e-3 && k < 2; k++) { // the same batch again: its least idle
+        batch_cap c2 = {out, again, -1, -1, 0};
+        double i2 = 0;
+        memset(again, 0, sizeof(int) * (size_t)n);
+        if (model_forward_docs(m, docs, n, m->c.n_layers, batch_cb, &c2, &i2, &e)) fail_msg("%s", e.msg);
+        idle = i2 < idle ? i2 : idle;
+    }
+    free(again);
     set_threads(2);
-    if (!(idle >= -1e-6 && idle <= wall * threads) || (threads == 1 && idle > 1e-3))
-        fail_msg("idle %.6f s on %d threads, wall %.6f s", idle, threads, wall);
+    if (threads == 1 && idle > 1e-3) fail_msg("idle %.6f s on one thread in each of three runs", idle);
     if (c.out_of_order) fail_msg("a document's layers came out of order");
     return out;
 }
