@@ -168,10 +168,14 @@ LANES_WIDE static float softmax_exp_row(float *row, int k0, int lo, int i, int r
     return 1.0f / acc[0];
 }
 
-// y[n] = x[n] * s (y may be x).
-LANES_WIDE static void scale_row(float *y, const float *x, float s, int n) {
+// y[i, 0..n) = x[i, 0..n) * s[i] for rows i < rows (ldy, ldx: row strides; y may be x). One call
+// per block: a call per 64-float row cost as much as the multiplies.
+LANES_WIDE static void scale_rows(float *y, int ldy, const float *x, int ldx, const float *s, int rows, int n) {
+    for (int i = 0; i < rows; i++, y += ldy, x += ldx) {
+        float si = s[i];
 #pragma omp simd
-    for (int j = 0; j < n; j++) y[j] = x[j] * s;
+        for (int j = 0; j < n; j++) y[j] = x[j] * si;
+    }
 }
 
 // The exps of rows r0..r1-1 of scores sc (ld T; column j holds key k0 + j), causal and within
@@ -216,9 +220,7 @@ static void att_group(float *out, int ldo, const float *q, int ldq, const float 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G * m, D, nk, 1.0f, sc, T, v + (size_t)k0 * ldv + (size_t)g * D,
                 ldv, 0.0f, os, ldos);
     for (int hh = 0; hh < G; hh++) // G > 1: scaled on the way back to out's rows
-        for (int i = 0; i < m; i++)
-            scale_row(out + (size_t)(r0 + i) * ldo + (size_t)(g * G + hh) * D, os + ((size_t)hh * m + i) * ldos,
-                      inv[hh * m + i], D);
+        scale_rows(out + (size_t)r0 * ldo + (size_t)(g * G + hh) * D, ldo, os + (size_t)hh * m * ldos, ldos, inv + hh * m, m, D);
 }
 
 // The trainer's path (P given): one (head, block) at a time, P keeping every probability.
@@ -231,7 +233,7 @@ static void att_head(float *out, int ldo, const float *q, int ldq, const float *
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, nk, D, 1.0f / sqrtf((float)D),
                 q + (size_t)r0 * ldq + (size_t)h * D, ldq, k + (size_t)k0 * ldk + (size_t)g * D, ldk, 0.0f, sc, T);
     causal_exp(sc, r0, r1, k0, W, T, inv);
-    for (int i = 0; i < r1 - r0; i++) scale_row(sc + (size_t)i * T, sc + (size_t)i * T, inv[i], nk); // P itself: normalised
+    scale_rows(sc, T, sc, T, inv, r1 - r0, nk); // P itself: normalised
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, D, nk, 1.0f, sc, T, v + (size_t)k0 * ldv + (size_t)g * D,
                 ldv, 0.0f, out + (size_t)r0 * ldo + (size_t)h * D, ldo);
     for (int i = r0; i < r1; i++) { // keys no row of the block sees: probability 0
