@@ -145,11 +145,11 @@ void kern_rope_backward(float *dv, int T, int ld, int heads, int D, int rot, con
 // Causal attention
 
 // exp(row[j] - max) of one score row over its visible keys lo..i (row[j]: key j); keys k0..lo-1
-// and i+1..r1-1 become 0. Returns 1 / the sum of the exps: the caller scales by it (the
-// trainer each probability, the forward pass each output row, method-free: softmax(s) v =
-// (exp(s - m) v) / sum). In f32: the maximum subtracted first (exact in any order); the sum in
-// lanes_sum's fixed grouping (lane l: elements lo + l, lo + l + LANES_F, ...), taken in the
-// same pass as the exps; times the reciprocal (a vector divide is ~20x a multiply).
+// and i+1..r1-1 become 0. Returns 1 / the sum of the exps: the caller scales by it, the trainer
+// each probability, the forward pass each output row (softmax(s) v = (exp(s - max) v) / sum).
+// In f32: the maximum subtracted first (exact in any order); the sum in lanes_sum's fixed
+// grouping (lane l: elements lo + l, lo + l + LANES_F, ...), taken in the same pass as the
+// exps; a reciprocal to multiply by (a vector divide is ~20x a multiply).
 LANES_WIDE static float softmax_exp_row(float *row, int k0, int lo, int i, int r1) {
     int n = i - lo + 1, j = 0;
     float mx = lanes_max(row + lo, n), acc[LANES_F] = {0}, *x = row + lo;
