@@ -7,6 +7,8 @@
 // this bench once per size (docs/performance.md has the commands):
 //   make BUILD=build-b128 OPT="-O2 -DKERN_ATT_BLOCK=128" build-b128/bench/attention
 // Run with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 (ibc's threads call OpenBLAS single-threaded).
+// On a CPU where the forward pass runs ibc's own attention products (kern_attention_own), each
+// shape is timed with them and then with OpenBLAS's, in turn: their ratio is from one run.
 //
 //   usage: attention [ROUNDS]   (default 3)
 #include <omp.h>
@@ -39,10 +41,14 @@ int main(int argc, char **argv) {
     omp_set_num_threads(1);
     int rounds = argc > 1 ? atoi(argv[1]) : 3;
     const struct { const char *name; int H, KV; } shapes[] = {{"smollm-135m", 9, 3}, {"pythia-160m", 12, 12}};
+    int own = kern_attention_own(64);
     for (int r = 0; r < rounds; r++)
-        for (int s = 0; s < 2; s++) {
-            double ms = best_ms(shapes[s].H, shapes[s].KV), fl = 4.0 * shapes[s].H * 64 * 512 * 513 / 2;
-            printf("%-12s block %d  %.3f ms  %.1f useful GFLOP/s\n", shapes[s].name, KERN_ATT_BLOCK, ms, fl / ms / 1e6);
-        }
+        for (int s = 0; s < 2; s++)
+            for (int blas = !own; blas <= 1; blas++) { // the own products (if this CPU runs them), then OpenBLAS's
+                kern_attention_use_blas(blas);
+                double ms = best_ms(shapes[s].H, shapes[s].KV), fl = 4.0 * shapes[s].H * 64 * 512 * 513 / 2;
+                printf("%-12s block %d %-8s %.3f ms  %.1f useful GFLOP/s\n", shapes[s].name, KERN_ATT_BLOCK,
+                       blas ? "OpenBLAS" : "own", ms, fl / ms / 1e6);
+            }
     return 0;
 }

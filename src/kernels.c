@@ -187,9 +187,152 @@ static void causal_exp(float *sc, int r0, int r1, int k0, int W, int T, float *i
     }
 }
 
+// The forward pass's own products (CPUs with FMA, D a multiple of 16). A thread keeps one kv
+// group's keys transposed, K^T [D, keys], filled as its blocks reach further keys; then per
+// tile of ATT_MR query rows of one head: their scores against the keys up to the tile's last
+// row, their exps, and the exps times V, in L1 and in registers. OpenBLAS packs K, the exps
+// and V again for every 64-row block and zeroes each score block first: a fifth of attention's
+// time (docs/performance.md, twelfth section). Each score is one chain of fmaf over d = 0..D-1
+// and each output element one chain over the keys in order, so a row's bits depend on its
+// document only, never on the tiling, the block or the thread.
+#define ATT_MR 8  // query rows per tile: 8 x 32 scores or outputs in 16 registers
+#define ATT_NK 32 // keys per score tile
+
+// Columns of K^T and of a score row: T and a tile's overhang past it.
+static size_t att_cols(int T) { return ((size_t)T + 2 * ATT_NK - 1) / ATT_NK * ATT_NK; }
+
+// Per thread: K^T [D, cols], scores [ATT_MR, cols], a dump row [D] (a missing row's output),
+// and the group K^T holds and how many of its keys (2 floats, as ints).
+static size_t att_own_floats(const kern_att_shape *s) {
+    return ((size_t)s->D + ATT_MR) * att_cols(s->T) + (size_t)s->D + 2;
+}
+
 size_t kern_attention_scratch(const kern_att_shape *s) {
     size_t rows = (size_t)(s->H / s->KV) * KERN_ATT_BLOCK; // one kv group's query rows of a block
-    return rows * (size_t)s->T + 2 * rows * (size_t)s->D + rows;
+    size_t blas = rows * (size_t)s->T + 2 * rows * (size_t)s->D + rows, own = att_own_floats(s);
+    return blas > own ? blas : own;
+}
+
+// The own products are built for AVX-512 (16 accumulators of 16 lanes; a clone for AVX2's 16
+// registers would spill them), where fmaf is an instruction. Elsewhere, and in a build without
+// clones, the BLAS path runs.
+static int att_blas_forced;
+
+void kern_attention_use_blas(int on) { att_blas_forced = on; }
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(IBC_NO_CLONES)
+#define ATT_FMA __attribute__((target_clones("default", "avx512f"), noinline))
+int kern_attention_own(int D) {
+    static int avx512 = -1;
+    if (avx512 < 0) {
+        __builtin_cpu_init();
+        avx512 = __builtin_cpu_supports("avx512f");
+    }
+    return avx512 && D % 16 == 0 && !att_blas_forced;
+}
+#else
+#define ATT_FMA
+int kern_attention_own(int D) { return D < 0; }
+#endif
+
+// sc[r, 0..ATT_NK) = scale * q_r . kt[:, 0..ATT_NK) for the ATT_MR rows q_r (kt: [D, ldk]).
+ATT_FMA static void att_scores(float *sc, int ldsc, const float *const *qr, const float *kt, int ldk, int D,
+                               float scale) {
+    float a[ATT_MR][ATT_NK];
+#pragma GCC unroll 8
+    for (int r = 0; r < ATT_MR; r++)
+#pragma omp simd
+        for (int l = 0; l < ATT_NK; l++) a[r][l] = 0.0f;
+    for (int d = 0; d < D; d++, kt += ldk) {
+#pragma GCC unroll 8
+        for (int r = 0; r < ATT_MR; r++) {
+            float x = qr[r][d];
+#pragma omp simd
+            for (int l = 0; l < ATT_NK; l++) a[r][l] = fmaf(x, kt[l], a[r][l]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < ATT_MR; r++)
+#pragma omp simd
+        for (int l = 0; l < ATT_NK; l++) sc[(size_t)r * ldsc + l] = a[r][l] * scale;
+}
+
+// o_r[0..16 C) = inv[r] * the sum over keys j = 0..n-1, in order, of p[r, j] v[j, 0..16 C)
+// (v: ld ldv); C chunks of 16 outputs a row, C constant after inlining: registers, not memory.
+__attribute__((always_inline)) static inline void att_pv(float *const *o, const float *p, int ldp, const float *v,
+                                                         int ldv, int n, const float *inv, const int C) {
+    float a[ATT_MR][2][16];
+#pragma GCC unroll 8
+    for (int r = 0; r < ATT_MR; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++)
+#pragma omp simd
+            for (int l = 0; l < 16; l++) a[r][c][l] = 0.0f;
+    for (int j = 0; j < n; j++, v += ldv) {
+#pragma GCC unroll 8
+        for (int r = 0; r < ATT_MR; r++) {
+            float x = p[(size_t)r * ldp + j];
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++)
+#pragma omp simd
+                for (int l = 0; l < 16; l++) a[r][c][l] = fmaf(x, v[16 * c + l], a[r][c][l]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < ATT_MR; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++)
+#pragma omp simd
+            for (int l = 0; l < 16; l++) o[r][16 * c + l] = a[r][c][l] * inv[r];
+}
+
+// Output columns in chunks of 32, then of 16.
+ATT_FMA static void att_values(float *const *o, const float *p, int ldp, const float *v, int ldv, int n,
+                               const float *inv, int D) {
+    float *oc[ATT_MR];
+    for (int c = 0; c < D;) {
+        int w = D - c >= 32 ? 32 : 16;
+        for (int r = 0; r < ATT_MR; r++) oc[r] = o[r] + c;
+        if (w == 32) att_pv(oc, p, ldp, v + c, ldv, n, inv, 2);
+        else att_pv(oc, p, ldp, v + c, ldv, n, inv, 1);
+        c += w;
+    }
+}
+
+// The group and key count K^T holds (tag: 2 floats of the thread's scratch).
+static void att_tag_get(const float *tag, int *g, int *n) { memcpy(g, tag, sizeof *g), memcpy(n, tag + 1, sizeof *n); }
+static void att_tag_set(float *tag, int g, int n) { memcpy(tag, &g, sizeof g), memcpy(tag + 1, &n, sizeof n); }
+
+// att_group on the own products: kv group g, query rows r0..r1-1 of each of its heads.
+static void att_group_own(float *out, int ldo, const float *q, int ldq, const float *k, int ldk, const float *v,
+                          int ldv, const kern_att_shape *s, int g, int r0, int r1, float *scr) {
+    int G = s->H / s->KV, D = s->D, W = s->window, T = s->T, ldt = (int)att_cols(T);
+    int k0 = W && r0 - W + 1 > 0 ? r0 - W + 1 : 0; // keys k0..r1-1
+    float *kt = scr, *sc = kt + (size_t)D * ldt, *dump = sc + (size_t)ATT_MR * ldt, *tag = dump + D;
+    float inv[ATT_MR], scale = 1.0f / sqrtf((float)D);
+    int have, tg, want = k0 + (r1 - k0 + ATT_NK - 1) / ATT_NK * ATT_NK; // the last score tile's end
+    att_tag_get(tag, &tg, &have);
+    if (tg != g) have = 0;
+    for (int j = have; j < want; j++) { // key j in column j; zero past the last key
+        const float *kr = k + (size_t)j * ldk + (size_t)g * D;
+        for (int d = 0; d < D; d++) kt[(size_t)d * ldt + j] = j < T ? kr[d] : 0.0f;
+    }
+    if (want > have || tg != g) att_tag_set(tag, g, want > have ? want : have);
+    for (int h = g * G; h < (g + 1) * G; h++)
+        for (int i0 = r0; i0 < r1; i0 += ATT_MR) {
+            int mr = r1 - i0 < ATT_MR ? r1 - i0 : ATT_MR, e = i0 + mr; // rows i0..e-1 see keys up to e-1
+            const float *qr[ATT_MR];
+            float *orow[ATT_MR];
+            for (int r = 0; r < ATT_MR; r++) // a missing row repeats the last, its output dumped
+                qr[r] = q + (size_t)(i0 + (r < mr ? r : mr - 1)) * ldq + (size_t)h * D;
+            for (int j = k0; j < e; j += ATT_NK) att_scores(sc + (j - k0), ldt, qr, kt + j, ldt, D, scale);
+            for (int r = 0; r < ATT_MR; r++) {
+                int i = i0 + r, lo = W && i - W + 1 > k0 ? i - W + 1 : k0;
+                inv[r] = r < mr ? softmax_exp_row(sc + (size_t)r * ldt - k0, k0, lo, i, e) : 0.0f;
+                orow[r] = r < mr ? out + (size_t)i * ldo + (size_t)h * D : dump;
+            }
+            att_values(orow, sc, ldt, v + (size_t)k0 * ldv + (size_t)g * D, ldv, e - k0, inv, D);
+        }
 }
 
 // Attention of the G = H / KV query heads of kv group g over query rows r0..r1-1, stacked: their
@@ -198,6 +341,10 @@ size_t kern_attention_scratch(const kern_att_shape *s) {
 // and values once instead of G times). sc [G m, T] (ld T) scores, os [G m, D] the output rows.
 static void att_group(float *out, int ldo, const float *q, int ldq, const float *k, int ldk, const float *v,
                       int ldv, const kern_att_shape *s, int g, int r0, int r1, float *sc) {
+    if (kern_attention_own(s->D)) {
+        att_group_own(out, ldo, q, ldq, k, ldk, v, ldv, s, g, r0, r1, sc);
+        return;
+    }
     int G = s->H / s->KV, D = s->D, T = s->T, W = s->window, m = r1 - r0;
     int k0 = W && r0 - W + 1 > 0 ? r0 - W + 1 : 0, nk = r1 - k0; // keys k0..r1-1
     // One head per group (no GQA): its rows are already a matrix in q and out, read and written
@@ -248,13 +395,19 @@ void kern_attention_forward(float *out, int ldo, const float *q, int ldq, const 
     int nblk = (s->T + KERN_ATT_BLOCK - 1) / KERN_ATT_BLOCK, units = P ? s->H : s->KV;
     size_t per_thread = P ? 0 : kern_attention_scratch(s);
     // (head or kv group, row block) pairs in parallel; sgemm runs on the calling thread inside.
-#pragma omp parallel for collapse(2) schedule(dynamic)
-    for (int u = 0; u < units; u++)
-        for (int b = 0; b < nblk; b++) {
-            int r0 = b * KERN_ATT_BLOCK, r1 = r0 + KERN_ATT_BLOCK < s->T ? r0 + KERN_ATT_BLOCK : s->T;
-            if (P) att_head(out, ldo, q, ldq, k, ldk, v, ldv, s, u, r0, r1, P);
-            else att_group(out, ldo, q, ldq, k, ldk, v, ldv, s, u, r0, r1, scratch + (size_t)omp_get_thread_num() * per_thread);
-        }
+    // A thread's K^T starts empty in each call (k is another layer's).
+#pragma omp parallel
+    {
+        float *mine = P ? NULL : scratch + (size_t)omp_get_thread_num() * per_thread;
+        if (mine) att_tag_set(mine + att_own_floats(s) - 2, -1, 0);
+#pragma omp for collapse(2) schedule(dynamic)
+        for (int u = 0; u < units; u++)
+            for (int b = 0; b < nblk; b++) {
+                int r0 = b * KERN_ATT_BLOCK, r1 = r0 + KERN_ATT_BLOCK < s->T ? r0 + KERN_ATT_BLOCK : s->T;
+                if (P) att_head(out, ldo, q, ldq, k, ldk, v, ldv, s, u, r0, r1, P);
+                else att_group(out, ldo, q, ldq, k, ldk, v, ldv, s, u, r0, r1, mine);
+            }
+    }
 }
 
 void kern_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo, const float *q,

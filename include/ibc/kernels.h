@@ -72,11 +72,19 @@ void kern_rope_backward(float *dv, int T, int ld, int heads, int D, int rot, con
 typedef struct {
     int T, H, KV, D, window;
 } kern_att_shape;
-// Floats of scratch one thread needs without P: scores [H/KV KERN_ATT_BLOCK, T], the stacked
-// query and output rows [H/KV KERN_ATT_BLOCK, D] each, and each row's 1 / sum of exps.
+// Floats of scratch one thread needs without P, the larger of the two paths' needs: OpenBLAS's
+// scores [H/KV KERN_ATT_BLOCK, T], stacked query and output rows [H/KV KERN_ATT_BLOCK, D] each
+// and each row's 1 / sum of exps; the own products' K^T [D, T + 32] and scores [8, T + 32].
 size_t kern_attention_scratch(const kern_att_shape *s);
 void kern_attention_forward(float *out, int ldo, const float *q, int ldq, const float *k, int ldk,
                             const float *v, int ldv, const kern_att_shape *s, float *P, float *scratch);
+// Without P, on AVX-512 CPUs and for D a multiple of 16, the products are ibc's own (no
+// packing, scores in L1; each score a chain of fmaf over d, each output a chain over the keys
+// in order: a row's bits depend on its document only); elsewhere OpenBLAS's, as with P.
+// kern_attention_own(D) says which runs; kern_attention_use_blas(1) forces OpenBLAS's for the
+// whole process (tests and bench/attention compare the two). Not thread-safe: set it first.
+int kern_attention_own(int D);
+void kern_attention_use_blas(int on);
 // From dout [T, ldo]: dq += .., dk += .., dv += .. (same layouts as q, k, v); P from the
 // forward pass; dP scratch [KERN_ATT_BLOCK, T]. No window (the trainer's Llama has none).
 void kern_attention_backward(float *dq, float *dk, float *dv, const float *dout, int ldo, const float *q,
