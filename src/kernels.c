@@ -187,7 +187,7 @@ static void causal_exp(float *sc, int r0, int r1, int k0, int W, int T, float *i
     }
 }
 
-// The forward pass's own products (CPUs with FMA, D a multiple of 16). A thread keeps one kv
+// The forward pass's own products (AVX-512 CPUs, D a multiple of 16). A thread keeps one kv
 // group's keys transposed, K^T [D, keys], filled as its blocks reach further keys; then per
 // tile of ATT_MR query rows of one head: their scores against the keys up to the tile's last
 // row, their exps, and the exps times V, in L1 and in registers. OpenBLAS packs K, the exps
@@ -232,7 +232,10 @@ int kern_attention_own(int D) {
 }
 #else
 #define ATT_FMA
-int kern_attention_own(int D) { return D < 0; }
+int kern_attention_own(int D) {
+    (void)D;
+    return 0;
+}
 #endif
 
 // sc[r, 0..ATT_NK) = scale * q_r . kt[:, 0..ATT_NK) for the ATT_MR rows q_r (kt: [D, ldk]).
