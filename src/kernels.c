@@ -302,7 +302,8 @@ ATT_FMA static void att_values(float *const *o, const float *p, int ldp, const f
     }
 }
 
-// The group and key count K^T holds (tag: 2 floats of the thread's scratch).
+// The group and key count K^T holds: 2 floats, as ints, at the end of the thread's scratch.
+static float *att_tag(float *scr, const kern_att_shape *s) { return scr + att_own_floats(s) - 2; }
 static void att_tag_get(const float *tag, int *g, int *n) { memcpy(g, tag, sizeof *g), memcpy(n, tag + 1, sizeof *n); }
 static void att_tag_set(float *tag, int g, int n) { memcpy(tag, &g, sizeof g), memcpy(tag + 1, &n, sizeof n); }
 
@@ -311,7 +312,7 @@ static void att_group_own(float *out, int ldo, const float *q, int ldq, const fl
                           int ldv, const kern_att_shape *s, int g, int r0, int r1, float *scr) {
     int G = s->H / s->KV, D = s->D, W = s->window, T = s->T, ldt = (int)att_cols(T);
     int k0 = W && r0 - W + 1 > 0 ? r0 - W + 1 : 0; // keys k0..r1-1
-    float *kt = scr, *sc = kt + (size_t)D * ldt, *dump = sc + (size_t)ATT_MR * ldt, *tag = dump + D;
+    float *kt = scr, *sc = kt + (size_t)D * ldt, *dump = sc + (size_t)ATT_MR * ldt, *tag = att_tag(scr, s);
     float inv[ATT_MR], scale = 1.0f / sqrtf((float)D);
     int have, tg, want = k0 + (r1 - k0 + ATT_NK - 1) / ATT_NK * ATT_NK; // the last score tile's end
     att_tag_get(tag, &tg, &have);
@@ -402,7 +403,7 @@ void kern_attention_forward(float *out, int ldo, const float *q, int ldq, const 
 #pragma omp parallel
     {
         float *mine = P ? NULL : scratch + (size_t)omp_get_thread_num() * per_thread;
-        if (mine) att_tag_set(mine + att_own_floats(s) - 2, -1, 0);
+        if (mine) att_tag_set(att_tag(mine, s), -1, 0);
 #pragma omp for collapse(2) schedule(dynamic)
         for (int u = 0; u < units; u++)
             for (int b = 0; b < nblk; b++) {
